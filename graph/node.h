@@ -1,0 +1,112 @@
+/* graph/node.h — the inside of graphs and nodes, shared by graph/ and ops/.
+ * Not installed: users see only the opaque types of nabla/graph.h. */
+#ifndef NABLA_GRAPH_NODE_H
+#define NABLA_GRAPH_NODE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nabla/graph.h"
+
+typedef enum nb_kind { NB_KIND_INPUT, NB_KIND_PARAM, NB_KIND_CONST, NB_KIND_OP } nb_kind;
+
+/* Per-op constants given at construction. */
+typedef struct nb_attr {
+    float f[4];
+    int i[4];
+    void *p[2];
+} nb_attr;
+
+/* One entry of the op table (ops/optable.c). Every op's file defines one.
+ *
+ * infer:    sets n->shape from the inputs' current shapes and n->attr, or
+ *           reports a shape error with nb__fail and returns NB_ERROR. Runs at
+ *           construction (largest batch) and again whenever the batch changes.
+ * aux:      floats of per-node scratch the op keeps from forward to backward
+ *           (a dropout mask, batch statistics), for the node's current shape;
+ *           NULL for none. Planned at the largest batch.
+ * forward:  computes n->value from the inputs' values. May fail at run time
+ *           (bad labels) through nb__fail.
+ * backward: adds the gradient of each input to in[i]->grad, skipping inputs
+ *           whose grad is NULL (they need none). n->grad holds dL/dn.
+ * view:     the node's value and gradient are its first input's (reshape);
+ *           forward and backward are then NULL.
+ * random:   the op draws random numbers (may be made stochastic in inference). */
+typedef struct nb_op {
+    const char *name;
+    nb_status (*infer)(nb_graph *g, nb_node *n);
+    size_t (*aux)(const nb_node *n);
+    nb_status (*forward)(nb_graph *g, nb_node *n);
+    void (*backward)(nb_graph *g, nb_node *n);
+    bool view;
+    bool random;
+} nb_op;
+
+struct nb_node {
+    nb_graph *graph;
+    const nb_op *op;      /* NULL for leaves */
+    nb_kind kind;
+    int id;
+    int n_in;
+    nb_node **in;
+    nb_attr attr;
+    nb_shape shape;       /* current shape */
+    size_t size;          /* current element count */
+    size_t capacity;      /* elements planned in the arena (largest batch) */
+    size_t aux_capacity;
+    float *value;
+    float *grad;          /* NULL: no gradient is computed for this node */
+    float *grad_buf;      /* the arena's gradient buffer, when it has one */
+    float *aux;
+    nb_tensor *tensor;    /* parameters and constants */
+    int max_batch;        /* inputs: declared batch */
+    int fed_batch;        /* inputs: batch of the last feed, 0 if never fed */
+    bool stochastic;      /* random in inference too (MC dropout) */
+    bool live;            /* scratch for backward planning */
+    char name[64];
+};
+
+struct nb_graph {
+    nb_status status;
+    char error[256];
+    nb_node **nodes;
+    int n_nodes, cap_nodes;
+    void *arena;
+    size_t arena_bytes;
+    bool planned;
+    bool check_finite;
+    nb_mode mode;         /* mode of the current/last forward pass */
+    uint64_t seed;
+    uint64_t step;        /* forward passes run so far: the random stream's counter */
+    int batch;            /* batch of the last forward pass */
+    nb_tensor **owned;    /* tensors the graph made itself (nb_scalar) */
+    int n_owned, cap_owned;
+};
+
+/* Puts g in error with a printf-style message (the first error wins) and
+ * returns NB_ERROR. */
+nb_status nb__fail(nb_graph *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Adds an op node after checking g and the inputs (NULL, foreign graph)
+ * and running op->infer. Returns NULL on error. */
+nb_node *nb__op_node(nb_graph *g, const nb_op *op, int n_in, nb_node *const *in,
+                     const nb_attr *attr);
+
+/* "[32,784]" for the node's current shape, in a buffer the caller gives. */
+#define NB_SHAPE_STR_LEN 64
+char *nb__shape(const nb_node *n, char buf[NB_SHAPE_STR_LEN]);
+
+/* Sets n->shape (and n->size) from a rank and dims. */
+void nb__set_shape(nb_node *n, int rank, const int *dims);
+
+/* True if the graph is running in training mode, or n was made stochastic. */
+bool nb__random_active(const nb_graph *g, const nb_node *n);
+
+/* The op table, in ops/optable.c: every built-in op, for lookup by name. */
+extern const nb_op *const nb__op_table[];
+extern const int nb__op_table_len;
+const nb_op *nb__op_by_name(const char *name);
+
+#endif

@@ -1,0 +1,206 @@
+/* graph/run.c — planning the arena, feeding inputs, forward and backward. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph/internal.h"
+
+#define ALIGN_FLOATS 16 /* 64 bytes */
+
+static size_t round_up(size_t n) { return (n + ALIGN_FLOATS - 1) & ~(size_t)(ALIGN_FLOATS - 1); }
+
+static bool owns_buffers(const nb_node *n) { return n->kind == NB_KIND_OP && !n->op->view; }
+
+/* One allocation for every op node's value, gradient and aux, sized for the
+ * largest batch. Views and leaves own nothing here. */
+static nb_status plan(nb_graph *g) {
+    size_t total = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        nb_node *n = g->nodes[i];
+        if (!owns_buffers(n)) continue;
+        total += 2 * round_up(n->capacity) + round_up(n->aux_capacity);
+    }
+    free(g->arena);
+    g->arena = NULL;
+    g->arena_bytes = 0;
+    float *a = NULL;
+    if (total) {
+        a = nb__aligned_alloc(total * sizeof(float));
+        if (!a) return nb__fail(g, "graph: out of memory planning %zu bytes", total * sizeof(float));
+        memset(a, 0, total * sizeof(float));
+    }
+    size_t off = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        nb_node *n = g->nodes[i];
+        if (!owns_buffers(n)) continue;
+        n->value = a + off;
+        off += round_up(n->capacity);
+        n->grad_buf = a + off;
+        off += round_up(n->capacity);
+        n->aux = n->aux_capacity ? a + off : NULL;
+        off += round_up(n->aux_capacity);
+    }
+    g->arena = a;
+    g->arena_bytes = total * sizeof(float);
+    g->planned = true;
+    return NB_OK;
+}
+
+nb_status nb_feed(nb_graph *g, nb_node *input, const float *data, int batch) {
+    if (!g || g->status != NB_OK) return NB_ERROR;
+    if (!input) return nb__fail(g, "feed: input is NULL");
+    if (input->graph != g) return nb__fail(g, "feed: node '%s' belongs to another graph", input->name);
+    if (input->kind != NB_KIND_INPUT)
+        return nb__fail(g, "feed: node '%s' is a %s, not an input", input->name, nb_node_op(input));
+    if (!data) return nb__fail(g, "feed: data for input '%s' is NULL", input->name);
+    if (batch < 1 || batch > input->max_batch)
+        return nb__fail(g, "feed: batch %d for input '%s' outside [1,%d], the batch it was declared with",
+                        batch, input->name, input->max_batch);
+    input->value = (float *)data; /* inputs are never written */
+    input->fed_batch = batch;
+    return NB_OK;
+}
+
+/* Brings every shape up to the fed batch. */
+static nb_status reshape_for_batch(nb_graph *g, int batch) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        nb_node *n = g->nodes[i];
+        if (n->kind == NB_KIND_INPUT) {
+            n->shape.dim[0] = batch;
+            n->size = nb_shape_size(&n->shape);
+        } else if (n->kind == NB_KIND_OP) {
+            if (n->op->infer(g, n) != NB_OK) return NB_ERROR;
+            if (n->size > n->capacity || (n->op->aux && n->op->aux(n) > n->aux_capacity)) {
+                char s[NB_SHAPE_STR_LEN];
+                return nb__fail(g, "%s: node '%s' grew to %s at batch %d, beyond what was planned",
+                                n->op->name, n->name, nb__shape(n, s), batch);
+            }
+        }
+    }
+    g->batch = batch;
+    return NB_OK;
+}
+
+static nb_status check_finite(nb_graph *g, const char *pass, const nb_node *n, const float *x,
+                              size_t size) {
+    for (size_t i = 0; i < size; i++)
+        if (!isfinite(x[i]))
+            return nb__fail(g, "%s: non-finite value %g in node '%s' (op %s) at index %zu", pass,
+                            (double)x[i], n->name, nb_node_op(n), i);
+    return NB_OK;
+}
+
+nb_status nb__forward_at(nb_graph *g, nb_mode mode, uint64_t step) {
+    if (!g || g->status != NB_OK) return NB_ERROR;
+    if (mode != NB_TRAINING && mode != NB_INFERENCE)
+        return nb__fail(g, "forward: mode %d is neither NB_TRAINING nor NB_INFERENCE", (int)mode);
+    if (!g->planned && plan(g) != NB_OK) return NB_ERROR;
+
+    int batch = 0;
+    const nb_node *first = NULL;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const nb_node *n = g->nodes[i];
+        if (n->kind != NB_KIND_INPUT) continue;
+        if (!n->fed_batch) return nb__fail(g, "forward: input '%s' was not fed", n->name);
+        if (first && n->fed_batch != batch)
+            return nb__fail(g, "forward: inputs fed with different batch sizes: '%s' %d, '%s' %d",
+                            first->name, batch, n->name, n->fed_batch);
+        if (!first) first = n, batch = n->fed_batch;
+    }
+    if (first && batch != g->batch && reshape_for_batch(g, batch) != NB_OK) return NB_ERROR;
+
+    g->mode = mode;
+    g->step = step;
+    for (int i = 0; i < g->n_nodes; i++) {
+        nb_node *n = g->nodes[i];
+        if (n->kind == NB_KIND_PARAM || n->kind == NB_KIND_CONST) {
+            n->value = n->tensor->data;
+            continue;
+        }
+        if (n->kind != NB_KIND_OP) continue;
+        if (n->op->view) {
+            n->value = n->in[0]->value;
+            continue;
+        }
+        if (n->op->forward(g, n) != NB_OK) {
+            if (g->status == NB_OK) nb__fail(g, "%s: forward failed in node '%s'", n->op->name, n->name);
+            return NB_ERROR;
+        }
+        if (g->check_finite && check_finite(g, "forward", n, n->value, n->size) != NB_OK)
+            return NB_ERROR;
+    }
+    return NB_OK;
+}
+
+nb_status nb_forward(nb_graph *g, nb_mode mode) {
+    if (!g || g->status != NB_OK) return NB_ERROR;
+    nb_status st = nb__forward_at(g, mode, g->step);
+    g->step++;
+    return st;
+}
+
+/* Decides which nodes get a gradient: those the loss depends on (live) that
+ * lead to a trainable parameter (need). Points their grad at their buffer
+ * and zeroes it; everything else gets grad = NULL and is skipped. */
+static nb_status prepare_grads(nb_graph *g, nb_node *loss) {
+    for (int i = 0; i < g->n_nodes; i++) g->nodes[i]->live = false;
+    loss->live = true;
+    for (int i = loss->id; i >= 0; i--) {
+        nb_node *n = g->nodes[i];
+        if (n->live && n->kind == NB_KIND_OP)
+            for (int k = 0; k < n->n_in; k++) n->in[k]->live = true;
+    }
+    for (int i = 0; i <= loss->id; i++) {
+        nb_node *n = g->nodes[i];
+        bool need = false;
+        if (n->kind == NB_KIND_PARAM) {
+            need = n->live && n->tensor->trainable;
+            if (need && nb__tensor_ensure_grad(n->tensor) != 0)
+                return nb__fail(g, "backward: out of memory for the gradient of '%s'", n->name);
+            n->grad = need ? n->tensor->grad : NULL;
+        } else if (n->kind == NB_KIND_OP && n->live) {
+            for (int k = 0; k < n->n_in && !need; k++) need = n->in[k]->grad != NULL;
+            n->grad = !need ? NULL : n->op->view ? n->in[0]->grad : n->grad_buf;
+        } else {
+            n->grad = NULL;
+        }
+        if (n->grad && (n->kind == NB_KIND_PARAM || owns_buffers(n)))
+            memset(n->grad, 0, n->size * sizeof(float));
+    }
+    for (int i = loss->id + 1; i < g->n_nodes; i++) g->nodes[i]->grad = NULL;
+    return NB_OK;
+}
+
+nb_status nb_backward(nb_graph *g, nb_node *loss) {
+    if (!g || g->status != NB_OK) return NB_ERROR;
+    if (!loss) return nb__fail(g, "backward: loss is NULL");
+    if (loss->graph != g) return nb__fail(g, "backward: loss '%s' belongs to another graph", loss->name);
+    if (!loss->value) return nb__fail(g, "backward: run a forward pass first");
+    if (loss->size != 1) {
+        char s[NB_SHAPE_STR_LEN];
+        return nb__fail(g, "backward: loss '%s' has shape %s, it must have one element",
+                        loss->name, nb__shape(loss, s));
+    }
+    if (prepare_grads(g, loss) != NB_OK) return NB_ERROR;
+    if (!loss->grad) return NB_OK; /* nothing trainable reaches the loss */
+    loss->grad[0] = 1.0f;
+    for (int i = loss->id; i >= 0; i--) {
+        nb_node *n = g->nodes[i];
+        if (n->kind != NB_KIND_OP || !n->grad || n->op->view) continue;
+        n->op->backward(g, n);
+        if (g->status != NB_OK) return NB_ERROR;
+        if (g->check_finite)
+            for (int k = 0; k < n->n_in; k++)
+                if (n->in[k]->grad &&
+                    check_finite(g, "backward", n, n->in[k]->grad, n->in[k]->size) != NB_OK)
+                    return NB_ERROR;
+    }
+    return NB_OK;
+}
+
+void nb__random4(const nb_graph *g, const nb_node *n, uint64_t block, uint32_t out[4]) {
+    const uint32_t ctr[4] = {(uint32_t)block, (uint32_t)(block >> 32), (uint32_t)g->step,
+                             (uint32_t)n->id};
+    const uint32_t key[2] = {(uint32_t)g->seed, (uint32_t)(g->seed >> 32) + (uint32_t)(g->step >> 32)};
+    nb_philox4x32(ctr, key, out);
+}

@@ -1,0 +1,101 @@
+/* graph/tensor.c — tensors owned outside graphs, shapes, and the thread-local
+ * error message of calls that have no graph. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph/internal.h"
+
+static _Thread_local char last_error[256];
+
+void nb__set_last_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+}
+
+const char *nb_last_error(void) { return last_error; }
+
+void *nb__aligned_alloc(size_t bytes) {
+    void *p = NULL;
+    if (bytes == 0) bytes = 64;
+    if (posix_memalign(&p, 64, (bytes + 63) & ~(size_t)63) != 0) return NULL;
+    return p;
+}
+
+size_t nb_shape_size(const nb_shape *s) {
+    size_t n = 1;
+    for (int i = 0; i < s->rank; i++) n *= (size_t)s->dim[i];
+    return n;
+}
+
+char *nb_shape_str(const nb_shape *s, char *buf, size_t len) {
+    size_t used = 0;
+    if (len == 0) return buf;
+    buf[0] = '\0';
+    used += (size_t)snprintf(buf, len, "[");
+    for (int i = 0; i < s->rank && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, i ? ",%d" : "%d", s->dim[i]);
+    if (used < len) snprintf(buf + used, len - used, "]");
+    return buf;
+}
+
+nb_tensor *nb_tensor_new(int rank, const int *dims) {
+    if (rank < 0 || rank > NB_MAX_RANK) {
+        nb__set_last_error("tensor: rank %d outside [0,%d]", rank, NB_MAX_RANK);
+        return NULL;
+    }
+    if (rank > 0 && !dims) {
+        nb__set_last_error("tensor: dims is NULL for rank %d", rank);
+        return NULL;
+    }
+    nb_shape s = {.rank = rank};
+    for (int i = 0; i < rank; i++) {
+        if (dims[i] < 1) {
+            nb__set_last_error("tensor: dimension %d is %d, must be >= 1", i, dims[i]);
+            return NULL;
+        }
+        s.dim[i] = dims[i];
+    }
+    size_t n = nb_shape_size(&s);
+    if (n > ((size_t)1 << 40)) {
+        nb__set_last_error("tensor: %zu elements is too many", n);
+        return NULL;
+    }
+    nb_tensor *t = calloc(1, sizeof *t);
+    float *data = nb__aligned_alloc(n * sizeof(float));
+    if (!t || !data) {
+        free(t);
+        free(data);
+        nb__set_last_error("tensor: out of memory for %zu floats", n);
+        return NULL;
+    }
+    memset(data, 0, n * sizeof(float));
+    t->data = data;
+    t->shape = s;
+    t->size = n;
+    t->trainable = true;
+    return t;
+}
+
+void nb_tensor_free(nb_tensor *t) {
+    if (!t) return;
+    free(t->data);
+    free(t->grad);
+    free(t);
+}
+
+void nb_tensor_set_name(nb_tensor *t, const char *name) {
+    if (!t) return;
+    snprintf(t->name, sizeof t->name, "%s", name ? name : "");
+}
+
+int nb__tensor_ensure_grad(nb_tensor *t) {
+    if (t->grad) return 0;
+    t->grad = nb__aligned_alloc(t->size * sizeof(float));
+    if (!t->grad) return -1;
+    memset(t->grad, 0, t->size * sizeof(float));
+    return 0;
+}

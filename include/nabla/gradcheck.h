@@ -1,0 +1,60 @@
+/* nabla/gradcheck.h — checking analytic gradients against finite differences.
+ *
+ * For every trainable parameter the loss depends on, nb_gradcheck compares
+ * the gradient of one backward pass with the central difference
+ * (L(w+h) - L(w-h)) / 2h, element by element, and reports the worst relative
+ * error |a - n| / max(|a|, |n|, floor) and where it occurred. Use it in your
+ * own test suites for your own models and custom ops (see nabla/testing.h).
+ *
+ * Each difference is two training-mode forward passes with the random
+ * stream held still, so dropout masks stay fixed while the check runs. The
+ * forward passes do update batch-norm running statistics. Keep inputs away
+ * from kinks (ReLU at 0) by more than the step.
+ */
+#ifndef NABLA_GRADCHECK_H
+#define NABLA_GRADCHECK_H
+
+#include <stddef.h>
+
+#include "graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct nb_gradcheck_opts {
+    double step;            /* h; default 5e-3 (float32 values: smaller steps drown in rounding) */
+    double floor;           /* denominator floor of the relative error; default 1e-2 */
+    size_t max_per_tensor;  /* check at most this many elements of each parameter,
+                               spread evenly; 0 = all (the default) */
+} nb_gradcheck_opts;
+
+typedef struct nb_gradcheck_result {
+    double max_rel_error;   /* worst relative error */
+    double analytic;        /* the two gradients at the worst element */
+    double numeric;
+    char where[128];        /* "param 'w' [3,4] index 7", "" if nothing was checked */
+    size_t checked;         /* elements compared */
+} nb_gradcheck_result;
+
+/* Runs the check on g (inputs already fed) for the scalar node loss and
+ * fills *out. opts may be NULL for the defaults. Parameters are restored
+ * exactly afterwards. Errors: those of forward and backward, a loss with
+ * more than one element, no trainable parameter reaching the loss. */
+nb_status nb_gradcheck(nb_graph *g, nb_node *loss, const nb_gradcheck_opts *opts,
+                       nb_gradcheck_result *out);
+
+/* Compares n floats: the worst |actual - expected| - rel_tol·|expected| over
+ * abs_tol; fills the worst index. Returns 1 if all are within
+ * abs_tol + rel_tol·|expected| (NaN never is), else 0. */
+typedef struct nb_compare_result {
+    size_t worst_index;
+    double actual, expected, abs_error;
+} nb_compare_result;
+int nb_compare(const float *actual, const float *expected, size_t n, double abs_tol,
+               double rel_tol, nb_compare_result *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

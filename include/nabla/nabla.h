@@ -1,0 +1,14 @@
+/* nabla.h — reverse-mode automatic differentiation for deep networks on the CPU.
+ * The umbrella header: include this one. */
+#ifndef NABLA_H
+#define NABLA_H
+
+#include "tensor.h"
+#include "graph.h"
+#include "ops.h"
+#include "custom.h"
+#include "gradcheck.h"
+#include "rng.h"
+#include "threads.h"
+
+#endif

@@ -1,0 +1,35 @@
+/* nabla/threads.h — one thread count for OpenMP and BLIS.
+ *
+ * nabla's elementwise and row-wise kernels run under OpenMP (serially below
+ * a size threshold) and its matrix products run in BLIS, which nabla only
+ * calls from serial code, so the two never oversubscribe the cores. The
+ * count starts from NABLA_NUM_THREADS, else OMP_NUM_THREADS, else the number
+ * of processors. nabla never changes the calling program's own OpenMP
+ * settings: it passes its count to each of its parallel regions and BLIS
+ * calls.
+ *
+ * On first use nabla also picks BLIS's kernels from the CPU's features when
+ * the user has not set BLIS_ARCH_TYPE: BLIS 0.9.0 falls back to its slow
+ * reference kernels on CPUs it does not know (AMD Zen 4 and 5 among them).
+ */
+#ifndef NABLA_THREADS_H
+#define NABLA_THREADS_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Sets the thread count; n < 1 means 1. Not to be called while a graph of
+ * this process is running. */
+void nb_set_num_threads(int n);
+int nb_get_num_threads(void);
+
+/* BLIS's sub-configuration in use ("skx", "haswell", "generic", ...) and its
+ * single-precision gemm micro-kernel ("refrnce" means the slow fallback). */
+const char *nb_blis_arch(void);
+const char *nb_blis_kernel(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,1 @@
+/* ops/activation.c — being written */

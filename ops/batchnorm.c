@@ -1,0 +1,1 @@
+/* ops/batchnorm.c — being written */

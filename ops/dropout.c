@@ -1,0 +1,1 @@
+/* ops/dropout.c — being written */

@@ -1,0 +1,1 @@
+/* ops/layernorm.c — being written */

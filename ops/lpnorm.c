@@ -1,0 +1,1 @@
+/* ops/lpnorm.c — being written */

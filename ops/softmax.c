@@ -1,0 +1,1 @@
+/* ops/softmax.c — being written */

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Installs exactly the Debian 12 packages nabla needs to build, test and run.
+# Idempotent: dpkg is asked first, and apt-get runs only when something is missing.
+set -eu
+
+PACKAGES="build-essential meson ninja-build pkgconf \
+libblis-openmp-dev libcriterion-dev zlib1g-dev dataset-fashion-mnist"
+
+if dpkg -s $PACKAGES >/dev/null 2>&1; then
+    exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+
+$SUDO apt-get update
+$SUDO env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y --no-install-recommends $PACKAGES

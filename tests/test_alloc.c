@@ -1,0 +1,2 @@
+/* tests/test_alloc.c — being written */
+#include <criterion/criterion.h>

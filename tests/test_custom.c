@@ -1,0 +1,2 @@
+/* tests/test_custom.c — being written */
+#include <criterion/criterion.h>

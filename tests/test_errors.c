@@ -1,0 +1,2 @@
+/* tests/test_errors.c — being written */
+#include <criterion/criterion.h>

@@ -1,0 +1,2 @@
+/* tests/test_graph.c — being written */
+#include <criterion/criterion.h>

@@ -1,0 +1,2 @@
+/* tests/test_learn.c — being written */
+#include <criterion/criterion.h>

@@ -1,0 +1,2 @@
+/* tests/test_ops_lpnorm.c — being written */
+#include <criterion/criterion.h>

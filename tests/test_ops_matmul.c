@@ -1,0 +1,2 @@
+/* tests/test_ops_matmul.c — being written */
+#include <criterion/criterion.h>

@@ -1,0 +1,2 @@
+/* tests/test_rng.c — being written */
+#include <criterion/criterion.h>

@@ -1,0 +1,2 @@
+/* tests/test_threads.c — being written */
+#include <criterion/criterion.h>
