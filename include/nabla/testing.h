@@ -10,15 +10,15 @@
 #include "gradcheck.h"
 
 /* Fails the test naming the worst element, its index and both values. */
-#define nb_assert_near(actual, expected, n, abs_tol, rel_tol)                               \
+#define nb_assert_near(ACTUAL, EXPECTED, N, ABS_TOL, REL_TOL)                                \
     do {                                                                                     \
         nb_compare_result nb_cmp_;                                                           \
-        int nb_ok_ = nb_compare((actual), (expected), (n), (abs_tol), (rel_tol), &nb_cmp_);  \
+        int nb_ok_ = nb_compare((ACTUAL), (EXPECTED), (N), (ABS_TOL), (REL_TOL), &nb_cmp_);  \
         cr_assert(nb_ok_,                                                                    \
                   "%s vs %s: worst element %zu is %.9g, expected %.9g (|error| %.3g > "     \
                   "%g + %g*|expected|)",                                                     \
-                  #actual, #expected, nb_cmp_.worst_index, nb_cmp_.actual,                  \
-                  nb_cmp_.expected, nb_cmp_.abs_error, (double)(abs_tol), (double)(rel_tol)); \
+                  #ACTUAL, #EXPECTED, nb_cmp_.worst_index, nb_cmp_.actual,                  \
+                  nb_cmp_.expected, nb_cmp_.abs_error, (double)(ABS_TOL), (double)(REL_TOL)); \
     } while (0)
 
 /* Fails unless the graph is fine, naming its error. */
@@ -27,15 +27,15 @@
 
 /* Runs nb_gradcheck with default options and fails if the worst relative
  * error exceeds tol, naming where. */
-#define nb_assert_gradcheck(g, loss, tol)                                                   \
+#define nb_assert_gradcheck(G, LOSS, TOL)                                                   \
     do {                                                                                     \
         nb_gradcheck_result nb_gc_;                                                          \
-        nb_status nb_st_ = nb_gradcheck((g), (loss), NULL, &nb_gc_);                        \
-        cr_assert(nb_st_ == NB_OK, "gradcheck failed to run: %s", nb_graph_error(g));       \
+        nb_status nb_st_ = nb_gradcheck((G), (LOSS), NULL, &nb_gc_);                        \
+        cr_assert(nb_st_ == NB_OK, "gradcheck failed to run: %s", nb_graph_error(G));       \
         cr_assert(nb_gc_.checked > 0, "gradcheck checked nothing");                         \
-        cr_assert(nb_gc_.max_rel_error <= (tol),                                             \
+        cr_assert(nb_gc_.max_rel_error <= (TOL),                                             \
                   "gradcheck: relative error %.3g > %g at %s (analytic %.9g, numeric %.9g)", \
-                  nb_gc_.max_rel_error, (double)(tol), nb_gc_.where, nb_gc_.analytic,        \
+                  nb_gc_.max_rel_error, (double)(TOL), nb_gc_.where, nb_gc_.analytic,        \
                   nb_gc_.numeric);                                                           \
     } while (0)
 
