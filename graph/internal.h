@@ -26,6 +26,27 @@ void nb__runtime_init(void);
  * parallel region costs more than it saves. */
 #define NB_PAR_MIN 32768
 
+/* Runs the statements after (i, n) for every size_t i in [0, n): split
+ * statically over nabla's threads when cond holds and there is more than
+ * one thread, else as a plain loop that never enters OpenMP (libgomp
+ * allocates a team on the heap for every one-thread parallel region, even
+ * one disabled by an if clause). Each i must write its own outputs only.
+ *   NB_PARALLEL_FOR_IF(size >= NB_PAR_MIN, r, rows, kernel_row(r));       */
+#define NB_PARALLEL_FOR_IF(cond, i, n, ...)                                               \
+    do {                                                                                  \
+        const size_t nb_n_ = (n);                                                         \
+        if (!(cond) || nb__threads() < 2) {                                               \
+            for (size_t i = 0; i < nb_n_; i++) { __VA_ARGS__; }                           \
+        } else {                                                                          \
+            _Pragma("omp parallel for schedule(static) num_threads(nb__threads())")       \
+            for (size_t i = 0; i < nb_n_; i++) { __VA_ARGS__; }                           \
+        }                                                                                 \
+    } while (0)
+
+/* The same over n elements, parallel from NB_PAR_MIN of them:
+ *   NB_PARALLEL_FOR(i, n, y[i] = s * x[i]);                                */
+#define NB_PARALLEL_FOR(i, n, ...) NB_PARALLEL_FOR_IF((n) >= NB_PAR_MIN, i, n, __VA_ARGS__)
+
 /* Four random 32-bit words for block `block` of node n in the current pass:
  * a pure function of (graph seed, step, node id, block). */
 void nb__random4(const nb_graph *g, const nb_node *n, uint64_t block, uint32_t out[4]);

@@ -1,1 +1,252 @@
-/* ops/activation.c — being written */
+/* ops/activation.c — elementwise activations: sigmoid, tanh, the ReLU family
+ * (relu, leaky_relu, prelu, rrelu), elu, selu, gelu, swish, softplus.
+ * (softmax and log_softmax live in ops/softmax.c.)
+ *
+ * Every op keeps x's shape. Most are one formula for y and one for dy/dx,
+ * written once below as a pair of expressions; backward passes read the
+ * forward output y where that is cheaper than recomputing from x (sigmoid,
+ * tanh, elu, selu). Where x is NaN the output is NaN, so a graph checking
+ * for non-finite values sees it (relu included). At a kink the derivative
+ * is the left one's (relu 0, leaky/prelu/rrelu their slope), as in PyTorch
+ * for relu. */
+#include <math.h>
+
+#include "graph/internal.h"
+#include "nabla/ops.h"
+
+#define INV_SQRT2 0.70710678118654752440f
+#define INV_SQRT_2PI 0.39894228040143267794f
+/* Klambauer et al., "Self-Normalizing Neural Networks" (2017), as in Keras. */
+#define SELU_ALPHA 1.6732632423543772848170429916717f
+#define SELU_SCALE 1.0507009873554804934193349852946f
+
+/* x: any shape -> y: the same shape. */
+static nb_status same_shape_infer(nb_graph *g, nb_node *n) {
+    (void)g;
+    n->shape = n->in[0]->shape;
+    n->size = n->in[0]->size;
+    return NB_OK;
+}
+
+/* Runs the statement(s) for every i in [0, count), in parallel when large. */
+#define EACH(count, ...)                                                                     \
+    do {                                                                                     \
+        size_t n_ = (count);                                                                 \
+        _Pragma("omp parallel for schedule(static) if (n_ >= NB_PAR_MIN) num_threads(nb__threads())") \
+        for (size_t i = 0; i < n_; i++) {                                                    \
+            __VA_ARGS__;                                                                     \
+        }                                                                                    \
+    } while (0)
+
+/* Defines NAME's forward, backward and op-table entry from two expressions:
+ * FWD gives y from x, DERIV gives dy/dx from x and y; both may use a, the
+ * op's scalar parameter (attr.f[0]). */
+#define UNARY_OP(NAME, FWD, DERIV)                                                           \
+    static nb_status NAME##_forward(nb_graph *g, nb_node *n) {                               \
+        (void)g;                                                                             \
+        const float *xv = n->in[0]->value, a = n->attr.f[0];                                 \
+        float *yv = n->value;                                                                \
+        (void)a;                                                                             \
+        EACH(n->size, const float x = xv[i]; yv[i] = (FWD));                                 \
+        return NB_OK;                                                                        \
+    }                                                                                        \
+    static void NAME##_backward(nb_graph *g, nb_node *n) {                                   \
+        (void)g;                                                                             \
+        const float *xv = n->in[0]->value, *yv = n->value, *dy = n->grad, a = n->attr.f[0];  \
+        float *dx = n->in[0]->grad;                                                          \
+        (void)a;                                                                             \
+        if (!dx) return;                                                                     \
+        EACH(n->size, const float x = xv[i]; const float y = yv[i]; (void)x; (void)y;        \
+             dx[i] += dy[i] * (DERIV));                                                      \
+    }                                                                                        \
+    const nb_op nb_op_##NAME = {.name = #NAME, .infer = same_shape_infer,                    \
+                                .forward = NAME##_forward, .backward = NAME##_backward}
+
+/* Both branches take exp of a non-positive number: no overflow either side. */
+static inline float sigmoid_f(float x) {
+    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
+    float e = expf(x);
+    return e / (1.0f + e);
+}
+
+/* Φ(x) through erfc, which keeps its precision in the left tail where
+ * 1 + erf(x/√2) would cancel. */
+static inline float normal_cdf(float x) { return 0.5f * erfcf(-x * INV_SQRT2); }
+
+/* log(1+exp(x)) = max(x,0) + log1p(exp(-|x|)): exp never overflows. */
+static inline float softplus_f(float x) { return fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x))); }
+
+/* swish' = s + x·s·(1-s) with s = sigmoid(x); y/x would divide by zero. */
+static inline float swish_deriv(float x) {
+    float s = sigmoid_f(x);
+    return s * (1.0f + x * (1.0f - s));
+}
+
+UNARY_OP(sigmoid, sigmoid_f(x), y * (1.0f - y));
+UNARY_OP(tanh, tanhf(x), 1.0f - y * y);
+/* x < 0 ? 0 : x rather than fmaxf, which would turn NaN into 0 */
+UNARY_OP(relu, x < 0.0f ? 0.0f : x, x > 0.0f ? 1.0f : 0.0f);
+UNARY_OP(leaky_relu, x > 0.0f ? x : a * x, x > 0.0f ? 1.0f : a);
+/* for x <= 0: d/dx a·(e^x - 1) = a·e^x = y + a */
+UNARY_OP(elu, x > 0.0f ? x : a * expm1f(x), x > 0.0f ? 1.0f : y + a);
+UNARY_OP(selu, x > 0.0f ? SELU_SCALE * x : SELU_SCALE * SELU_ALPHA * expm1f(x),
+         x > 0.0f ? SELU_SCALE : y + SELU_SCALE * SELU_ALPHA);
+/* d/dx x·Φ(x) = Φ(x) + x·φ(x) */
+UNARY_OP(gelu, x * normal_cdf(x), normal_cdf(x) + x * INV_SQRT_2PI * expf(-0.5f * x * x));
+UNARY_OP(swish, x * sigmoid_f(x), swish_deriv(x));
+UNARY_OP(softplus, softplus_f(x), sigmoid_f(x));
+
+/* ---- prelu: a learned slope per feature ---- */
+
+/* x: [..., F], alpha: [F] -> y: [..., F] */
+static nb_status prelu_infer(nb_graph *g, nb_node *n) {
+    const nb_node *x = n->in[0], *alpha = n->in[1];
+    if (x->shape.rank < 1 || alpha->shape.rank != 1 ||
+        alpha->shape.dim[0] != x->shape.dim[x->shape.rank - 1]) {
+        char sx[NB_SHAPE_STR_LEN], sa[NB_SHAPE_STR_LEN];
+        return nb__fail(g, "prelu: alpha must be a vector as long as x's feature (last) axis: x %s, alpha %s",
+                        nb__shape(x, sx), nb__shape(alpha, sa));
+    }
+    return same_shape_infer(g, n);
+}
+
+/* Backward's scratch: one double accumulator per feature for alpha's
+ * gradient (the arena is 64-byte aligned, so doubles fit). */
+static size_t prelu_aux(const nb_node *n) { return 2 * n->in[1]->size; }
+
+static nb_status prelu_forward(nb_graph *g, nb_node *n) {
+    (void)g;
+    const float *xv = n->in[0]->value, *alpha = n->in[1]->value;
+    float *y = n->value;
+    size_t F = n->in[1]->size;
+    EACH(n->size, const float x = xv[i]; y[i] = x > 0.0f ? x : alpha[i % F] * x);
+    return NB_OK;
+}
+
+/* dL/dalpha[f] sums dy·x over every row where x <= 0: serially, row by row
+ * in double, so it does not depend on the number of threads. */
+static void prelu_backward(nb_graph *g, nb_node *n) {
+    (void)g;
+    const float *xv = n->in[0]->value, *alpha = n->in[1]->value, *dy = n->grad;
+    float *dx = n->in[0]->grad, *dalpha = n->in[1]->grad;
+    size_t F = n->in[1]->size, rows = n->size / F;
+    if (dx) EACH(n->size, dx[i] += xv[i] > 0.0f ? dy[i] : alpha[i % F] * dy[i]);
+    if (dalpha) {
+        double *acc = (double *)(void *)n->aux;
+        for (size_t f = 0; f < F; f++) acc[f] = 0.0;
+        for (size_t r = 0; r < rows; r++) {
+            const float *x = xv + r * F, *d = dy + r * F;
+            for (size_t f = 0; f < F; f++)
+                if (!(x[f] > 0.0f)) acc[f] += (double)d[f] * (double)x[f];
+        }
+        for (size_t f = 0; f < F; f++) dalpha[f] += (float)acc[f];
+    }
+}
+
+const nb_op nb_op_prelu = {.name = "prelu", .infer = prelu_infer, .aux = prelu_aux,
+                           .forward = prelu_forward, .backward = prelu_backward};
+
+/* ---- rrelu: a random slope per element in training ---- */
+
+#define LOWER(n) ((n)->attr.f[0])
+#define UPPER(n) ((n)->attr.f[1])
+
+/* The inference slope (lower+upper)/2, written so it cannot overflow. */
+static float rrelu_mean(const nb_node *n) { return LOWER(n) + 0.5f * (UPPER(n) - LOWER(n)); }
+
+/* aux: every element's slope, drawn in forward, read in backward. */
+static size_t rrelu_aux(const nb_node *n) { return n->size; }
+
+// x: any shape -> y: the same shape; aux: the slope drawn for each element
+static nb_status rrelu_forward(nb_graph *g, nb_node *n) {
+    const float *xv = n->in[0]->value;
+    float *y = n->value, *slope = n->aux;
+    size_t size = n->size;
+    if (!nb__random_active(g, n)) {
+        const float s = rrelu_mean(n);
+        EACH(size, const float x = xv[i]; y[i] = x > 0.0f ? x : s * x);
+        return NB_OK;
+    }
+    /* One Philox call gives the slopes of four consecutive elements; every
+     * element's slope depends only on (seed, step, node, index). */
+    const float lo = LOWER(n), width = UPPER(n) - LOWER(n);
+    EACH((size + 3) / 4, {
+        uint32_t r[4];
+        nb__random4(g, n, i, r);
+        for (size_t k = 0; k < 4 && 4 * i + k < size; k++) {
+            const size_t e = 4 * i + k;
+            const float s = lo + width * nb_u32_to_unit(r[k]), x = xv[e];
+            slope[e] = s;
+            y[e] = x > 0.0f ? x : s * x;
+        }
+    });
+    return NB_OK;
+}
+
+/* Follows the mode of the forward pass it comes after: drawn slopes in
+ * training (or when stochastic), the mean slope otherwise. */
+static void rrelu_backward(nb_graph *g, nb_node *n) {
+    const float *xv = n->in[0]->value, *dy = n->grad, *slope = n->aux;
+    float *dx = n->in[0]->grad;
+    if (!dx) return;
+    if (nb__random_active(g, n)) {
+        EACH(n->size, dx[i] += xv[i] > 0.0f ? dy[i] : slope[i] * dy[i]);
+    } else {
+        const float s = rrelu_mean(n);
+        EACH(n->size, dx[i] += xv[i] > 0.0f ? dy[i] : s * dy[i]);
+    }
+}
+
+const nb_op nb_op_rrelu = {.name = "rrelu", .infer = same_shape_infer, .aux = rrelu_aux,
+                           .forward = rrelu_forward, .backward = rrelu_backward, .random = true};
+
+/* ---- constructors ---- */
+
+static nb_node *unary(nb_graph *g, const nb_op *op, nb_node *x, float a, float b) {
+    nb_attr attr = {.f = {a, b}};
+    return nb__op_node(g, op, 1, (nb_node *[]){x}, &attr);
+}
+
+/* Checks a scalar parameter before the node is made; false puts g in error. */
+static bool finite_arg(nb_graph *g, const char *op, const char *what, float v) {
+    if (isfinite(v)) return true;
+    nb__fail(g, "%s: %s is %g, it must be finite", op, what, (double)v);
+    return false;
+}
+
+nb_node *nb_sigmoid(nb_graph *g, nb_node *x) { return unary(g, &nb_op_sigmoid, x, 0, 0); }
+nb_node *nb_tanh(nb_graph *g, nb_node *x) { return unary(g, &nb_op_tanh, x, 0, 0); }
+nb_node *nb_relu(nb_graph *g, nb_node *x) { return unary(g, &nb_op_relu, x, 0, 0); }
+nb_node *nb_selu(nb_graph *g, nb_node *x) { return unary(g, &nb_op_selu, x, 0, 0); }
+nb_node *nb_gelu(nb_graph *g, nb_node *x) { return unary(g, &nb_op_gelu, x, 0, 0); }
+nb_node *nb_swish(nb_graph *g, nb_node *x) { return unary(g, &nb_op_swish, x, 0, 0); }
+nb_node *nb_softplus(nb_graph *g, nb_node *x) { return unary(g, &nb_op_softplus, x, 0, 0); }
+
+nb_node *nb_leaky_relu(nb_graph *g, nb_node *x, float alpha) {
+    if (!g || g->status != NB_OK) return NULL;
+    if (!finite_arg(g, "leaky_relu", "alpha", alpha)) return NULL;
+    return unary(g, &nb_op_leaky_relu, x, alpha, 0);
+}
+
+/* Any finite alpha, as Keras's ELU allows. */
+nb_node *nb_elu(nb_graph *g, nb_node *x, float alpha) {
+    if (!g || g->status != NB_OK) return NULL;
+    if (!finite_arg(g, "elu", "alpha", alpha)) return NULL;
+    return unary(g, &nb_op_elu, x, alpha, 0);
+}
+
+nb_node *nb_rrelu(nb_graph *g, nb_node *x, float lower, float upper) {
+    if (!g || g->status != NB_OK) return NULL;
+    if (!finite_arg(g, "rrelu", "lower", lower) || !finite_arg(g, "rrelu", "upper", upper))
+        return NULL;
+    if (!(lower >= 0.0f && lower <= upper)) {
+        nb__fail(g, "rrelu: bounds must satisfy 0 <= lower <= upper, got lower %g, upper %g",
+                 (double)lower, (double)upper);
+        return NULL;
+    }
+    return unary(g, &nb_op_rrelu, x, lower, upper);
+}
+
+nb_node *nb_prelu(nb_graph *g, nb_node *x, nb_node *alpha) {
+    return nb__op_node(g, &nb_op_prelu, 2, (nb_node *[]){x, alpha}, NULL);
+}

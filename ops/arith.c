@@ -39,12 +39,7 @@ static nb_status binary_infer(nb_graph *g, nb_node *n) {
     do {                                                                                     \
         size_t n_ = (n_out), na_ = (na), nb_ = (nb);                                         \
         if (na_ == n_ && nb_ == n_) {                                                        \
-            _Pragma("omp parallel for schedule(static) if (n_ >= NB_PAR_MIN) num_threads(nb__threads())") \
-            for (size_t i = 0; i < n_; i++) {                                                \
-                size_t ia = i, ib = i;                                                       \
-                (void)ia, (void)ib;                                                          \
-                BODY;                                                                        \
-            }                                                                                \
+            NB_PARALLEL_FOR(i, n_, size_t ia = i, ib = i; (void)ia, (void)ib; BODY);         \
         } else {                                                                             \
             size_t inner_ = na_ < nb_ ? na_ : nb_, rows_ = n_ / inner_;                      \
             bool a_big_ = na_ == n_, b_big_ = nb_ == n_;                                     \
@@ -127,8 +122,7 @@ static nb_status scale_forward(nb_graph *g, nb_node *n) {
     const float *x = n->in[0]->value;
     float *y = n->value, s = n->attr.f[0];
     size_t size = n->size;
-#pragma omp parallel for schedule(static) if (size >= NB_PAR_MIN) num_threads(nb__threads())
-    for (size_t i = 0; i < size; i++) y[i] = s * x[i];
+    NB_PARALLEL_FOR(i, size, y[i] = s * x[i]);
     return NB_OK;
 }
 
@@ -137,8 +131,7 @@ static void scale_backward(nb_graph *g, nb_node *n) {
     float *dx = n->in[0]->grad, s = n->attr.f[0];
     const float *dy = n->grad;
     size_t size = n->size;
-#pragma omp parallel for schedule(static) if (size >= NB_PAR_MIN) num_threads(nb__threads())
-    for (size_t i = 0; i < size; i++) dx[i] += s * dy[i];
+    NB_PARALLEL_FOR(i, size, dx[i] += s * dy[i]);
 }
 
 const nb_op nb_op_scale = {.name = "scale", .infer = scale_infer, .forward = scale_forward, .backward = scale_backward};

@@ -65,8 +65,7 @@ static void reduce_backward(nb_graph *g, nb_node *n) {
     if (ALL(n)) {
         float d = MEAN(n) ? dy[0] / (float)x->size : dy[0];
         size_t size = x->size;
-#pragma omp parallel for schedule(static) if (size >= NB_PAR_MIN) num_threads(nb__threads())
-        for (size_t i = 0; i < size; i++) dx[i] += d;
+        NB_PARALLEL_FOR(i, size, dx[i] += d);
         return;
     }
     size_t outer, len, inner;

@@ -4,6 +4,7 @@
  * owns malloc itself, its allocation hook counts instead. */
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #include "alloc_count.h"
 
@@ -12,7 +13,9 @@ static atomic_ulong count;
 unsigned long alloc_count(void) { return atomic_load(&count); }
 
 #if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/allocator_interface.h>
+/* from <sanitizer/allocator_interface.h>, which gcc's packages do not ship */
+int __sanitizer_install_malloc_and_free_hooks(void (*malloc_hook)(const volatile void *, size_t),
+                                              void (*free_hook)(const volatile void *));
 
 static void on_malloc(const volatile void *p, size_t size) {
     (void)p;
@@ -49,6 +52,10 @@ int posix_memalign(void **p, size_t align, size_t n) {
     *p = q;
     return 0;
 }
+void *memalign(size_t align, size_t n) {
+    atomic_fetch_add(&count, 1);
+    return __libc_memalign(align, n);
+}
 void *aligned_alloc(size_t align, size_t n) {
     atomic_fetch_add(&count, 1);
     return __libc_memalign(align, n);
@@ -59,7 +66,6 @@ bool alloc_count_works(void) {
     unsigned long before = alloc_count();
     void *volatile p = malloc(24);
     unsigned long after = alloc_count();
-    extern void free(void *);
     free(p);
     return after > before;
 }
