@@ -31,6 +31,9 @@ typedef struct nb_attr {
  *           (bad labels) through nb__fail.
  * backward: adds the gradient of each input to in[i]->grad, skipping inputs
  *           whose grad is NULL (they need none). n->grad holds dL/dn.
+ * scratch:  floats of workspace the op needs only while its forward or
+ *           backward runs (packed matrices), for the node's current shape;
+ *           one region shared by every node, planned at the largest batch.
  * view:     the node's value and gradient are its first input's (reshape);
  *           forward and backward are then NULL.
  * random:   the op draws random numbers (may be made stochastic in inference). */
@@ -40,6 +43,7 @@ typedef struct nb_op {
     size_t (*aux)(const nb_node *n);
     nb_status (*forward)(nb_graph *g, nb_node *n);
     void (*backward)(nb_graph *g, nb_node *n);
+    size_t (*scratch)(const nb_node *n);
     bool view;
     bool random;
 } nb_op;
@@ -75,6 +79,7 @@ struct nb_graph {
     int n_nodes, cap_nodes;
     void *arena;
     size_t arena_bytes;
+    float *scratch;       /* shared op workspace (nb_op.scratch), in the arena */
     bool planned;
     bool check_finite;
     nb_mode mode;         /* mode of the current/last forward pass */

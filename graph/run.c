@@ -14,12 +14,17 @@ static bool owns_buffers(const nb_node *n) { return n->kind == NB_KIND_OP && !n-
 /* One allocation for every op node's value, gradient and aux, sized for the
  * largest batch. Views and leaves own nothing here. */
 static nb_status plan(nb_graph *g) {
-    size_t total = 0;
+    size_t total = 0, scratch = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         nb_node *n = g->nodes[i];
         if (!owns_buffers(n)) continue;
         total += 2 * round_up(n->capacity) + round_up(n->aux_capacity);
+        if (n->op->scratch) {
+            size_t s = n->op->scratch(n);
+            scratch = s > scratch ? s : scratch;
+        }
     }
+    total += round_up(scratch);
     free(g->arena);
     g->arena = NULL;
     g->arena_bytes = 0;
@@ -40,6 +45,7 @@ static nb_status plan(nb_graph *g) {
         n->aux = n->aux_capacity ? a + off : NULL;
         off += round_up(n->aux_capacity);
     }
+    g->scratch = scratch ? a + off : NULL;
     g->arena = a;
     g->arena_bytes = total * sizeof(float);
     g->planned = true;

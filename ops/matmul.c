@@ -1,12 +1,10 @@
 /* ops/matmul.c — matrix products through BLIS.
  *
- * Y = op(A)·op(B) with op(X) = X or X^T. Transposes are strides handed to
- * BLIS, never copies. BLIS is called from serial code only, with nabla's
- * thread count, so it never nests inside an OpenMP region. */
-#include <blis.h>
-
+ * Y = op(A)·op(B) with op(X) = X or X^T. Transposes are strides, never
+ * copies: the packing of ops/gemm.c reads any strides. */
 #include "graph/internal.h"
 #include "nabla/ops.h"
+#include "ops/gemm.h"
 
 #define TRANS_A(n) ((n)->attr.i[0])
 #define TRANS_B(n) ((n)->attr.i[1])
@@ -27,61 +25,63 @@ static nb_status matmul_infer(nb_graph *g, nb_node *n) {
     return NB_OK;
 }
 
-/* C = alpha·op(A)·op(B) + beta·C, row-major, with nabla's thread count. */
-static void gemm(bool ta, bool tb, int m, int n, int k, const float *a, int lda, const float *b,
-                 int ldb, float beta, float *c, int ldc) {
-    float one = 1.0f;
-    rntm_t rntm = BLIS_RNTM_INITIALIZER;
-    bli_rntm_set_num_threads(nb__threads(), &rntm);
-    bli_sgemm_ex(ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
-                 m, n, k, &one, (float *)a, lda, 1, (float *)b, ldb, 1, &beta, c, ldc, 1, NULL,
-                 &rntm);
+/* A row-major matrix with leading dimension ld, seen transposed or not:
+ * element (i,j) of the view is at i*rs + j*cs. */
+typedef struct { const float *p; ptrdiff_t rs, cs; } view;
+
+static view as_view(const float *p, int ld, bool trans) {
+    return trans ? (view){p, 1, ld} : (view){p, ld, 1};
+}
+
+static view transposed(view v) { return (view){v.p, v.cs, v.rs}; }
+
+/* C += or = X·Y, where C is a view of c (beta 0 or 1). */
+static void product(nb_graph *g, int m, int n, int k, view x, view y, float beta, float *c,
+                    view cv) {
+    nb__sgemm((size_t)m, (size_t)n, (size_t)k, 1.0f, x.p, x.rs, x.cs, y.p, y.rs, y.cs, beta, c,
+              cv.rs, cv.cs, g->scratch);
 }
 
 // a: [M,K] (or [K,M] with trans_a), b: [K,N] (or [N,K]) -> y: [M,N]
 static nb_status matmul_forward(nb_graph *g, nb_node *n) {
-    (void)g;
     const nb_node *a = n->in[0], *b = n->in[1];
     int m = n->shape.dim[0], nn = n->shape.dim[1];
     int k = TRANS_A(n) ? a->shape.dim[0] : a->shape.dim[1];
-    if (m == 0 || nn == 0) return NB_OK;
-    if (k == 0) {
-        for (size_t i = 0; i < n->size; i++) n->value[i] = 0.0f;
-        return NB_OK;
-    }
-    gemm(TRANS_A(n), TRANS_B(n), m, nn, k, a->value, a->shape.dim[1], b->value, b->shape.dim[1],
-         0.0f, n->value, nn);
+    product(g, m, nn, k, as_view(a->value, a->shape.dim[1], TRANS_A(n)),
+            as_view(b->value, b->shape.dim[1], TRANS_B(n)), 0.0f, n->value, as_view(NULL, nn, false));
     return NB_OK;
 }
 
-/* With Y = A'B' (A' = op(A), B' = op(B)): dA' = dY·B'^T and dB' = A'^T·dY;
- * a transposed operand takes the transpose of its gradient, which is again a
- * product with swapped, transposed operands. */
+/* With Y = A'B' (A' = op(A), B' = op(B)): dA' = dY·B'^T and dB' = A'^T·dY.
+ * Writing dA' through the same transposed view as A' puts a transposed
+ * operand's gradient where it belongs, with no copy. */
 static void matmul_backward(nb_graph *g, nb_node *n) {
-    (void)g;
     nb_node *a = n->in[0], *b = n->in[1];
-    bool ta = TRANS_A(n), tb = TRANS_B(n);
     int m = n->shape.dim[0], nn = n->shape.dim[1];
-    int k = ta ? a->shape.dim[0] : a->shape.dim[1];
+    int k = TRANS_A(n) ? a->shape.dim[0] : a->shape.dim[1];
     int lda = a->shape.dim[1], ldb = b->shape.dim[1];
-    const float *dy = n->grad;
-    if (m == 0 || nn == 0 || k == 0) return;
-    if (a->grad) {
-        if (!ta) /* dA [M,K] = dY [M,N] · op(B)^T */
-            gemm(false, !tb, m, k, nn, dy, nn, b->value, ldb, 1.0f, a->grad, lda);
-        else     /* dA [K,M] = op(B) [K,N] · dY^T */
-            gemm(tb, true, k, m, nn, b->value, ldb, dy, nn, 1.0f, a->grad, lda);
-    }
-    if (b->grad) {
-        if (!tb) /* dB [K,N] = op(A)^T · dY */
-            gemm(!ta, false, k, nn, m, a->value, lda, dy, nn, 1.0f, b->grad, ldb);
-        else     /* dB [N,K] = dY^T · op(A) */
-            gemm(true, ta, nn, k, m, dy, nn, a->value, lda, 1.0f, b->grad, ldb);
-    }
+    view dy = as_view(n->grad, nn, false);
+    view av = as_view(a->value, lda, TRANS_A(n)), bv = as_view(b->value, ldb, TRANS_B(n));
+    if (a->grad) /* dA' [M,K] = dY [M,N] · B'^T [N,K] */
+        product(g, m, k, nn, dy, transposed(bv), 1.0f, a->grad, as_view(NULL, lda, TRANS_A(n)));
+    if (b->grad) /* dB' [K,N] = A'^T [K,M] · dY [M,N] */
+        product(g, k, nn, m, transposed(av), dy, 1.0f, b->grad, as_view(NULL, ldb, TRANS_B(n)));
+}
+
+/* The largest of the three products' workspaces. */
+static size_t matmul_scratch(const nb_node *n) {
+    const nb_node *a = n->in[0];
+    size_t m = (size_t)n->shape.dim[0], nn = (size_t)n->shape.dim[1];
+    size_t k = (size_t)(TRANS_A(n) ? a->shape.dim[0] : a->shape.dim[1]);
+    size_t f = nb__gemm_workspace(m, nn, k), da = nb__gemm_workspace(m, k, nn),
+           db = nb__gemm_workspace(k, nn, m);
+    size_t w = f > da ? f : da;
+    return w > db ? w : db;
 }
 
 const nb_op nb_op_matmul = {
     .name = "matmul", .infer = matmul_infer, .forward = matmul_forward, .backward = matmul_backward,
+    .scratch = matmul_scratch,
 };
 
 nb_node *nb_matmul_t(nb_graph *g, nb_node *a, nb_node *b, bool trans_a, bool trans_b) {

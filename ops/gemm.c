@@ -1,0 +1,196 @@
+/* ops/gemm.c — the five loops of a BLIS-style gemm around BLIS's micro-kernel.
+ *
+ * Loop order (Goto/van de Geijn): jc over NC columns of C, pc over KC of the
+ * inner dimension (pack a KC x NC block of B), ic over MC rows (pack an
+ * MC x KC block of A), then jr/ir over NR x MR micro-tiles, each one call
+ * of the micro-kernel over the packed panels. Panels are zero-padded to
+ * whole micro-tiles, and the kernel is told the real edge sizes. */
+#include <blis.h>
+#include <omp.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "graph/internal.h"
+#include "ops/gemm.h"
+
+static struct {
+    sgemm_ukr_ft ukr;
+    cntx_t *cntx;
+    size_t mr, nr, packmr, packnr, mc, kc, nc;
+    bool prefers_rows;
+} K;
+static pthread_once_t k_once = PTHREAD_ONCE_INIT;
+
+static void k_init(void) {
+    nb__runtime_init();
+    cntx_t *c = bli_gks_query_cntx();
+    K.cntx = c;
+    K.ukr = (sgemm_ukr_ft)bli_cntx_get_l3_nat_ukr_dt(BLIS_FLOAT, BLIS_GEMM_UKR, c);
+    K.mr = (size_t)bli_cntx_get_blksz_def_dt(BLIS_FLOAT, BLIS_MR, c);
+    K.nr = (size_t)bli_cntx_get_blksz_def_dt(BLIS_FLOAT, BLIS_NR, c);
+    K.packmr = (size_t)bli_cntx_get_blksz_max_dt(BLIS_FLOAT, BLIS_MR, c);
+    K.packnr = (size_t)bli_cntx_get_blksz_max_dt(BLIS_FLOAT, BLIS_NR, c);
+    K.mc = (size_t)bli_cntx_get_blksz_def_dt(BLIS_FLOAT, BLIS_MC, c);
+    K.kc = (size_t)bli_cntx_get_blksz_def_dt(BLIS_FLOAT, BLIS_KC, c);
+    K.nc = (size_t)bli_cntx_get_blksz_def_dt(BLIS_FLOAT, BLIS_NC, c);
+    K.prefers_rows = bli_cntx_l3_nat_ukr_prefers_rows_dt(BLIS_FLOAT, BLIS_GEMM_UKR, c);
+    /* keep MC and NC whole numbers of micro-tiles */
+    K.mc -= K.mc % K.mr;
+    K.nc -= K.nc % K.nr;
+}
+
+static void k_ready(void) { pthread_once(&k_once, k_init); }
+
+void nb__gemm_tile(int *mr, int *nr, int *prefers_rows) {
+    k_ready();
+    *mr = (int)K.mr, *nr = (int)K.nr, *prefers_rows = K.prefers_rows;
+}
+
+static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
+static size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
+
+/* Both orientations (see nb__sgemm) swap m and n, so size for either. */
+size_t nb__gemm_workspace(size_t m, size_t n, size_t k) {
+    k_ready();
+    size_t big = m > n ? m : n, kc = min_sz(k, K.kc);
+    size_t a = ceil_div(min_sz(big, K.mc), K.mr) * K.packmr * kc;
+    size_t b = ceil_div(min_sz(big, K.nc), K.nr) * K.packnr * kc;
+    return ((a + 15) & ~(size_t)15) + b + 16;
+}
+
+/* Packs rows [0, mc) x cols [0, kc) of A into MR-row panels: panel q holds,
+ * for each p, PACKMR consecutive values A(q·MR + i, p), zero past mc. */
+static void pack_a_panel(size_t q, size_t mc, size_t kc, const float *a, ptrdiff_t rsa,
+                         ptrdiff_t csa, float *ap) {
+    const size_t i0 = q * K.mr, rows = min_sz(K.mr, mc - i0);
+    float *dst = ap + q * K.packmr * kc;
+    const float *src = a + (ptrdiff_t)i0 * rsa;
+    if (csa == 1) { /* rows contiguous: read each row once, scatter by column */
+        for (size_t i = 0; i < rows; i++) {
+            const float *row = src + (ptrdiff_t)i * rsa;
+            for (size_t p = 0; p < kc; p++) dst[p * K.packmr + i] = row[p];
+        }
+    } else {
+        for (size_t p = 0; p < kc; p++)
+            for (size_t i = 0; i < rows; i++)
+                dst[p * K.packmr + i] = src[(ptrdiff_t)i * rsa + (ptrdiff_t)p * csa];
+    }
+    if (rows < K.packmr)
+        for (size_t p = 0; p < kc; p++)
+            for (size_t i = rows; i < K.packmr; i++) dst[p * K.packmr + i] = 0.0f;
+}
+
+/* Packs B into NR-column panels: panel q holds, for each p, PACKNR
+ * consecutive values B(p, q·NR + j), zero past nc. */
+static void pack_b_panel(size_t q, size_t nc, size_t kc, const float *b, ptrdiff_t rsb,
+                         ptrdiff_t csb, float *bp) {
+    const size_t j0 = q * K.nr, cols = min_sz(K.nr, nc - j0);
+    float *dst = bp + q * K.packnr * kc;
+    const float *src = b + (ptrdiff_t)j0 * csb;
+    if (csb == 1) {
+        for (size_t p = 0; p < kc; p++) {
+            const float *row = src + (ptrdiff_t)p * rsb;
+            float *d = dst + p * K.packnr;
+            size_t j = 0;
+            for (; j < cols; j++) d[j] = row[j];
+            for (; j < K.packnr; j++) d[j] = 0.0f;
+        }
+    } else {
+        for (size_t j = 0; j < cols; j++) {
+            const float *col = src + (ptrdiff_t)j * csb;
+            for (size_t p = 0; p < kc; p++) dst[p * K.packnr + j] = col[(ptrdiff_t)p * rsb];
+        }
+        if (cols < K.packnr)
+            for (size_t p = 0; p < kc; p++)
+                for (size_t j = cols; j < K.packnr; j++) dst[p * K.packnr + j] = 0.0f;
+    }
+}
+
+typedef struct {
+    size_t m, n, k;
+    float alpha, beta;
+    const float *a, *b;
+    ptrdiff_t rsa, csa, rsb, csb, rsc, csc;
+    float *c, *ap, *bp;
+} problem;
+
+/* One thread's share (tid of nt) of the five loops; with nt > 1 it runs
+ * inside a parallel region and meets the others at the barriers. */
+static void run(const problem *P, int tid, int nt) {
+    auxinfo_t aux;
+    memset(&aux, 0, sizeof aux);
+    for (size_t jc = 0; jc < P->n; jc += K.nc) {
+        const size_t nc = min_sz(K.nc, P->n - jc), nb_panels = ceil_div(nc, K.nr);
+        for (size_t pc = 0; pc < P->k; pc += K.kc) {
+            const size_t kc = min_sz(K.kc, P->k - pc);
+            float beta = pc == 0 ? P->beta : 1.0f, alpha = P->alpha;
+            const float *bsrc = P->b + (ptrdiff_t)pc * P->rsb + (ptrdiff_t)jc * P->csb;
+            for (size_t q = (size_t)tid; q < nb_panels; q += (size_t)nt)
+                pack_b_panel(q, nc, kc, bsrc, P->rsb, P->csb, P->bp);
+            if (nt > 1) {
+#pragma omp barrier
+            }
+            for (size_t ic = 0; ic < P->m; ic += K.mc) {
+                const size_t mc = min_sz(K.mc, P->m - ic), na_panels = ceil_div(mc, K.mr);
+                const float *asrc = P->a + (ptrdiff_t)ic * P->rsa + (ptrdiff_t)pc * P->csa;
+                for (size_t q = (size_t)tid; q < na_panels; q += (size_t)nt)
+                    pack_a_panel(q, mc, kc, asrc, P->rsa, P->csa, P->ap);
+                if (nt > 1) {
+#pragma omp barrier
+                }
+                /* tiles in column-panel-major order, dealt round robin */
+                const size_t tiles = na_panels * nb_panels;
+                for (size_t t = (size_t)tid; t < tiles; t += (size_t)nt) {
+                    const size_t jr = t / na_panels, ir = t % na_panels;
+                    const size_t i0 = ir * K.mr, j0 = jr * K.nr;
+                    float *ap = P->ap + ir * K.packmr * kc, *bp = P->bp + jr * K.packnr * kc;
+                    float *c = P->c + (ptrdiff_t)(ic + i0) * P->rsc + (ptrdiff_t)(jc + j0) * P->csc;
+                    bli_auxinfo_set_next_ab(ap, bp, &aux);
+                    K.ukr((dim_t)min_sz(K.mr, mc - i0), (dim_t)min_sz(K.nr, nc - j0), (dim_t)kc,
+                          &alpha, ap, bp, &beta, c, P->rsc, P->csc, &aux, K.cntx);
+                }
+                if (nt > 1) { /* A's buffer is rewritten next */
+#pragma omp barrier
+                }
+            }
+        }
+    }
+}
+
+/* Products smaller than this many multiply-adds stay on one thread: a
+ * parallel region and its barriers cost more than they save. */
+#define GEMM_PAR_MIN (1u << 18)
+
+void nb__sgemm(size_t m, size_t n, size_t k, float alpha, const float *a, ptrdiff_t rsa,
+               ptrdiff_t csa, const float *b, ptrdiff_t rsb, ptrdiff_t csb, float beta, float *c,
+               ptrdiff_t rsc, ptrdiff_t csc, float *work) {
+    if (m == 0 || n == 0) return;
+    k_ready();
+    if (k == 0 || alpha == 0.0f) {
+        for (size_t i = 0; i < m; i++)
+            for (size_t j = 0; j < n; j++) {
+                float *cij = c + (ptrdiff_t)i * rsc + (ptrdiff_t)j * csc;
+                *cij = beta == 0.0f ? 0.0f : beta * *cij;
+            }
+        return;
+    }
+    problem P = {m, n, k, alpha, beta, a, b, rsa, csa, rsb, csb, rsc, csc, c, NULL, NULL};
+    /* Give the kernel C in the orientation it prefers: C^T = B^T·A^T turns
+     * a row-major C into a column-major one. */
+    bool c_rows = (csc == 1);
+    if (c_rows != K.prefers_rows) {
+        P = (problem){n, m, k, alpha, beta, b, a, csb, rsb, csa, rsa, csc, rsc, c, NULL, NULL};
+    }
+    size_t kc = min_sz(k, K.kc);
+    size_t a_floats = ceil_div(min_sz(P.m, K.mc), K.mr) * K.packmr * kc;
+    P.ap = work;
+    P.bp = work + ((a_floats + 15) & ~(size_t)15);
+
+    int nt = nb__threads();
+    if (nt > 1 && (double)m * (double)n * (double)k >= GEMM_PAR_MIN) {
+#pragma omp parallel num_threads(nt)
+        run(&P, omp_get_thread_num(), omp_get_num_threads());
+    } else {
+        run(&P, 0, 1);
+    }
+}

@@ -1,0 +1,28 @@
+/* ops/gemm.h — nabla's own sgemm driver over BLIS's micro-kernels.
+ *
+ * BLIS's gemm front end costs microseconds per call (thread decorator,
+ * control tree, and with the OpenMP build a parallel region that makes
+ * libgomp allocate a team on the heap at one thread). The products of a
+ * training step are small and many, so nabla packs and blocks itself and
+ * calls only the micro-kernel BLIS chose for this CPU. Internal to ops/. */
+#ifndef NABLA_OPS_GEMM_H
+#define NABLA_OPS_GEMM_H
+
+#include <stddef.h>
+
+/* Floats of workspace nb__sgemm needs for an m x n x k product. */
+size_t nb__gemm_workspace(size_t m, size_t n, size_t k);
+
+/* C = alpha·A·B + beta·C with general strides: A(i,p) = a[i*rsa + p*csa],
+ * B(p,j) = b[p*rsb + j*csb], C(i,j) = c[i*rsc + j*csc]. beta = 0 never
+ * reads C. work holds nb__gemm_workspace(m, n, k) floats, 64-byte aligned.
+ * Runs on nabla's threads when the product is large enough; each element
+ * of C is computed by one thread in the same order whatever their number. */
+void nb__sgemm(size_t m, size_t n, size_t k, float alpha, const float *a, ptrdiff_t rsa,
+               ptrdiff_t csa, const float *b, ptrdiff_t rsb, ptrdiff_t csb, float beta, float *c,
+               ptrdiff_t rsc, ptrdiff_t csc, float *work);
+
+/* The micro-tile BLIS gave: rows, columns, and whether it prefers C by rows. */
+void nb__gemm_tile(int *mr, int *nr, int *prefers_rows);
+
+#endif
