@@ -32,15 +32,15 @@ void nb__runtime_init(void);
  * allocates a team on the heap for every one-thread parallel region, even
  * one disabled by an if clause). Each i must write its own outputs only.
  *   NB_PARALLEL_FOR_IF(size >= NB_PAR_MIN, r, rows, kernel_row(r));       */
-#define NB_PARALLEL_FOR_IF(cond, i, n, ...)                                               \
-    do {                                                                                  \
-        const size_t nb_n_ = (n);                                                         \
-        if (!(cond) || nb__threads() < 2) {                                               \
-            for (size_t i = 0; i < nb_n_; i++) { __VA_ARGS__; }                           \
-        } else {                                                                          \
-            _Pragma("omp parallel for schedule(static) num_threads(nb__threads())")       \
-            for (size_t i = 0; i < nb_n_; i++) { __VA_ARGS__; }                           \
-        }                                                                                 \
+#define NB_PARALLEL_FOR_IF(cond, i, n, ...)                                                 \
+    do {                                                                                    \
+        const size_t nb_n_ = (n);                                                           \
+        if (!(cond) || nb__threads() < 2) {                                                 \
+            for (size_t i = 0; i < nb_n_; i++) { __VA_ARGS__; }                             \
+        } else {                                                                            \
+            _Pragma("omp parallel for schedule(static) num_threads(nb__threads())")         \
+            for (size_t i = 0; i < nb_n_; i++) { __VA_ARGS__; }                             \
+        }                                                                                   \
     } while (0)
 
 /* The same over n elements, parallel from NB_PAR_MIN of them:

@@ -28,38 +28,28 @@ static nb_status same_shape_infer(nb_graph *g, nb_node *n) {
     return NB_OK;
 }
 
-/* Runs the statement(s) for every i in [0, count), in parallel when large. */
-#define EACH(count, ...)                                                                     \
-    do {                                                                                     \
-        size_t n_ = (count);                                                                 \
-        _Pragma("omp parallel for schedule(static) if (n_ >= NB_PAR_MIN) num_threads(nb__threads())") \
-        for (size_t i = 0; i < n_; i++) {                                                    \
-            __VA_ARGS__;                                                                     \
-        }                                                                                    \
-    } while (0)
-
 /* Defines NAME's forward, backward and op-table entry from two expressions:
  * FWD gives y from x, DERIV gives dy/dx from x and y; both may use a, the
  * op's scalar parameter (attr.f[0]). */
-#define UNARY_OP(NAME, FWD, DERIV)                                                           \
-    static nb_status NAME##_forward(nb_graph *g, nb_node *n) {                               \
-        (void)g;                                                                             \
-        const float *xv = n->in[0]->value, a = n->attr.f[0];                                 \
-        float *yv = n->value;                                                                \
-        (void)a;                                                                             \
-        EACH(n->size, const float x = xv[i]; yv[i] = (FWD));                                 \
-        return NB_OK;                                                                        \
-    }                                                                                        \
-    static void NAME##_backward(nb_graph *g, nb_node *n) {                                   \
-        (void)g;                                                                             \
-        const float *xv = n->in[0]->value, *yv = n->value, *dy = n->grad, a = n->attr.f[0];  \
-        float *dx = n->in[0]->grad;                                                          \
-        (void)a;                                                                             \
-        if (!dx) return;                                                                     \
-        EACH(n->size, const float x = xv[i]; const float y = yv[i]; (void)x; (void)y;        \
-             dx[i] += dy[i] * (DERIV));                                                      \
-    }                                                                                        \
-    const nb_op nb_op_##NAME = {.name = #NAME, .infer = same_shape_infer,                    \
+#define UNARY_OP(NAME, FWD, DERIV)                                                          \
+    static nb_status NAME##_forward(nb_graph *g, nb_node *n) {                              \
+        (void)g;                                                                            \
+        const float *xv = n->in[0]->value, a = n->attr.f[0];                                \
+        float *yv = n->value;                                                               \
+        (void)a;                                                                            \
+        NB_PARALLEL_FOR(i, n->size, const float x = xv[i]; yv[i] = (FWD));                  \
+        return NB_OK;                                                                       \
+    }                                                                                       \
+    static void NAME##_backward(nb_graph *g, nb_node *n) {                                  \
+        (void)g;                                                                            \
+        const float *xv = n->in[0]->value, *yv = n->value, *dy = n->grad, a = n->attr.f[0]; \
+        float *dx = n->in[0]->grad;                                                         \
+        (void)a;                                                                            \
+        if (!dx) return;                                                                    \
+        NB_PARALLEL_FOR(i, n->size, const float x = xv[i]; const float y = yv[i]; (void)x; (void)y; \
+             dx[i] += dy[i] * (DERIV));                                                     \
+    }                                                                                       \
+    const nb_op nb_op_##NAME = {.name = #NAME, .infer = same_shape_infer,                   \
                                 .forward = NAME##_forward, .backward = NAME##_backward}
 
 /* Both branches take exp of a non-positive number: no overflow either side. */
@@ -119,7 +109,7 @@ static nb_status prelu_forward(nb_graph *g, nb_node *n) {
     const float *xv = n->in[0]->value, *alpha = n->in[1]->value;
     float *y = n->value;
     size_t F = n->in[1]->size;
-    EACH(n->size, const float x = xv[i]; y[i] = x > 0.0f ? x : alpha[i % F] * x);
+    NB_PARALLEL_FOR(i, n->size, const float x = xv[i]; y[i] = x > 0.0f ? x : alpha[i % F] * x);
     return NB_OK;
 }
 
@@ -130,7 +120,7 @@ static void prelu_backward(nb_graph *g, nb_node *n) {
     const float *xv = n->in[0]->value, *alpha = n->in[1]->value, *dy = n->grad;
     float *dx = n->in[0]->grad, *dalpha = n->in[1]->grad;
     size_t F = n->in[1]->size, rows = n->size / F;
-    if (dx) EACH(n->size, dx[i] += xv[i] > 0.0f ? dy[i] : alpha[i % F] * dy[i]);
+    if (dx) NB_PARALLEL_FOR(i, n->size, dx[i] += xv[i] > 0.0f ? dy[i] : alpha[i % F] * dy[i]);
     if (dalpha) {
         double *acc = (double *)(void *)n->aux;
         for (size_t f = 0; f < F; f++) acc[f] = 0.0;
@@ -164,13 +154,13 @@ static nb_status rrelu_forward(nb_graph *g, nb_node *n) {
     size_t size = n->size;
     if (!nb__random_active(g, n)) {
         const float s = rrelu_mean(n);
-        EACH(size, const float x = xv[i]; y[i] = x > 0.0f ? x : s * x);
+        NB_PARALLEL_FOR(i, size, const float x = xv[i]; y[i] = x > 0.0f ? x : s * x);
         return NB_OK;
     }
     /* One Philox call gives the slopes of four consecutive elements; every
      * element's slope depends only on (seed, step, node, index). */
     const float lo = LOWER(n), width = UPPER(n) - LOWER(n);
-    EACH((size + 3) / 4, {
+    NB_PARALLEL_FOR(i, (size + 3) / 4, {
         uint32_t r[4];
         nb__random4(g, n, i, r);
         for (size_t k = 0; k < 4 && 4 * i + k < size; k++) {
@@ -190,10 +180,10 @@ static void rrelu_backward(nb_graph *g, nb_node *n) {
     float *dx = n->in[0]->grad;
     if (!dx) return;
     if (nb__random_active(g, n)) {
-        EACH(n->size, dx[i] += xv[i] > 0.0f ? dy[i] : slope[i] * dy[i]);
+        NB_PARALLEL_FOR(i, n->size, dx[i] += xv[i] > 0.0f ? dy[i] : slope[i] * dy[i]);
     } else {
         const float s = rrelu_mean(n);
-        EACH(n->size, dx[i] += xv[i] > 0.0f ? dy[i] : s * dy[i]);
+        NB_PARALLEL_FOR(i, n->size, dx[i] += xv[i] > 0.0f ? dy[i] : s * dy[i]);
     }
 }
 

@@ -35,22 +35,22 @@ static nb_status binary_infer(nb_graph *g, nb_node *n) {
 }
 
 /* Runs BODY for every output element i with ia, ib the operands' indices. */
-#define BROADCAST_LOOP(n_out, na, nb, BODY)                                                  \
-    do {                                                                                     \
-        size_t n_ = (n_out), na_ = (na), nb_ = (nb);                                         \
-        if (na_ == n_ && nb_ == n_) {                                                        \
-            NB_PARALLEL_FOR(i, n_, size_t ia = i, ib = i; (void)ia, (void)ib; BODY);         \
-        } else {                                                                             \
-            size_t inner_ = na_ < nb_ ? na_ : nb_, rows_ = n_ / inner_;                      \
-            bool a_big_ = na_ == n_, b_big_ = nb_ == n_;                                     \
-            for (size_t r = 0; r < rows_; r++)                                               \
-                for (size_t j = 0; j < inner_; j++) {                                        \
-                    size_t i = r * inner_ + j;                                               \
-                    size_t ia = a_big_ ? i : j, ib = b_big_ ? i : j;                         \
-                    (void)ia, (void)ib;                                                      \
-                    BODY;                                                                    \
-                }                                                                            \
-        }                                                                                    \
+#define BROADCAST_LOOP(n_out, na, nb, BODY)                                                 \
+    do {                                                                                    \
+        size_t n_ = (n_out), na_ = (na), nb_ = (nb);                                        \
+        if (na_ == n_ && nb_ == n_) {                                                       \
+            NB_PARALLEL_FOR(i, n_, size_t ia = i, ib = i; (void)ia, (void)ib; BODY);        \
+        } else {                                                                            \
+            size_t inner_ = na_ < nb_ ? na_ : nb_, rows_ = n_ / inner_;                     \
+            bool a_big_ = na_ == n_, b_big_ = nb_ == n_;                                    \
+            for (size_t r = 0; r < rows_; r++)                                              \
+                for (size_t j = 0; j < inner_; j++) {                                       \
+                    size_t i = r * inner_ + j;                                              \
+                    size_t ia = a_big_ ? i : j, ib = b_big_ ? i : j;                        \
+                    (void)ia, (void)ib;                                                     \
+                    BODY;                                                                   \
+                }                                                                           \
+        }                                                                                   \
     } while (0)
 
 static nb_status binary_forward(nb_graph *g, nb_node *n) {
