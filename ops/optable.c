@@ -14,7 +14,7 @@
     X(batchnorm) X(layernorm) X(dropout) X(alpha_dropout)                                 \
     X(l1_norm) X(l2_norm) X(sum_squares) X(custom)
 
-#define DECLARE(name) extern const nb_op nb_op_##name __attribute__((weak));
+#define DECLARE(name) extern const nb_op nb_op_##name;
 OPS(DECLARE)
 
 #define ENTRY(name) &nb_op_##name,

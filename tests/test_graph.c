@@ -202,3 +202,27 @@ Test(graph, gradcheck_reports_where_a_wrong_gradient_is) {
     nb_graph_free(g);
     nb_tensor_free(w);
 }
+
+#include "graph/internal.h"
+
+Test(graph, the_op_table_holds_every_op_complete) {
+    static const char *names[] = {"matmul", "add", "sub", "mul", "div", "scale", "sum", "mean",
+                                  "reshape", "concat", "slice", "sigmoid", "tanh", "relu",
+                                  "leaky_relu", "prelu", "rrelu", "elu", "selu", "gelu", "swish",
+                                  "softplus", "softmax", "log_softmax", "softmax_cross_entropy",
+                                  "bce_with_logits", "mse", "huber", "batchnorm", "layernorm",
+                                  "dropout", "alpha_dropout", "l1_norm", "l2_norm", "sum_squares",
+                                  "custom"};
+    cr_assert_eq(nb__op_table_len, (int)(sizeof names / sizeof names[0]));
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const nb_op *op = nb__op_by_name(names[i]);
+        cr_assert_not_null(op, "no op named %s", names[i]);
+        cr_assert_str_eq(op->name, names[i]);
+        cr_assert_not_null(op->infer, "%s has no shape inference", names[i]);
+        if (!op->view) {
+            cr_assert_not_null(op->forward, "%s has no forward", names[i]);
+            cr_assert_not_null(op->backward, "%s has no backward", names[i]);
+        }
+    }
+    cr_assert_null(nb__op_by_name("no_such_op"));
+}
