@@ -10,5 +10,8 @@
 #include "gradcheck.h"
 #include "rng.h"
 #include "threads.h"
+#include "init.h"
+#include "optim.h"
+#include "data.h"
 
 #endif

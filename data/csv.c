@@ -1,0 +1,1 @@
+/* data/csv.c — being written */

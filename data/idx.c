@@ -1,0 +1,1 @@
+/* data/idx.c — being written */

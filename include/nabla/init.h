@@ -1,0 +1,59 @@
+/* nabla/init.h — weight initializers, by Keras's names.
+ *
+ * Variance scaling draws weights with variance scale / fan, where fan is
+ * fan_in, fan_out or their average, from a truncated normal (cut at two
+ * standard deviations, its deviation raised so the variance is still
+ * scale/fan: Keras's 0.87962566103423978 factor), a normal, or a uniform
+ * on [-limit, limit] with limit = sqrt(3·scale/fan). The named ones:
+ *   glorot_uniform / glorot_normal   scale 1, fan_avg   (Glorot & Bengio 2010)
+ *   he_uniform / he_normal           scale 2, fan_in    (He et al. 2015)
+ *   lecun_uniform / lecun_normal     scale 1, fan_in    (LeCun 1998; for SELU)
+ * with Keras's distributions: the *_normal ones are truncated normals.
+ */
+#ifndef NABLA_INIT_H
+#define NABLA_INIT_H
+
+#include <stdbool.h>
+
+#include "graph.h"
+#include "rng.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum nb_fan_mode { NB_FAN_IN, NB_FAN_OUT, NB_FAN_AVG } nb_fan_mode;
+typedef enum nb_distribution {
+    NB_DIST_TRUNCATED_NORMAL,
+    NB_DIST_NORMAL, /* untruncated */
+    NB_DIST_UNIFORM
+} nb_distribution;
+
+typedef struct nb_init {
+    const char *name; /* the Keras name, or "variance_scaling", "zeros", "ones", "constant" */
+    enum { NB_INIT_VARIANCE_SCALING, NB_INIT_CONSTANT } kind;
+    double scale;
+    nb_fan_mode mode;
+    nb_distribution distribution;
+    float value; /* NB_INIT_CONSTANT */
+} nb_init;
+
+/* The initializer named name (glorot_uniform, glorot_normal, he_uniform,
+ * he_normal, lecun_uniform, lecun_normal, zeros, ones); false if unknown. */
+bool nb_init_parse(const char *name, nb_init *out);
+
+/* A general variance-scaling initializer. */
+nb_init nb_init_variance_scaling(double scale, nb_fan_mode mode, nb_distribution dist);
+
+/* Fills t from init, with the fans of the layer it belongs to (for a Dense
+ * kernel [in, out]: fan_in = in, fan_out = out), drawing from rng.
+ * Errors (nb_last_error): NULL arguments, fans < 1, scale <= 0. */
+nb_status nb_init_fill(nb_tensor *t, const nb_init *init, int fan_in, int fan_out, nb_rng *rng);
+
+/* The standard deviation the initializer gives (0 for constants). */
+double nb_init_stddev(const nb_init *init, int fan_in, int fan_out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

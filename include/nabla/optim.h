@@ -1,0 +1,178 @@
+/* nabla/optim.h — optimizers, gradient clipping and learning-rate schedules.
+ *
+ * An optimizer sees parameters and their gradients only: it updates each
+ * tensor's data from its grad (as left by nb_backward) and keeps its own
+ * state (velocities, moment estimates) per tensor. Frozen tensors
+ * (trainable == false) are skipped. Defaults and formulas follow Keras
+ * (keras.optimizers, Keras 3); each kind's update is stated below, with
+ * g the gradient after clipping, t the 1-based step count, lr the current
+ * learning rate and eps epsilon.
+ */
+#ifndef NABLA_OPTIM_H
+#define NABLA_OPTIM_H
+
+#include <stdbool.h>
+
+#include "graph.h"
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum nb_optimizer_kind {
+    NB_SGD,       /* w -= lr·g                                                   (lr 0.01) */
+    NB_MOMENTUM,  /* v = momentum·v - lr·g;  w += v                  (lr 0.01, momentum 0.9) */
+    NB_NESTEROV,  /* v = momentum·v - lr·g;  w += momentum·v - lr·g  (lr 0.01, momentum 0.9) */
+    NB_ADAGRAD,   /* a += g²;  w -= lr·g / (sqrt(a) + eps)
+                     (lr 0.001, a starts at initial_accumulator 0.1, eps 1e-7) */
+    NB_RMSPROP,   /* s = rho·s + (1-rho)·g²;  w -= lr·g / (sqrt(s) + eps)  (lr 0.001, rho 0.9) */
+    NB_ADAM,      /* m = b1·m + (1-b1)·g;  v = b2·v + (1-b2)·g²;
+                     w -= lr·sqrt(1-b2^t)/(1-b1^t) · m / (sqrt(v) + eps)
+                     (lr 0.001, b1 0.9, b2 0.999, eps 1e-7) */
+    NB_ADAMAX,    /* m = b1·m + (1-b1)·g;  u = max(b2·u, |g|);
+                     w -= lr/(1-b1^t) · m / (u + eps)          (lr 0.001, b1 0.9, b2 0.999) */
+    NB_NADAM,     /* Keras's Nadam (Dozat 2016) with its momentum schedule:
+                     mu_t = b1·(1 - 0.5·0.96^(0.004·t)), P_t = mu_1·...·mu_t;
+                     m = b1·m + (1-b1)·g;  v = b2·v + (1-b2)·g²;
+                     w -= lr · (mu_{t+1}·m/(1-P_{t+1}) + (1-mu_t)·g/(1-P_t))
+                              / (sqrt(v/(1-b2^t)) + eps)   (lr 0.001, b1 0.9, b2 0.999) */
+    NB_ADAMW      /* w -= lr·weight_decay·w, then the Adam update
+                     (Loshchilov & Hutter; lr 0.001, weight_decay 0.004) */
+} nb_optimizer_kind;
+
+typedef struct nb_optimizer_config {
+    nb_optimizer_kind kind;
+    float lr;
+    float momentum;            /* MOMENTUM, NESTEROV */
+    float rho;                 /* RMSPROP */
+    float beta1, beta2;        /* ADAM, ADAMAX, NADAM, ADAMW */
+    float epsilon;             /* ADAGRAD, RMSPROP and the Adam family; 1e-7 */
+    float initial_accumulator; /* ADAGRAD; 0.1 */
+    float weight_decay;        /* ADAMW; 0.004 */
+    /* Clipping before the update, as Keras's clipvalue, clipnorm and
+     * global_clipnorm; 0 means off. At most one may be set. */
+    float clip_value, clip_norm, clip_global_norm;
+} nb_optimizer_config;
+
+typedef struct nb_optimizer nb_optimizer; /* opaque */
+
+/* The Keras defaults for kind (values above), clipping off. */
+nb_optimizer_config nb_optimizer_defaults(nb_optimizer_kind kind);
+
+/* "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamax",
+ * "nadam", "adamw"; nb_optimizer_parse returns false for an unknown name. */
+const char *nb_optimizer_name(nb_optimizer_kind kind);
+bool nb_optimizer_parse(const char *name, nb_optimizer_kind *kind);
+
+/* Makes an optimizer for the n tensors (borrowed: they must outlive it),
+ * with zeroed state. Returns NULL with nb_last_error() set for a bad
+ * config (lr <= 0 or not finite, momentum/rho/beta outside [0,1), eps <= 0,
+ * negative weight decay, more than one clipping mode, negative clipping),
+ * a NULL tensor, or no memory. The caller frees it with nb_optimizer_free. */
+nb_optimizer *nb_optimizer_new(const nb_optimizer_config *cfg, int n, nb_tensor *const *params);
+void nb_optimizer_free(nb_optimizer *o);
+
+/* Clips the gradients as configured, then updates every trainable tensor
+ * that has a gradient, and counts one step. Allocates nothing. */
+void nb_optimizer_step(nb_optimizer *o);
+
+/* Zeroes the state and the step count (same tensors, same config). */
+void nb_optimizer_reset(nb_optimizer *o);
+
+/* The learning rate, changed by schedules between steps. */
+float nb_optimizer_lr(const nb_optimizer *o);
+void nb_optimizer_set_lr(nb_optimizer *o, float lr);
+
+/* The momentum-like coefficient 1cycle cycles: momentum for MOMENTUM and
+ * NESTEROV, beta1 for the Adam family. has_momentum is false for the
+ * others, where set_momentum does nothing. */
+bool nb_optimizer_has_momentum(const nb_optimizer *o);
+float nb_optimizer_momentum(const nb_optimizer *o);
+void nb_optimizer_set_momentum(nb_optimizer *o, float m);
+
+/* Steps taken so far. */
+long nb_optimizer_steps(const nb_optimizer *o);
+const nb_optimizer_config *nb_optimizer_config_of(const nb_optimizer *o);
+
+/* ---- gradient clipping (also usable on its own) ---- */
+
+/* Clamps every gradient element to [-v, v]. */
+void nb_clip_by_value(int n, nb_tensor *const *params, float v);
+/* Rescales each tensor's gradient whose L2 norm exceeds max to norm max. */
+void nb_clip_by_norm(int n, nb_tensor *const *params, float max);
+/* Rescales all gradients together so that the L2 norm of their
+ * concatenation is at most max. Returns that norm before clipping. */
+double nb_clip_by_global_norm(int n, nb_tensor *const *params, float max);
+
+/* ---- learning-rate schedules ----
+ * A schedule maps t (a step or an epoch count, as the caller decides) to a
+ * learning rate. Formulas (lr0 the initial rate):
+ *   CONSTANT     lr0
+ *   POWER        lr0 / (1 + t/steps)^power                  (the book's c is power)
+ *   EXPONENTIAL  lr0 · 0.1^(t/steps)
+ *   PIECEWISE    values[i] for boundaries[i-1] <= t < boundaries[i]
+ *                (values has n_boundaries+1 entries, boundaries increase)
+ *   PERFORMANCE  reduce on plateau: lr starts at lr0; after `patience`
+ *                observations without an improvement of more than min_delta
+ *                on the monitored value (lower is better), lr = max(lr·factor,
+ *                min_lr) and the count restarts. Keras's ReduceLROnPlateau.
+ *   ONECYCLE     Smith's 1cycle over total_steps: lr rises linearly from
+ *                max_lr/div_factor to max_lr over the first (1-final_fraction)/2
+ *                of the steps, falls linearly back over the second half of
+ *                that part, then falls linearly to max_lr/div_factor/1000 over
+ *                the last final_fraction (the annihilation); momentum goes
+ *                from max_momentum down to min_momentum and back, inversely,
+ *                and stays at max_momentum during the annihilation. Defaults:
+ *                div_factor 10, final_fraction 0.1, momentum 0.95 to 0.85. */
+typedef enum nb_schedule_kind {
+    NB_SCHEDULE_CONSTANT,
+    NB_SCHEDULE_POWER,
+    NB_SCHEDULE_EXPONENTIAL,
+    NB_SCHEDULE_PIECEWISE,
+    NB_SCHEDULE_PERFORMANCE,
+    NB_SCHEDULE_ONECYCLE
+} nb_schedule_kind;
+
+#define NB_SCHEDULE_MAX_PIECES 16
+
+typedef struct nb_schedule_config {
+    nb_schedule_kind kind;
+    float lr0;                       /* CONSTANT, POWER, EXPONENTIAL, PERFORMANCE */
+    float steps, power;              /* POWER (power 1), EXPONENTIAL */
+    int n_boundaries;                /* PIECEWISE */
+    float boundaries[NB_SCHEDULE_MAX_PIECES];
+    float values[NB_SCHEDULE_MAX_PIECES + 1];
+    float factor, min_lr, min_delta; /* PERFORMANCE: 0.5, 0, 1e-4 */
+    int patience;                    /* PERFORMANCE: 5 */
+    long total_steps;                /* ONECYCLE */
+    float max_lr, div_factor, final_fraction, min_momentum, max_momentum; /* ONECYCLE */
+} nb_schedule_config;
+
+typedef struct nb_schedule nb_schedule; /* opaque */
+
+/* Defaults for kind (above) with lr0 / max_lr set to lr. */
+nb_schedule_config nb_schedule_defaults(nb_schedule_kind kind, float lr);
+/* "constant", "power", "exponential", "piecewise", "performance", "1cycle". */
+const char *nb_schedule_name(nb_schedule_kind kind);
+bool nb_schedule_parse(const char *name, nb_schedule_kind *kind);
+
+/* Makes a schedule; NULL with nb_last_error() set for a bad config
+ * (non-positive rates or steps, boundaries not increasing, factor outside
+ * (0,1), total_steps < 1, ...). Free with nb_schedule_free. */
+nb_schedule *nb_schedule_new(const nb_schedule_config *cfg);
+void nb_schedule_free(nb_schedule *s);
+
+/* The learning rate at t. PERFORMANCE ignores t (its rate moves only with
+ * nb_schedule_observe). */
+float nb_schedule_lr(const nb_schedule *s, double t);
+/* The momentum at t for ONECYCLE; for other kinds, returns base unchanged. */
+float nb_schedule_momentum(const nb_schedule *s, double t, float base);
+/* PERFORMANCE: reports the monitored value at the end of an epoch; returns
+ * true if the rate was reduced. Other kinds ignore it and return false. */
+bool nb_schedule_observe(nb_schedule *s, double value);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

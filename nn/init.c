@@ -1,0 +1,1 @@
+/* nn/init.c — being written */

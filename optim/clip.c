@@ -1,0 +1,1 @@
+/* optim/clip.c — being written */

@@ -1,0 +1,1 @@
+/* optim/optimizer.c — being written */

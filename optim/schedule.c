@@ -1,0 +1,1 @@
+/* optim/schedule.c — being written */

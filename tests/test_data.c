@@ -1,0 +1,2 @@
+/* tests/test_data.c — being written */
+#include <criterion/criterion.h>

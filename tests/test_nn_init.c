@@ -1,0 +1,2 @@
+/* tests/test_nn_init.c — being written */
+#include <criterion/criterion.h>

@@ -1,0 +1,2 @@
+/* tests/test_optim_optimizer.c — being written */
+#include <criterion/criterion.h>
