@@ -7,7 +7,8 @@
 
 #include "graph/internal.h"
 
-nb_status nb__fail(nb_graph *g, const char *fmt, ...) {
+nb_status nb_graph_fail(nb_graph *g, const char *fmt, ...) {
+    if (!g) return NB_ERROR;
     if (g->status == NB_OK) {
         va_list ap;
         va_start(ap, fmt);

@@ -91,8 +91,8 @@ struct nb_graph {
 };
 
 /* Puts g in error with a printf-style message (the first error wins) and
- * returns NB_ERROR. */
-nb_status nb__fail(nb_graph *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+ * returns NB_ERROR: nb_graph_fail, under the short name the ops use. */
+#define nb__fail nb_graph_fail
 
 /* Adds an op node after checking g and the inputs (NULL, foreign graph)
  * and running op->infer. Returns NULL on error. */

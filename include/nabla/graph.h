@@ -55,6 +55,11 @@ nb_status nb_graph_status(const nb_graph *g);
 /* The first error's message, or "" when the graph is fine. Owned by the graph. */
 const char *nb_graph_error(const nb_graph *g);
 
+/* Puts g in error with a printf-style message, unless it already is (the
+ * first error wins); returns NB_ERROR. For code that builds on graphs
+ * (layers, a user's model builders) to report its own mistakes the same way. */
+nb_status nb_graph_fail(nb_graph *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Seeds every random op of the graph (dropout, rrelu). The same seed and the
  * same sequence of runs give bit-identical results, whatever the number of
  * threads. Also rewinds the step counter to 0. */

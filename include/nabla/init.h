@@ -39,18 +39,33 @@ typedef struct nb_init {
 } nb_init;
 
 /* The initializer named name (glorot_uniform, glorot_normal, he_uniform,
- * he_normal, lecun_uniform, lecun_normal, zeros, ones); false if unknown. */
+ * he_normal, lecun_uniform, lecun_normal, zeros, ones), written to *out;
+ * out->name points to a static string. Returns false, leaving *out as it
+ * was and setting nb_last_error, if name is unknown or either pointer is
+ * NULL. Names are Keras's snake_case ones, case-sensitive. */
 bool nb_init_parse(const char *name, nb_init *out);
 
-/* A general variance-scaling initializer. */
+/* A general variance-scaling initializer, named "variance_scaling". Cannot
+ * fail: a bad scale, mode or distribution is reported by nb_init_fill and
+ * nb_init_stddev. */
 nb_init nb_init_variance_scaling(double scale, nb_fan_mode mode, nb_distribution dist);
 
 /* Fills t from init, with the fans of the layer it belongs to (for a Dense
- * kernel [in, out]: fan_in = in, fan_out = out), drawing from rng.
- * Errors (nb_last_error): NULL arguments, fans < 1, scale <= 0. */
+ * kernel [in, out]: fan_in = in, fan_out = out), drawing from rng and
+ * advancing it: the same stream state gives the same values. The truncated
+ * normal redraws any standard-normal draw with |z| > 2, so its values lie in
+ * [-2s, 2s] with s = sqrt(scale/fan) / 0.87962566103423978; the uniform's
+ * lie in [-limit, limit]. A constant init writes value everywhere and, like
+ * Keras's Zeros/Ones, ignores the fans and rng (which may be NULL).
+ * Errors (nb_last_error, t unchanged): NULL t or init, NULL rng for a random
+ * init, fans < 1, scale not a finite number > 0, an unknown kind, mode or
+ * distribution. */
 nb_status nb_init_fill(nb_tensor *t, const nb_init *init, int fan_in, int fan_out, nb_rng *rng);
 
-/* The standard deviation the initializer gives (0 for constants). */
+/* The standard deviation of the values the initializer gives: sqrt(scale/fan)
+ * for all three distributions (for the truncated normal, after truncation),
+ * 0 for constants. Returns -1 and sets nb_last_error on the arguments
+ * nb_init_fill would refuse (NULL init, fans < 1, bad scale, mode or kind). */
 double nb_init_stddev(const nb_init *init, int fan_in, int fan_out);
 
 #ifdef __cplusplus

@@ -13,5 +13,6 @@
 #include "init.h"
 #include "optim.h"
 #include "data.h"
+#include "nn.h"
 
 #endif
