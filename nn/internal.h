@@ -11,7 +11,8 @@ struct nb_layer {
     int in_rank, in_dims[NB_MAX_RANK];
     int out_rank, out_dims[NB_MAX_RANK];
     /* roles, each NULL when the layer has none; tensors[] lists them in order */
-    nb_tensor *kernel, *bias, *gamma, *beta, *moving_mean, *moving_var, *alpha;
+    nb_tensor *kernel, *bias, *gamma, *beta, *moving_mean, *moving_var, *alpha, *mean, *variance;
+    nb_tensor *inv_std;   /* Normalization: derived from variance at apply time, not saved */
     nb_tensor *tensors[NB_LAYER_MAX_TENSORS];
     int n_tensors;
     bool trainable;

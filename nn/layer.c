@@ -20,6 +20,7 @@ static const struct {
     {NB_LAYER_ALPHA_DROPOUT, "AlphaDropout", "alpha_dropout"},
     {NB_LAYER_ACTIVATION, "Activation", "activation"},
     {NB_LAYER_FLATTEN, "Flatten", "flatten"},
+    {NB_LAYER_NORMALIZATION, "Normalization", "normalization"},
 };
 
 static bool kind_known(nb_layer_kind k) { return (unsigned)k < sizeof kinds / sizeof kinds[0]; }
@@ -76,9 +77,11 @@ static nb_tensor *add_tensor(nb_layer *l, nb_tensor **role, int rank, const int 
 }
 
 void nb__layer_name_tensors(nb_layer *l) {
-    static const char *roles[] = {"kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance", "alpha"};
-    nb_tensor *by_role[] = {l->kernel, l->bias, l->gamma, l->beta, l->moving_mean, l->moving_var, l->alpha};
-    for (int r = 0; r < 7; r++)
+    static const char *roles[] = {"kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance",
+                                  "alpha", "mean", "variance"};
+    nb_tensor *by_role[] = {l->kernel, l->bias, l->gamma, l->beta, l->moving_mean, l->moving_var,
+                            l->alpha, l->mean, l->variance};
+    for (int r = 0; r < 9; r++)
         if (by_role[r]) snprintf(by_role[r]->name, sizeof by_role[r]->name, "%s/%s", l->spec.name, roles[r]);
 }
 
@@ -213,6 +216,15 @@ nb_layer *nb_layer_new(const nb_layer_spec *spec, int rank, const int *in_dims, 
         l->out_rank = 1;
         l->out_dims[0] = (int)dims_size(rank, in_dims);
         break;
+    case NB_LAYER_NORMALIZATION: /* identity until statistics are set */
+        ok = add_tensor(l, &l->mean, 1, &features, false) && add_tensor(l, &l->variance, 1, &features, false);
+        if (ok) {
+            l->inv_std = nb_tensor_new(1, &features);
+            ok = l->inv_std != NULL;
+        }
+        if (ok)
+            for (int i = 0; i < features; i++) l->variance->data[i] = 1.0f;
+        break;
     default:
         break;
     }
@@ -230,6 +242,7 @@ nb_layer *nb_layer_new(const nb_layer_spec *spec, int rank, const int *in_dims, 
 
 void nb_layer_free(nb_layer *l) {
     if (!l) return;
+    nb_tensor_free(l->inv_std);
     for (int i = 0; i < l->n_tensors; i++) nb_tensor_free(l->tensors[i]);
     free(l);
 }
@@ -298,8 +311,37 @@ nb_node *nb_layer_apply(nb_layer *l, nb_graph *g, nb_node *x, bool mc_dropout) {
         return activate(l, g, x);
     case NB_LAYER_FLATTEN:
         return nb_flatten(g, x);
+    case NB_LAYER_NORMALIZATION: {
+        /* Keras: (x - mean) / max(sqrt(variance), 1e-7) */
+        for (size_t i = 0; i < l->variance->size; i++) {
+            float sd = sqrtf(l->variance->data[i]);
+            l->inv_std->data[i] = 1.0f / (sd > 1e-7f ? sd : 1e-7f);
+        }
+        l->inv_std->trainable = false;
+        return nb_mul(g, nb_sub(g, x, nb_constant(g, l->mean)), nb_constant(g, l->inv_std));
+    }
     }
     return NULL;
+}
+
+nb_status nb_layer_set_normalization(nb_layer *l, const float *mean, const float *std) {
+    if (!l || l->spec.kind != NB_LAYER_NORMALIZATION || !mean || !std) {
+        nb__set_last_error("set_normalization: %s", !l || l->spec.kind != NB_LAYER_NORMALIZATION
+                                                        ? "not a Normalization layer"
+                                                        : "mean or std is NULL");
+        return NB_ERROR;
+    }
+    for (size_t i = 0; i < l->mean->size; i++)
+        if (!isfinite(mean[i]) || !isfinite(std[i]) || std[i] < 0) {
+            nb__set_last_error("set_normalization: feature %zu has mean %g, std %g", i, (double)mean[i],
+                               (double)std[i]);
+            return NB_ERROR;
+        }
+    for (size_t i = 0; i < l->mean->size; i++) {
+        l->mean->data[i] = mean[i];
+        l->variance->data[i] = std[i] > 0 ? std[i] * std[i] : 1.0f;
+    }
+    return NB_OK;
 }
 
 /* ---- queries, freezing, penalties, constraints ---- */
@@ -323,7 +365,9 @@ void nb_layer_set_trainable(nb_layer *l, bool trainable) {
     if (!l) return;
     l->trainable = trainable;
     for (int i = 0; i < l->n_tensors; i++)
-        if (l->tensors[i] != l->moving_mean && l->tensors[i] != l->moving_var) l->tensors[i]->trainable = trainable;
+        if (l->tensors[i] != l->moving_mean && l->tensors[i] != l->moving_var && l->tensors[i] != l->mean &&
+            l->tensors[i] != l->variance)
+            l->tensors[i]->trainable = trainable;
 }
 
 bool nb_layer_trainable(const nb_layer *l) { return l && l->trainable; }

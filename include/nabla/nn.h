@@ -16,7 +16,8 @@
  *
  * Names follow Keras: layers are "dense", "dense_1", ..., tensors
  * "dense/kernel", "dense/bias", "batch_normalization/gamma", "beta",
- * "moving_mean", "moving_variance", "p_re_lu/alpha".
+ * "moving_mean", "moving_variance", "dense/alpha" (a PReLU's slopes),
+ * "normalization/mean", "normalization/variance".
  */
 #ifndef NABLA_NN_H
 #define NABLA_NN_H
@@ -39,7 +40,9 @@ typedef enum nb_layer_kind {
     NB_LAYER_DROPOUT,
     NB_LAYER_ALPHA_DROPOUT,
     NB_LAYER_ACTIVATION,
-    NB_LAYER_FLATTEN
+    NB_LAYER_FLATTEN,
+    NB_LAYER_NORMALIZATION /* Keras's Normalization: (x - mean) / sqrt(variance) per
+                              feature, statistics set with nb_layer_set_normalization */
 } nb_layer_kind;
 
 /* Keras's l1_l2: penalty = l1·sum|w| + l2·sum w². Zero means none. */
@@ -108,6 +111,11 @@ bool nb_layer_trainable(const nb_layer *l);
 nb_node *nb_layer_penalty(nb_layer *l, nb_graph *g);
 /* Applies the max-norm constraint, if any; call after each optimizer step. */
 void nb_layer_constrain(nb_layer *l);
+/* Sets a Normalization layer's statistics from per-feature means and
+ * standard deviations (a zero deviation counts as 1, leaving the feature
+ * centred but unscaled). They are read when the layer is applied to a
+ * graph. Errors: not a Normalization layer, non-finite or negative values. */
+nb_status nb_layer_set_normalization(nb_layer *l, const float *mean, const float *std);
 
 /* ---- Sequential models ---- */
 

@@ -1,0 +1,107 @@
+/* nabla/train.h — the training loop: fit, evaluate and MC-dropout prediction
+ * for Sequential classifiers, with Keras's progress display, early stopping,
+ * checkpoints, schedules and a history.
+ *
+ * fit composes the other parts: it builds one graph for the model
+ * (softmax cross-entropy on integer labels plus the layers' penalties),
+ * feeds it shuffled batches (a last, smaller batch included) without
+ * rebuilding, steps an optimizer, applies max-norm constraints and the
+ * schedule, and evaluates on validation data after each epoch.
+ */
+#ifndef NABLA_TRAIN_H
+#define NABLA_TRAIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "data.h"
+#include "nn.h"
+#include "optim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What one epoch measured. Losses include the regularization penalty, as
+ * Keras's do; accuracy is the fraction of argmax predictions equal to the
+ * label. */
+typedef struct nb_epoch_metrics {
+    int epoch;                  /* 1-based */
+    double loss, accuracy;      /* over the epoch's training batches */
+    double val_loss, val_accuracy;
+    bool has_validation;
+    double lr;                  /* at the end of the epoch */
+    double seconds;             /* wall time of the epoch's training steps */
+    double step_seconds;        /* seconds / steps */
+} nb_epoch_metrics;
+
+/* Called after each epoch; return false to stop training. */
+typedef bool (*nb_epoch_callback)(const nb_epoch_metrics *metrics, void *user);
+
+typedef struct nb_fit_opts {
+    int epochs;                    /* >= 1 */
+    int batch_size;                /* >= 1; 32 if 0 */
+    uint64_t seed;                 /* the shuffle of every epoch and the dropout masks */
+    const nb_dataset *validation;  /* or NULL: see validation_split */
+    float validation_split;        /* without a validation set: the last fraction of
+                                      train (before any shuffle, as Keras) is held out */
+    nb_optimizer_config optimizer;
+    bool use_schedule;
+    nb_schedule_config schedule;   /* lr of the optimizer set each step from it */
+    bool schedule_per_epoch;       /* t counts epochs instead of steps */
+    int patience;                  /* early stopping on val_loss (loss without
+                                      validation): stop after patience epochs without
+                                      improvement; 0 = off */
+    bool restore_best;             /* with early stopping: end with the best epoch's weights */
+    const char *checkpoint;        /* if set, the model is saved there at every new best */
+    nb_epoch_callback on_epoch;
+    void *user;
+    int verbose;                   /* 0 silent; 1 Keras's progress bar, redrawn on a
+                                      terminal, per-epoch lines otherwise */
+    FILE *out;                     /* stdout if NULL */
+} nb_fit_opts;
+
+/* Sensible defaults: 1 epoch, batch 32, SGD(0.01), verbose 1. */
+nb_fit_opts nb_fit_defaults(void);
+
+typedef struct nb_history {
+    int n_epochs;
+    nb_epoch_metrics *epochs;      /* n_epochs entries, owned */
+    int best_epoch;                /* 1-based, by the monitored loss */
+    double train_seconds;          /* all epochs' training steps */
+    double samples_per_second;     /* training samples / train_seconds */
+    bool stopped_early;
+} nb_history;
+
+/* Trains m on train (its dim must equal the product of the model's input
+ * dims, its labels classes in [0, output units)). h may be NULL; otherwise
+ * the caller frees it with nb_history_free. Errors (nb_last_error): bad
+ * options, mismatched data, a graph error, a failed checkpoint. */
+nb_status nb_fit(nb_model *m, const nb_dataset *train, const nb_fit_opts *opts, nb_history *h);
+void nb_history_free(nb_history *h);
+
+/* Mean loss (with penalty) and accuracy of m on d in inference mode. */
+nb_status nb_evaluate(nb_model *m, const nb_dataset *d, int batch_size, double *loss, double *accuracy);
+
+/* MC dropout (Gal & Ghahramani 2016): runs `samples` stochastic inference
+ * passes with dropout kept on and returns, for each example, the mean and
+ * the standard deviation of the predicted class probabilities
+ * (mean_probs, std_probs: n x classes floats, either may be NULL), and the
+ * accuracy of the mean prediction. */
+nb_status nb_predict_mc(nb_model *m, const nb_dataset *d, int batch_size, int samples, uint64_t seed,
+                        float *mean_probs, float *std_probs, double *accuracy);
+
+/* Writes one CSV row per epoch: epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds
+ * (atomically, like a model save). */
+nb_status nb_history_write_csv(const nb_history *h, const char *path);
+
+/* Draws the learning curves (loss and accuracy, training and validation,
+ * per epoch) with gnuplot into path, PNG or SVG by its extension. Errors:
+ * gnuplot missing or failing, another extension. */
+nb_status nb_history_plot(const nb_history *h, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
