@@ -4,7 +4,7 @@
 set -eu
 
 PACKAGES="build-essential meson ninja-build pkgconf \
-libblis-openmp-dev libcriterion-dev zlib1g-dev dataset-fashion-mnist"
+libblis-openmp-dev libcriterion-dev zlib1g-dev dataset-fashion-mnist gnuplot-nox"
 
 if dpkg -s $PACKAGES >/dev/null 2>&1; then
     exit 0

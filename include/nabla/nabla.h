@@ -14,5 +14,6 @@
 #include "optim.h"
 #include "data.h"
 #include "nn.h"
+#include "train.h"
 
 #endif

@@ -152,17 +152,34 @@ void nb_model_count_params(const nb_model *m, long *trainable, long *non_trainab
  * parameter count, then the totals. */
 void nb_model_summary(const nb_model *m, FILE *out);
 
-/* Saves the model (architecture in the metadata, every tensor as float32
- * little-endian, named "layer/tensor") in the safetensors format. The write
- * is atomic: a temporary file beside path, fsync, rename; a failure leaves
- * any previous file at path untouched. NB_ERROR with nb_last_error(). */
+/* Saves the model in the safetensors format: every tensor as float32
+ * little-endian, named "layer/tensor", in the model's tensor order, and in
+ * "__metadata__" the strings format "nabla", nabla_version "1",
+ * architecture (a JSON document: input shape, seed, each layer's Keras class
+ * name, trainable flag and full spec) and weights_crc32 (a CRC-32 of the
+ * architecture and the weights, so a corrupted file is refused on loading).
+ * Python's safetensors reads the file. The write is atomic: a temporary
+ * file "<path>.tmp.XXXXXX" beside path, fsync, rename over path (the new
+ * file gets the usual 0666 & ~umask mode); a failure removes the temporary
+ * and leaves any previous file at path untouched. NB_ERROR with
+ * nb_last_error() naming the file: NULL arguments, a name that is not UTF-8,
+ * two tensors with one name, a failed create, write, sync or rename. */
 nb_status nb_model_save(const nb_model *m, const char *path);
-/* Loads a model saved by nb_model_save. NULL with nb_last_error() naming
- * the file and the problem: not safetensors, truncated, corrupt header,
- * missing or extra tensors, wrong shapes, unknown layer kinds. */
+/* Loads a model saved by nb_model_save: the same layers, names, specs,
+ * trainable flags, seed and bit-identical tensors. The caller owns it
+ * (nb_model_free). NULL with nb_last_error() naming the file and the
+ * problem: missing, not safetensors, truncated or longer than its header
+ * says, a header that is not JSON or lacks the nabla metadata, an unknown
+ * layer kind or bad spec, a dtype other than F32, offsets out of range,
+ * overlapping or leaving gaps, missing or extra tensors, wrong shapes, a
+ * checksum mismatch. Never crashes on a malformed file. */
 nb_model *nb_model_load(const char *path);
-/* Copies the tensors of a file saved from a model of the same architecture
- * into m (transfer learning; checks names and shapes). */
+/* Copies the tensors of a safetensors file into m (transfer learning): the
+ * file must hold exactly m's tensors, by name and shape, as F32, in any
+ * order; nabla's metadata is not needed, but a weights_crc32 there is
+ * checked. Only data is copied: m's layers and trainable flags stay. All or
+ * nothing: on NB_ERROR (nb_last_error() as for nb_model_load) m is as it
+ * was. */
 nb_status nb_model_load_weights(nb_model *m, const char *path);
 
 #ifdef __cplusplus

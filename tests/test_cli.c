@@ -1,0 +1,95 @@
+/* The nabla command: bad flags get a usage message and a non-zero exit,
+ * never a crash; a short train, eval and summary round trip works. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef NABLA_TOOL
+#error "NABLA_TOOL must name the built nabla program"
+#endif
+
+/* Runs `nabla ARGS`, returns its exit status and its stdout+stderr in out. */
+static int run(const char *args, char *out, size_t len) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", NABLA_TOOL, args);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t n = fread(out, 1, len - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    cr_assert(WIFEXITED(status), "nabla %s did not exit normally (signal?): %s", args, out);
+    return WEXITSTATUS(status);
+}
+
+static void expect(const char *args, int code, const char *text) {
+    static char out[1 << 16];
+    int rc = run(args, out, sizeof out);
+    cr_assert_eq(rc, code, "nabla %s: exit %d, expected %d\n%s", args, rc, code, out);
+    cr_assert(strstr(out, text), "nabla %s: output lacks '%s':\n%s", args, text, out);
+}
+
+Test(cli, bad_commands_and_flags_get_usage_and_exit_2) {
+    expect("", 2, "usage: nabla train");
+    expect("frobnicate", 2, "unknown command 'frobnicate'");
+    expect("train --bogus", 2, "bad or incomplete option '--bogus'");
+    expect("train --epochs", 2, "bad or incomplete option");
+    expect("train --layers 300,abc", 2, "--layers: '300,abc' is not a list");
+    expect("train --lr -1", 2, "--lr: '-1' is not a number in range");
+    expect("train --epochs 0", 2, "--epochs: '0' is not a whole number in range");
+    expect("train --activation relux", 2, "unknown activation 'relux'");
+    expect("train --optimizer adamm", 2, "unknown optimizer 'adamm'");
+    expect("train --schedule cosine", 2, "unknown schedule 'cosine'");
+    expect("train --preset fast", 2, "unknown preset 'fast'");
+    expect("train --dropout 0.2 --alpha-dropout 0.1", 2, "exclude each other");
+    expect("eval", 2, "--model FILE is required");
+    expect("train extra", 2, "unexpected argument 'extra'");
+    expect("--help", 0, "usage: nabla train");
+}
+
+Test(cli, missing_files_and_data_are_reported) {
+    expect("eval --model /nonexistent/model.safetensors", 1, "/nonexistent/model.safetensors");
+    expect("summary --model /nonexistent/m.safetensors", 1, "nabla:");
+    expect("train --data /nonexistent-dir --epochs 1 --quiet", 1, "/nonexistent-dir");
+}
+
+Test(cli, train_eval_and_summary_round_trip, .timeout = 300) {
+    char dir[] = "/tmp/nabla-cli-XXXXXX", args[512], model[96], csv[96];
+    static char out[1 << 16];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(model, sizeof model, "%s/m.safetensors", dir);
+    snprintf(csv, sizeof csv, "%s/h.csv", dir);
+    /* the flags win over the preset: constant schedule, one epoch */
+    snprintf(args, sizeof args,
+             "train --preset default --schedule constant --epochs 1 --layers 50 --train-size 3300 "
+             "--dropout 0.2 --mc-samples 5 --threads 1 --seed 3 --save %s --history %s --json",
+             model, csv);
+    int rc = run(args, out, sizeof out);
+    cr_assert_eq(rc, 0, "%s", out);
+    const char *json = strrchr(out, '{');
+    cr_assert(json && strstr(json, "\"test_accuracy\":") && strstr(json, "\"epochs_run\":1") &&
+                  strstr(json, "\"seed\":3}") && strstr(json, "\"threads\":1") &&
+                  strstr(json, "\"mc_test_accuracy\":") && strstr(json, "\"train_samples_per_second\":"),
+              "%s", out);
+    double acc = 0;
+    sscanf(strstr(json, "\"test_accuracy\":") + 16, "%lf", &acc);
+    cr_assert_gt(acc, 0.5, "%s", out);
+    cr_assert_eq(access(csv, R_OK), 0);
+
+    snprintf(args, sizeof args, "eval --model %s --json --mc-samples 3", model);
+    rc = run(args, out, sizeof out);
+    cr_assert_eq(rc, 0, "%s", out);
+    double acc2 = 0;
+    cr_assert(strstr(out, "\"test_accuracy\":"), "%s", out);
+    sscanf(strstr(out, "\"test_accuracy\":") + 16, "%lf", &acc2);
+    cr_assert_float_eq(acc2, acc, 1e-4, "eval of the saved model: %s", out);
+    cr_assert(strstr(out, "std"), "MC output shows the standard deviations: %s", out);
+
+    snprintf(args, sizeof args, "summary --model %s", model);
+    rc = run(args, out, sizeof out);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "Total params:") && strstr(out, "batch_normalization (BatchNormalization)"), "%s", out);
+    unlink(model), unlink(csv), rmdir(dir);
+}

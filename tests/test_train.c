@@ -1,0 +1,271 @@
+/* The training loop: fit learns, validation, early stopping with restored
+ * weights, schedules, history CSV and plots, MC dropout, evaluate, and a
+ * short run on Fashion-MNIST. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "nabla/train.h"
+
+enum { DIM = 12, CLASSES = 3 };
+
+/* Three Gaussian blobs in DIM dimensions; label noise makes a fraction
+ * of the labels random. */
+static nb_dataset blobs(int n, uint64_t seed, float noise) {
+    nb_dataset d = {.n = n, .dim = DIM, .rows = 1, .cols = DIM, .n_classes = CLASSES};
+    d.x = malloc(sizeof(float) * (size_t)n * DIM);
+    d.y = malloc(sizeof(float) * (size_t)n);
+    nb_rng r;
+    nb_rng_seed(&r, seed, 3);
+    for (int i = 0; i < n; i++) {
+        int c = (int)nb_rng_below(&r, CLASSES);
+        for (int j = 0; j < DIM; j++) d.x[i * DIM + j] = nb_rng_normal(&r) + (j % CLASSES == c ? 2.0f : 0.0f);
+        d.y[i] = nb_rng_uniform(&r) < noise ? (float)nb_rng_below(&r, CLASSES) : (float)c;
+    }
+    return d;
+}
+
+static nb_model *classifier(float dropout, uint64_t seed) {
+    nb_model *m = nb_model_new(1, (int[]){DIM}, seed);
+    nb_layer_spec h = nb_dense_spec(16, "relu", "he_normal"), out = nb_dense_spec(CLASSES, NULL, NULL);
+    nb_model_add(m, &h);
+    if (dropout > 0) {
+        nb_layer_spec d = nb_dropout_spec(dropout);
+        nb_model_add(m, &d);
+    }
+    cr_assert_not_null(nb_model_add(m, &out), "%s", nb_last_error());
+    return m;
+}
+
+static nb_fit_opts quiet_opts(int epochs) {
+    nb_fit_opts o = nb_fit_defaults();
+    o.epochs = epochs;
+    o.verbose = 0;
+    o.optimizer = nb_optimizer_defaults(NB_ADAM);
+    o.optimizer.lr = 0.01f;
+    return o;
+}
+
+Test(train, fit_learns_and_reports_every_epoch) {
+    nb_dataset train = blobs(600, 1, 0), val = blobs(200, 2, 0);
+    nb_model *m = classifier(0, 5);
+    nb_fit_opts o = quiet_opts(5);
+    o.validation = &val;
+    o.batch_size = 50; /* 12 batches of 50 */
+    nb_history h;
+    cr_assert_eq(nb_fit(m, &train, &o, &h), NB_OK, "%s", nb_last_error());
+    cr_assert_eq(h.n_epochs, 5);
+    cr_assert(h.epochs[4].has_validation);
+    cr_assert_gt(h.epochs[4].val_accuracy, 0.9, "val accuracy %g", h.epochs[4].val_accuracy);
+    cr_assert_lt(h.epochs[4].loss, h.epochs[0].loss);
+    cr_assert_gt(h.samples_per_second, 0);
+    double loss, acc;
+    cr_assert_eq(nb_evaluate(m, &val, 64, &loss, &acc), NB_OK);
+    cr_assert_float_eq(acc, h.epochs[4].val_accuracy, 1e-9, "evaluate agrees with fit's validation");
+    cr_assert_float_eq(loss, h.epochs[4].val_loss, 1e-5);
+    nb_history_free(&h);
+    nb_model_free(m);
+    nb_dataset_free(&train), nb_dataset_free(&val);
+}
+
+Test(train, the_same_seed_gives_the_same_history) {
+    nb_dataset train = blobs(300, 1, 0.1f);
+    double last[2];
+    for (int run = 0; run < 2; run++) {
+        nb_model *m = classifier(0.3f, 5);
+        nb_fit_opts o = quiet_opts(3);
+        o.seed = 9;
+        o.validation_split = 0.2f;
+        nb_history h;
+        cr_assert_eq(nb_fit(m, &train, &o, &h), NB_OK, "%s", nb_last_error());
+        last[run] = h.epochs[2].val_loss;
+        nb_history_free(&h);
+        nb_model_free(m);
+    }
+    cr_assert_eq(last[0], last[1]);
+    nb_dataset_free(&train);
+}
+
+/* Stops training after the epoch the callback sees */
+static bool stop_at_two(const nb_epoch_metrics *e, void *user) {
+    (*(int *)user)++;
+    return e->epoch < 2;
+}
+
+Test(train, a_callback_sees_each_epoch_and_can_stop_training) {
+    nb_dataset train = blobs(200, 1, 0);
+    nb_model *m = classifier(0, 5);
+    nb_fit_opts o = quiet_opts(10);
+    int calls = 0;
+    o.on_epoch = stop_at_two;
+    o.user = &calls;
+    nb_history h;
+    cr_assert_eq(nb_fit(m, &train, &o, &h), NB_OK);
+    cr_assert_eq(calls, 2);
+    cr_assert_eq(h.n_epochs, 2);
+    nb_history_free(&h);
+    nb_model_free(m);
+    nb_dataset_free(&train);
+}
+
+Test(train, early_stopping_restores_the_best_weights) {
+    /* random validation labels: the validation loss soon gets worse */
+    nb_dataset train = blobs(300, 1, 1.0f), val = blobs(100, 2, 1.0f);
+    nb_model *m = classifier(0, 5);
+    nb_fit_opts o = quiet_opts(60);
+    o.optimizer.lr = 0.05f;
+    o.validation = &val;
+    o.patience = 3;
+    o.restore_best = true;
+    nb_history h;
+    cr_assert_eq(nb_fit(m, &train, &o, &h), NB_OK, "%s", nb_last_error());
+    cr_assert(h.stopped_early, "ran all %d epochs", h.n_epochs);
+    cr_assert_eq(h.n_epochs, h.best_epoch + 3);
+    double loss;
+    nb_evaluate(m, &val, 32, &loss, NULL);
+    cr_assert_float_eq(loss, h.epochs[h.best_epoch - 1].val_loss, 1e-5, "the weights are not the best epoch's");
+    nb_history_free(&h);
+    nb_model_free(m);
+    nb_dataset_free(&train), nb_dataset_free(&val);
+}
+
+Test(train, schedules_set_the_rate_per_epoch) {
+    nb_dataset train = blobs(100, 1, 0);
+    nb_model *m = classifier(0, 5);
+    nb_fit_opts o = quiet_opts(4);
+    o.optimizer = nb_optimizer_defaults(NB_SGD);
+    o.use_schedule = true;
+    o.schedule_per_epoch = true;
+    o.schedule = nb_schedule_defaults(NB_SCHEDULE_EXPONENTIAL, 0.1f);
+    o.schedule.steps = 2; /* lr = 0.1 * 0.1^(epoch/2) */
+    nb_history h;
+    cr_assert_eq(nb_fit(m, &train, &o, &h), NB_OK, "%s", nb_last_error());
+    for (int e = 0; e < 4; e++) cr_assert_float_eq(h.epochs[e].lr, 0.1 * pow(0.1, e / 2.0), 1e-7);
+    nb_history_free(&h);
+    nb_model_free(m);
+    nb_dataset_free(&train);
+}
+
+Test(train, history_is_written_as_csv_and_drawn_by_gnuplot) {
+    nb_dataset train = blobs(100, 1, 0);
+    nb_model *m = classifier(0, 5);
+    nb_fit_opts o = quiet_opts(3);
+    o.validation_split = 0.2f;
+    nb_history h;
+    cr_assert_eq(nb_fit(m, &train, &o, &h), NB_OK);
+    char dir[] = "/tmp/nabla-train-XXXXXX", csv[64], png[64], svg[64], bad[64];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(csv, sizeof csv, "%s/h.csv", dir), snprintf(png, sizeof png, "%s/h.png", dir);
+    snprintf(svg, sizeof svg, "%s/h.svg", dir), snprintf(bad, sizeof bad, "%s/h.gif", dir);
+    cr_assert_eq(nb_history_write_csv(&h, csv), NB_OK, "%s", nb_last_error());
+    FILE *f = fopen(csv, "r");
+    char line[256];
+    cr_assert(fgets(line, sizeof line, f));
+    cr_assert_str_eq(line, "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n");
+    int rows = 0, epoch;
+    double loss;
+    while (fgets(line, sizeof line, f)) {
+        cr_assert_eq(sscanf(line, "%d,%lf", &epoch, &loss), 2);
+        cr_assert_float_eq(loss, h.epochs[rows].loss, 1e-5);
+        rows++;
+    }
+    fclose(f);
+    cr_assert_eq(rows, 3);
+    cr_assert_eq(nb_history_plot(&h, png), NB_OK, "%s", nb_last_error());
+    unsigned char magic[8];
+    f = fopen(png, "rb");
+    cr_assert_eq(fread(magic, 1, 8, f), 8);
+    fclose(f);
+    cr_assert(memcmp(magic, "\x89PNG\r\n\x1a\n", 8) == 0, "not a PNG");
+    cr_assert_eq(nb_history_plot(&h, svg), NB_OK, "%s", nb_last_error());
+    cr_assert_eq(nb_history_plot(&h, bad), NB_ERROR);
+    cr_assert(strstr(nb_last_error(), "must end in .png or .svg"), "%s", nb_last_error());
+    unlink(csv), unlink(png), unlink(svg), rmdir(dir);
+    nb_history_free(&h);
+    nb_model_free(m);
+    nb_dataset_free(&train);
+}
+
+Test(train, mc_dropout_varies_between_passes_and_averages_stably) {
+    nb_dataset train = blobs(300, 1, 0), test = blobs(50, 3, 0);
+    nb_model *m = classifier(0.5f, 5);
+    nb_fit_opts o = quiet_opts(5);
+    cr_assert_eq(nb_fit(m, &train, &o, NULL), NB_OK);
+    float *mean = malloc(sizeof(float) * 50 * CLASSES), *sd = malloc(sizeof(float) * 50 * CLASSES);
+    float *mean2 = malloc(sizeof(float) * 50 * CLASSES);
+    double acc, acc2, plain;
+    cr_assert_eq(nb_predict_mc(m, &test, 16, 200, 1, mean, sd, &acc), NB_OK, "%s", nb_last_error());
+    cr_assert_eq(nb_predict_mc(m, &test, 16, 200, 2, mean2, NULL, &acc2), NB_OK);
+    nb_evaluate(m, &test, 16, NULL, &plain);
+    double max_sd = 0, max_diff = 0;
+    for (int i = 0; i < 50; i++) {
+        double s = 0;
+        for (int c = 0; c < CLASSES; c++) {
+            s += mean[i * CLASSES + c];
+            max_sd = fmax(max_sd, sd[i * CLASSES + c]);
+            max_diff = fmax(max_diff, fabs(mean[i * CLASSES + c] - mean2[i * CLASSES + c]));
+        }
+        cr_assert_float_eq(s, 1.0, 1e-5, "mean probabilities of example %d sum to %g", i, s);
+    }
+    cr_assert_gt(max_sd, 0.01, "the passes did not vary");
+    cr_assert_lt(max_diff, 0.1, "two seeds' means differ by %g", max_diff);
+    cr_assert_gt(acc, 0.8);
+    cr_log_info("MC accuracy %.3f (seed 2: %.3f), plain %.3f", acc, acc2, plain);
+    free(mean), free(sd), free(mean2);
+    nb_model_free(m);
+    nb_dataset_free(&train), nb_dataset_free(&test);
+}
+
+Test(train, bad_options_and_mismatched_data_are_refused) {
+    nb_dataset train = blobs(50, 1, 0), wide = {0};
+    nb_model *m = classifier(0, 5);
+    nb_fit_opts o = quiet_opts(0);
+    cr_assert_eq(nb_fit(m, &train, &o, NULL), NB_ERROR);
+    cr_assert_str_eq(nb_last_error(), "fit: epochs is 0, must be >= 1");
+    o = quiet_opts(1);
+    o.validation_split = 1.5f;
+    cr_assert_eq(nb_fit(m, &train, &o, NULL), NB_ERROR);
+    cr_assert(strstr(nb_last_error(), "validation split 1.5 outside [0,1)"), "%s", nb_last_error());
+    o = quiet_opts(1);
+    o.optimizer.lr = -1;
+    cr_assert_eq(nb_fit(m, &train, &o, NULL), NB_ERROR);
+    cr_assert(strstr(nb_last_error(), "lr"), "%s", nb_last_error());
+    nb_model *other = nb_model_new(1, (int[]){DIM + 1}, 1);
+    nb_layer_spec d = nb_dense_spec(3, NULL, NULL);
+    nb_model_add(other, &d);
+    o = quiet_opts(1);
+    cr_assert_eq(nb_fit(other, &train, &o, NULL), NB_ERROR);
+    cr_assert_str_eq(nb_last_error(), "fit: the data has 12 features per example, the model takes 13");
+    train.y[7] = 5; /* beyond the 3 classes */
+    cr_assert_eq(nb_fit(m, &train, &o, NULL), NB_ERROR);
+    cr_assert(strstr(nb_last_error(), "softmax_cross_entropy: label 5"), "%s", nb_last_error());
+    cr_assert_eq(nb_evaluate(m, &wide, 32, NULL, NULL), NB_ERROR);
+    nb_model_free(m), nb_model_free(other);
+    nb_dataset_free(&train);
+}
+
+Test(train, a_short_run_on_fashion_mnist_reaches_80_percent, .timeout = 120) {
+    nb_dataset train, test, sub, test_sub;
+    cr_assert_eq(nb_load_mnist_dir(NULL, &train, &test), NB_OK, "%s (run scripts/setup.sh)", nb_last_error());
+    cr_assert_eq(nb_dataset_slice(&train, 0, 10000, &sub), NB_OK);
+    cr_assert_eq(nb_dataset_slice(&test, 0, 2000, &test_sub), NB_OK);
+    nb_dataset_free(&train), nb_dataset_free(&test);
+    nb_dataset_scale(&sub, 1.0f / 255), nb_dataset_scale(&test_sub, 1.0f / 255);
+    nb_model *m = nb_model_new(2, (int[]){28, 28}, 42);
+    nb_layer_spec f = {.kind = NB_LAYER_FLATTEN}, h = nb_dense_spec(100, "relu", "he_normal"),
+                  out = nb_dense_spec(10, NULL, "he_normal");
+    nb_model_add(m, &f), nb_model_add(m, &h), nb_model_add(m, &out);
+    nb_fit_opts o = quiet_opts(3);
+    o.optimizer.lr = 0.002f;
+    cr_assert_eq(nb_fit(m, &sub, &o, NULL), NB_OK, "%s", nb_last_error());
+    double acc;
+    cr_assert_eq(nb_evaluate(m, &test_sub, 256, NULL, &acc), NB_OK);
+    cr_log_info("Fashion-MNIST, 10,000 images, 3 epochs: test accuracy %.4f", acc);
+    cr_assert_gt(acc, 0.80, "test accuracy %.4f", acc);
+    nb_model_free(m);
+    nb_dataset_free(&sub), nb_dataset_free(&test_sub);
+}

@@ -1,0 +1,541 @@
+/* nabla — train, evaluate and inspect networks on Fashion-MNIST.
+ *
+ *   nabla train [--preset baseline|default|selu] [flags]   train, then test
+ *   nabla eval --model FILE [--mc-samples N] [--json]       test a saved model
+ *   nabla summary --model FILE                              its layers and sizes
+ *
+ * Only the public API is used: this program composes the library. */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nabla/nabla.h"
+#include "nabla/train.h"
+
+#define MAX_LAYERS 256
+
+typedef struct config {
+    const char *preset;
+    int n_layers, layers[MAX_LAYERS];
+    char activation[16], init[24];
+    bool batch_norm, standardize, quiet, json;
+    float dropout, alpha_dropout;
+    nb_optimizer_kind optimizer;
+    float lr, momentum, beta1, beta2, weight_decay;     /* < 0: the optimizer's default */
+    nb_schedule_kind schedule;
+    float clip_value, clip_norm, clip_global_norm, l1, l2, max_norm;
+    int patience, epochs, batch_size, threads, train_size, mc_samples;
+    uint64_t seed;
+    const char *save, *history, *plot, *data;
+} config;
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: nabla train [--preset baseline|default|selu] [options]\n"
+            "       nabla eval --model FILE [--mc-samples N] [--data DIR] [--batch-size N] [--json]\n"
+            "       nabla summary --model FILE\n"
+            "\n"
+            "train options (each overrides the preset):\n"
+            "  --layers 300,100       hidden layer sizes; 100x20 means twenty layers of 100\n"
+            "  --activation NAME      relu leaky_relu prelu rrelu elu selu gelu swish tanh sigmoid\n"
+            "  --init NAME            he_normal he_uniform glorot_normal glorot_uniform lecun_normal lecun_uniform\n"
+            "  --batch-norm, --no-batch-norm\n"
+            "  --dropout RATE, --alpha-dropout RATE   before each Dense layer\n"
+            "  --optimizer NAME       sgd momentum nesterov adagrad rmsprop adam adamax nadam adamw\n"
+            "  --lr X  --momentum X  --beta1 X  --beta2 X  --weight-decay X\n"
+            "  --schedule NAME        constant power exponential piecewise performance 1cycle\n"
+            "  --clip-value X  --clip-norm X  --clip-global-norm X\n"
+            "  --l1 X  --l2 X  --max-norm X   kernel penalties and constraint of every Dense layer\n"
+            "  --patience N           early stopping on val_loss, restoring the best weights (0: off)\n"
+            "  --epochs N  --batch-size N  --threads N  --seed N  --train-size N (first N examples)\n"
+            "  --standardize          inputs to zero mean, unit variance (training statistics)\n"
+            "  --mc-samples N         after training, also report MC-dropout test accuracy\n"
+            "  --save FILE  --history FILE.csv  --plot FILE.png|svg  --data DIR  --quiet  --json\n");
+}
+
+static int fail(const char *fmt, const char *a, const char *b) {
+    fprintf(stderr, "nabla: ");
+    fprintf(stderr, fmt, a, b);
+    fprintf(stderr, "\n");
+    return 2;
+}
+
+/* ---- parsing numbers and lists ---- */
+
+static bool parse_float(const char *s, float lo, float hi, float *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno || !isfinite(v) || v < lo || v > hi) return false;
+    *out = (float)v;
+    return true;
+}
+
+static bool parse_int(const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || errno || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+/* "300,100" or "100x20" or a mix: "300,100x3" */
+static bool parse_layers(const char *s, config *c) {
+    c->n_layers = 0;
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        long units, times = 1;
+        char *x = strchr(tok, 'x');
+        if (x) *x = '\0';
+        if (!parse_int(tok, 1, 100000, &units) || (x && !parse_int(x + 1, 1, MAX_LAYERS, &times))) return false;
+        for (long i = 0; i < times; i++) {
+            if (c->n_layers == MAX_LAYERS) return false;
+            c->layers[c->n_layers++] = (int)units;
+        }
+    }
+    return c->n_layers > 0;
+}
+
+static const char *const activations[] = {"relu", "leaky_relu", "prelu", "rrelu", "elu", "selu",
+                                          "gelu", "swish", "tanh", "sigmoid"};
+static const char *const inits[] = {"he_normal", "he_uniform", "glorot_normal", "glorot_uniform",
+                                    "lecun_normal", "lecun_uniform"};
+
+static bool one_of(const char *s, const char *const *names, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0) return true;
+    return false;
+}
+
+/* ---- presets ---- */
+
+static bool apply_preset(config *c, const char *name) {
+    config d = {.preset = name, .lr = -1, .momentum = -1, .beta1 = -1, .beta2 = -1, .weight_decay = -1,
+                .epochs = 10, .batch_size = 32, .seed = 42, .threads = 0};
+    if (strcmp(name, "baseline") == 0) {
+        /* 784-300-100-10, ReLU, He init, SGD lr 0.01, batch 32 */
+        d.n_layers = 2, d.layers[0] = 300, d.layers[1] = 100;
+        strcpy(d.activation, "relu"), strcpy(d.init, "he_normal");
+        d.optimizer = NB_SGD, d.lr = 0.01f, d.schedule = NB_SCHEDULE_CONSTANT;
+    } else if (strcmp(name, "default") == 0) {
+        /* the chapter's default deep network: He init, ELU, batch norm,
+         * early stopping, Nadam, 1cycle */
+        d.n_layers = 3, d.layers[0] = 300, d.layers[1] = 100, d.layers[2] = 100;
+        strcpy(d.activation, "elu"), strcpy(d.init, "he_normal");
+        d.batch_norm = true, d.patience = 3;
+        d.optimizer = NB_NADAM, d.lr = 0.002f, d.schedule = NB_SCHEDULE_ONECYCLE;
+        d.epochs = 5;
+    } else if (strcmp(name, "selu") == 0) {
+        /* self-normalizing: LeCun normal, SELU, standardized inputs, no batch
+         * norm; add --alpha-dropout RATE for regularization */
+        d.n_layers = 1, d.layers[0] = 100;
+        parse_layers("100x20", &d);
+        strcpy(d.activation, "selu"), strcpy(d.init, "lecun_normal");
+        d.standardize = true, d.optimizer = NB_NESTEROV, d.lr = 0.001f, d.momentum = 0.9f;
+        d.schedule = NB_SCHEDULE_CONSTANT;
+    } else {
+        return false;
+    }
+    *c = d;
+    return true;
+}
+
+enum {
+    O_PRESET = 256, O_LAYERS, O_ACTIVATION, O_INIT, O_BN, O_NO_BN, O_DROPOUT, O_ALPHA_DROPOUT, O_OPTIMIZER,
+    O_LR, O_MOMENTUM, O_BETA1, O_BETA2, O_WD, O_SCHEDULE, O_CLIP_VALUE, O_CLIP_NORM, O_CLIP_GLOBAL, O_L1,
+    O_L2, O_MAX_NORM, O_PATIENCE, O_EPOCHS, O_BATCH, O_THREADS, O_SEED, O_STANDARDIZE, O_SAVE, O_HISTORY,
+    O_PLOT, O_QUIET, O_JSON, O_DATA, O_TRAIN_SIZE, O_MC, O_MODEL, O_HELP
+};
+
+static const struct option options[] = {
+    {"preset", required_argument, 0, O_PRESET}, {"layers", required_argument, 0, O_LAYERS},
+    {"activation", required_argument, 0, O_ACTIVATION}, {"init", required_argument, 0, O_INIT},
+    {"batch-norm", no_argument, 0, O_BN}, {"no-batch-norm", no_argument, 0, O_NO_BN},
+    {"dropout", required_argument, 0, O_DROPOUT}, {"alpha-dropout", required_argument, 0, O_ALPHA_DROPOUT},
+    {"optimizer", required_argument, 0, O_OPTIMIZER}, {"lr", required_argument, 0, O_LR},
+    {"momentum", required_argument, 0, O_MOMENTUM}, {"beta1", required_argument, 0, O_BETA1},
+    {"beta2", required_argument, 0, O_BETA2}, {"weight-decay", required_argument, 0, O_WD},
+    {"schedule", required_argument, 0, O_SCHEDULE}, {"clip-value", required_argument, 0, O_CLIP_VALUE},
+    {"clip-norm", required_argument, 0, O_CLIP_NORM}, {"clip-global-norm", required_argument, 0, O_CLIP_GLOBAL},
+    {"l1", required_argument, 0, O_L1}, {"l2", required_argument, 0, O_L2},
+    {"max-norm", required_argument, 0, O_MAX_NORM}, {"patience", required_argument, 0, O_PATIENCE},
+    {"epochs", required_argument, 0, O_EPOCHS}, {"batch-size", required_argument, 0, O_BATCH},
+    {"threads", required_argument, 0, O_THREADS}, {"seed", required_argument, 0, O_SEED},
+    {"standardize", no_argument, 0, O_STANDARDIZE}, {"save", required_argument, 0, O_SAVE},
+    {"history", required_argument, 0, O_HISTORY}, {"plot", required_argument, 0, O_PLOT},
+    {"quiet", no_argument, 0, O_QUIET}, {"json", no_argument, 0, O_JSON}, {"data", required_argument, 0, O_DATA},
+    {"train-size", required_argument, 0, O_TRAIN_SIZE}, {"mc-samples", required_argument, 0, O_MC},
+    {"model", required_argument, 0, O_MODEL}, {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0},
+};
+
+/* Applies one option; returns 0, or 2 after printing what is wrong. */
+static int apply_option(config *c, int opt, const char *arg, const char **model) {
+    long v;
+    float f;
+#define FLOAT(field, lo, hi)                                                                        \
+    do {                                                                                            \
+        if (!parse_float(arg, lo, hi, &f)) return fail("--%s: '%s' is not a number in range", options[opt - O_PRESET].name, arg); \
+        c->field = f;                                                                               \
+    } while (0)
+#define INT(field, lo, hi)                                                                          \
+    do {                                                                                            \
+        if (!parse_int(arg, lo, hi, &v)) return fail("--%s: '%s' is not a whole number in range", options[opt - O_PRESET].name, arg); \
+        c->field = (int)v;                                                                          \
+    } while (0)
+    switch (opt) {
+    case O_PRESET: break; /* applied first */
+    case O_LAYERS:
+        if (!parse_layers(arg, c)) return fail("--layers: '%s' is not a list like 300,100 or 100x20%s", arg, "");
+        break;
+    case O_ACTIVATION:
+        if (!one_of(arg, activations, sizeof activations / sizeof *activations))
+            return fail("--activation: unknown activation '%s'%s", arg, "");
+        snprintf(c->activation, sizeof c->activation, "%s", arg);
+        break;
+    case O_INIT:
+        if (!one_of(arg, inits, sizeof inits / sizeof *inits)) return fail("--init: unknown initializer '%s'%s", arg, "");
+        snprintf(c->init, sizeof c->init, "%s", arg);
+        break;
+    case O_BN: c->batch_norm = true; break;
+    case O_NO_BN: c->batch_norm = false; break;
+    case O_DROPOUT: FLOAT(dropout, 0, 0.99f); break;
+    case O_ALPHA_DROPOUT: FLOAT(alpha_dropout, 0, 0.99f); break;
+    case O_OPTIMIZER:
+        if (!nb_optimizer_parse(arg, &c->optimizer)) return fail("--optimizer: unknown optimizer '%s'%s", arg, "");
+        break;
+    case O_LR: FLOAT(lr, 1e-9f, 100); break;
+    case O_MOMENTUM: FLOAT(momentum, 0, 0.9999f); break;
+    case O_BETA1: FLOAT(beta1, 0, 0.9999f); break;
+    case O_BETA2: FLOAT(beta2, 0, 0.999999f); break;
+    case O_WD: FLOAT(weight_decay, 0, 10); break;
+    case O_SCHEDULE:
+        if (!nb_schedule_parse(arg, &c->schedule)) return fail("--schedule: unknown schedule '%s'%s", arg, "");
+        break;
+    case O_CLIP_VALUE: FLOAT(clip_value, 1e-9f, 1e9f); break;
+    case O_CLIP_NORM: FLOAT(clip_norm, 1e-9f, 1e9f); break;
+    case O_CLIP_GLOBAL: FLOAT(clip_global_norm, 1e-9f, 1e9f); break;
+    case O_L1: FLOAT(l1, 0, 10); break;
+    case O_L2: FLOAT(l2, 0, 10); break;
+    case O_MAX_NORM: FLOAT(max_norm, 0, 1e9f); break;
+    case O_PATIENCE: INT(patience, 0, 100000); break;
+    case O_EPOCHS: INT(epochs, 1, 100000); break;
+    case O_BATCH: INT(batch_size, 1, 65536); break;
+    case O_THREADS: INT(threads, 1, 1024); break;
+    case O_SEED:
+        if (!parse_int(arg, 0, 0x7fffffffffffffffL, &v)) return fail("--seed: '%s' is not a whole number >= 0%s", arg, "");
+        c->seed = (uint64_t)v;
+        break;
+    case O_STANDARDIZE: c->standardize = true; break;
+    case O_SAVE: c->save = arg; break;
+    case O_HISTORY: c->history = arg; break;
+    case O_PLOT: c->plot = arg; break;
+    case O_QUIET: c->quiet = true; break;
+    case O_JSON: c->json = true; break;
+    case O_DATA: c->data = arg; break;
+    case O_TRAIN_SIZE: INT(train_size, 1, 60000); break;
+    case O_MC: INT(mc_samples, 1, 100000); break;
+    case O_MODEL: *model = arg; break;
+    default: return 2;
+    }
+    return 0;
+#undef FLOAT
+#undef INT
+}
+
+/* Parses argv (after the subcommand): the preset first, then every other
+ * option over it, so that an explicit flag always wins whatever its place. */
+static int parse_args(int argc, char **argv, config *c, const char **model) {
+    const char *preset = "baseline";
+    opterr = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--preset") == 0 && i + 1 < argc) preset = argv[i + 1];
+        else if (strncmp(argv[i], "--preset=", 9) == 0) preset = argv[i] + 9;
+    }
+    if (!apply_preset(c, preset)) return fail("--preset: unknown preset '%s' (baseline, default, selu)%s", preset, "");
+    optind = 1;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        if (opt == O_HELP) {
+            usage(stdout);
+            return 1;
+        }
+        if (opt == '?' || opt == ':') {
+            fprintf(stderr, "nabla: bad or incomplete option '%s'\n", argv[optind - 1]);
+            usage(stderr);
+            return 2;
+        }
+        int rc = apply_option(c, opt, optarg, model);
+        if (rc) return rc;
+    }
+    if (optind < argc) return fail("unexpected argument '%s'%s", argv[optind], "");
+    if (c->dropout > 0 && c->alpha_dropout > 0) return fail("--dropout and --alpha-dropout exclude each other%s%s", "", "");
+    return 0;
+}
+
+/* ---- the model ---- */
+
+static nb_model *build_model(const config *c, const nb_standardizer *st) {
+    nb_model *m = nb_model_new(2, (int[]){28, 28}, c->seed);
+    if (!m) return NULL;
+    nb_layer_spec flat = {.kind = NB_LAYER_FLATTEN};
+    bool ok = nb_model_add(m, &flat) != NULL;
+    if (ok && st) {
+        nb_layer_spec norm = {.kind = NB_LAYER_NORMALIZATION};
+        nb_layer *l = nb_model_add(m, &norm);
+        ok = l && nb_layer_set_normalization(l, st->mean, st->std) == NB_OK;
+    }
+    for (int i = 0; ok && i <= c->n_layers; i++) {
+        bool output = i == c->n_layers;
+        if (c->dropout > 0) {
+            nb_layer_spec d = nb_dropout_spec(c->dropout);
+            ok = nb_model_add(m, &d) != NULL;
+        } else if (c->alpha_dropout > 0) {
+            nb_layer_spec d = nb_alpha_dropout_spec(c->alpha_dropout);
+            ok = nb_model_add(m, &d) != NULL;
+        }
+        bool bn = c->batch_norm && !output;
+        nb_layer_spec dense = nb_dense_spec(output ? 10 : c->layers[i], output || bn ? NULL : c->activation, c->init);
+        dense.no_bias = bn;
+        dense.kernel_reg = (nb_regularizer){c->l1, c->l2};
+        dense.max_norm = c->max_norm;
+        ok = ok && nb_model_add(m, &dense) != NULL;
+        if (ok && bn) {
+            nb_layer_spec b = nb_batch_norm_spec(), a = nb_activation_spec(c->activation);
+            ok = nb_model_add(m, &b) && nb_model_add(m, &a);
+        }
+    }
+    if (!ok) {
+        nb_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static nb_optimizer_config optimizer_config(const config *c) {
+    nb_optimizer_config o = nb_optimizer_defaults(c->optimizer);
+    if (c->lr > 0) o.lr = c->lr;
+    if (c->momentum >= 0) o.momentum = c->momentum;
+    if (c->beta1 >= 0) o.beta1 = c->beta1;
+    if (c->beta2 >= 0) o.beta2 = c->beta2;
+    if (c->weight_decay >= 0) o.weight_decay = c->weight_decay;
+    o.clip_value = c->clip_value, o.clip_norm = c->clip_norm, o.clip_global_norm = c->clip_global_norm;
+    return o;
+}
+
+/* Schedules over epochs where their parameters are counted in epochs
+ * (power, exponential, piecewise); 1cycle over steps. */
+static nb_schedule_config schedule_config(const config *c, float lr, bool *per_epoch) {
+    nb_schedule_config s = nb_schedule_defaults(c->schedule, lr);
+    *per_epoch = true;
+    switch (c->schedule) {
+    case NB_SCHEDULE_POWER: s.steps = (float)(c->epochs > 1 ? c->epochs : 1) / 2, s.power = 1; break;
+    case NB_SCHEDULE_EXPONENTIAL: s.steps = (float)(c->epochs > 1 ? c->epochs : 1); break;
+    case NB_SCHEDULE_PIECEWISE: /* the rate falls tenfold at a half and at three quarters of training */
+        s.n_boundaries = 2, s.boundaries[0] = c->epochs * 0.5f, s.boundaries[1] = c->epochs * 0.75f;
+        if (s.boundaries[1] <= s.boundaries[0]) s.boundaries[1] = s.boundaries[0] + 1;
+        s.values[0] = lr, s.values[1] = lr / 10, s.values[2] = lr / 100;
+        break;
+    case NB_SCHEDULE_ONECYCLE: *per_epoch = false; s.max_lr = lr; break;
+    default: break;
+    }
+    return s;
+}
+
+static int load_data(const config *c, nb_dataset *train, nb_dataset *test) {
+    if (nb_load_mnist_dir(c->data, train, test) != NB_OK) {
+        fprintf(stderr, "nabla: %s\n", nb_last_error());
+        return 1;
+    }
+    nb_dataset_scale(train, 1.0f / 255);
+    nb_dataset_scale(test, 1.0f / 255);
+    return 0;
+}
+
+static void json_number(FILE *out, const char *key, double v, bool last) {
+    fprintf(out, "\"%s\":%.6g%s", key, isfinite(v) ? v : 0.0, last ? "" : ",");
+}
+
+static int cmd_train(int argc, char **argv) {
+    config c;
+    const char *model_path = NULL;
+    int rc = parse_args(argc, argv, &c, &model_path);
+    if (rc) return rc == 1 ? 0 : rc;
+    if (c.threads) nb_set_num_threads(c.threads);
+    nb_dataset all = {0}, test = {0};
+    if (load_data(&c, &all, &test)) return 1;
+    /* 55,000 for training and the last 5,000 for validation */
+    int n = c.train_size && c.train_size < all.n ? c.train_size : all.n;
+    int n_val = n == all.n ? 5000 : n / 11;
+    nb_dataset train = all, val = all;
+    train.n = n - n_val;
+    val.x = all.x + (size_t)train.n * all.dim, val.y = all.y + train.n, val.n = n_val;
+    nb_standardizer st = {0};
+    if (c.standardize && nb_standardizer_fit(&st, &train) != NB_OK) {
+        fprintf(stderr, "nabla: %s\n", nb_last_error());
+        return 1;
+    }
+    nb_model *m = build_model(&c, c.standardize ? &st : NULL);
+    nb_standardizer_free(&st);
+    if (!m) {
+        fprintf(stderr, "nabla: %s\n", nb_last_error());
+        nb_dataset_free(&all), nb_dataset_free(&test);
+        return 1;
+    }
+    FILE *out = c.json ? stderr : stdout; /* with --json, stdout ends with the JSON line */
+    if (!c.quiet) {
+        fprintf(out, "nabla train: preset %s, %d training / %d validation / %d test images, %d threads, seed %llu\n",
+                c.preset, train.n, val.n, test.n, nb_get_num_threads(), (unsigned long long)c.seed);
+        nb_model_summary(m, out);
+    }
+    nb_fit_opts o = nb_fit_defaults();
+    o.epochs = c.epochs, o.batch_size = c.batch_size, o.seed = c.seed, o.validation = &val;
+    o.optimizer = optimizer_config(&c);
+    o.use_schedule = c.schedule != NB_SCHEDULE_CONSTANT;
+    o.schedule = schedule_config(&c, o.optimizer.lr, &o.schedule_per_epoch);
+    o.patience = c.patience, o.restore_best = c.patience > 0;
+    o.verbose = !c.quiet, o.out = out;
+    nb_history h;
+    if (nb_fit(m, &train, &o, &h) != NB_OK) {
+        fprintf(stderr, "nabla: %s\n", nb_last_error());
+        nb_model_free(m), nb_dataset_free(&all), nb_dataset_free(&test);
+        return 1;
+    }
+    double test_loss = NAN, test_acc = NAN, mc_acc = NAN, val_acc = h.n_epochs ? h.epochs[h.best_epoch > 0 ? h.best_epoch - 1 : h.n_epochs - 1].val_accuracy : NAN;
+    int status = 0;
+    if (nb_evaluate(m, &test, 256, &test_loss, &test_acc) != NB_OK ||
+        (c.mc_samples > 0 && nb_predict_mc(m, &test, 256, c.mc_samples, c.seed, NULL, NULL, &mc_acc) != NB_OK) ||
+        (c.save && nb_model_save(m, c.save) != NB_OK) || (c.history && nb_history_write_csv(&h, c.history) != NB_OK) ||
+        (c.plot && nb_history_plot(&h, c.plot) != NB_OK)) {
+        fprintf(stderr, "nabla: %s\n", nb_last_error());
+        status = 1;
+    }
+    if (!c.quiet) {
+        fprintf(out, "test loss %.4f, test accuracy %.4f", test_loss, test_acc);
+        if (c.mc_samples > 0) fprintf(out, ", MC dropout (%d samples) accuracy %.4f", c.mc_samples, mc_acc);
+        fprintf(out, "; %d epochs in %.1f s, %.0f samples/s\n", h.n_epochs, h.train_seconds, h.samples_per_second);
+    } else if (!c.json) {
+        printf("test accuracy %.4f\n", test_acc);
+    }
+    if (c.json) {
+        printf("{\"preset\":\"%s\",", c.preset);
+        json_number(stdout, "test_accuracy", test_acc, false);
+        json_number(stdout, "test_loss", test_loss, false);
+        json_number(stdout, "val_accuracy", val_acc, false);
+        if (c.mc_samples > 0) json_number(stdout, "mc_test_accuracy", mc_acc, false), json_number(stdout, "mc_samples", c.mc_samples, false);
+        json_number(stdout, "epochs_run", h.n_epochs, false);
+        json_number(stdout, "train_seconds", h.train_seconds, false);
+        json_number(stdout, "train_samples_per_second", h.samples_per_second, false);
+        json_number(stdout, "threads", nb_get_num_threads(), false);
+        printf("\"seed\":%llu}\n", (unsigned long long)c.seed);
+    }
+    nb_history_free(&h);
+    nb_model_free(m);
+    nb_dataset_free(&all), nb_dataset_free(&test);
+    return status;
+}
+
+/* eval and summary take --model and a few options of their own */
+static int parse_model_args(int argc, char **argv, config *c, const char **model, const char *cmd) {
+    int rc = parse_args(argc, argv, c, model);
+    if (rc) return rc;
+    if (!*model) {
+        fprintf(stderr, "nabla %s: --model FILE is required\n", cmd);
+        usage(stderr);
+        return 2;
+    }
+    return 0;
+}
+
+static int cmd_eval(int argc, char **argv) {
+    config c;
+    const char *path = NULL;
+    int rc = parse_model_args(argc, argv, &c, &path, "eval");
+    if (rc) return rc == 1 ? 0 : rc;
+    if (c.threads) nb_set_num_threads(c.threads);
+    nb_model *m = nb_model_load(path);
+    if (!m) {
+        fprintf(stderr, "nabla: %s\n", nb_last_error());
+        return 1;
+    }
+    nb_dataset train = {0}, test = {0};
+    if (load_data(&c, &train, &test)) {
+        nb_model_free(m);
+        return 1;
+    }
+    nb_dataset_free(&train);
+    double loss, acc, mc_acc = NAN;
+    int classes = 10, shown = 5;
+    float *mean = NULL, *std = NULL;
+    int status = 0;
+    if (nb_evaluate(m, &test, 256, &loss, &acc) != NB_OK) status = 1;
+    if (!status && c.mc_samples > 0) {
+        mean = malloc(sizeof(float) * (size_t)test.n * classes), std = malloc(sizeof(float) * (size_t)test.n * classes);
+        if (!mean || !std || nb_predict_mc(m, &test, 256, c.mc_samples, c.seed, mean, std, &mc_acc) != NB_OK) status = 1;
+    }
+    if (status) {
+        fprintf(stderr, "nabla: %s\n", nb_last_error());
+    } else {
+        FILE *out = c.json ? stderr : stdout;
+        fprintf(out, "%s: test loss %.4f, test accuracy %.4f\n", path, loss, acc);
+        if (c.mc_samples > 0) {
+            fprintf(out, "MC dropout, %d samples: test accuracy %.4f\n", c.mc_samples, mc_acc);
+            for (int i = 0; i < shown && i < test.n; i++) {
+                fprintf(out, "image %d (label %d): mean", i, (int)test.y[i]);
+                for (int j = 0; j < classes; j++) fprintf(out, " %.2f", mean[i * classes + j]);
+                fprintf(out, "\n             std ");
+                for (int j = 0; j < classes; j++) fprintf(out, " %.2f", std[i * classes + j]);
+                fprintf(out, "\n");
+            }
+        }
+        if (c.json) {
+            printf("{");
+            json_number(stdout, "test_accuracy", acc, false);
+            if (c.mc_samples > 0) json_number(stdout, "mc_test_accuracy", mc_acc, false), json_number(stdout, "mc_samples", c.mc_samples, false);
+            json_number(stdout, "test_loss", loss, true);
+            printf("}\n");
+        }
+    }
+    free(mean), free(std);
+    nb_dataset_free(&test);
+    nb_model_free(m);
+    return status;
+}
+
+static int cmd_summary(int argc, char **argv) {
+    config c;
+    const char *path = NULL;
+    int rc = parse_model_args(argc, argv, &c, &path, "summary");
+    if (rc) return rc == 1 ? 0 : rc;
+    nb_model *m = nb_model_load(path);
+    if (!m) {
+        fprintf(stderr, "nabla: %s\n", nb_last_error());
+        return 1;
+    }
+    nb_model_summary(m, stdout);
+    nb_model_free(m);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "summary")) return cmd_summary(argc - 1, argv + 1);
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "nabla: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

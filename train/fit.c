@@ -1,0 +1,389 @@
+/* train/fit.c — fit, evaluate and MC-dropout prediction over one replayed graph. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph/internal.h"
+#include "nabla/ops.h"
+#include "nabla/train.h"
+#include "train/progress.h"
+
+nb_fit_opts nb_fit_defaults(void) {
+    return (nb_fit_opts){.epochs = 1, .batch_size = 32, .optimizer = nb_optimizer_defaults(NB_SGD), .verbose = 1};
+}
+
+void nb_history_free(nb_history *h) {
+    if (!h) return;
+    free(h->epochs);
+    memset(h, 0, sizeof *h);
+}
+
+/* One graph of the model over batches: inputs, logits, loss, and the
+ * buffers a batch is gathered into. */
+typedef struct session {
+    nb_graph *g;
+    nb_node *in, *labels, *logits, *loss;
+    int batch, dim, classes;
+    float *xb, *yb;
+} session;
+
+static void session_close(session *s) {
+    nb_graph_free(s->g);
+    free(s->xb);
+    free(s->yb);
+    memset(s, 0, sizeof *s);
+}
+
+static nb_status session_open(session *s, nb_model *m, const nb_dataset *d, int batch, bool mc, uint64_t seed,
+                              const char *who) {
+    memset(s, 0, sizeof *s);
+    int dims[NB_MAX_RANK + 1], rank = nb_model_input_dims(m, dims + 1);
+    long dim = 1;
+    for (int i = 1; i <= rank; i++) dim *= dims[i];
+    if (!d || !d->x || !d->y || d->n < 1) {
+        nb__set_last_error("%s: the dataset is empty", who);
+        return NB_ERROR;
+    }
+    if (dim != d->dim) {
+        nb__set_last_error("%s: the data has %d features per example, the model takes %ld", who, d->dim, dim);
+        return NB_ERROR;
+    }
+    dims[0] = batch;
+    s->batch = batch;
+    s->dim = d->dim;
+    s->g = nb_graph_new();
+    if (!s->g) return NB_ERROR;
+    nb_graph_set_seed(s->g, seed);
+    s->in = nb_input(s->g, "x", rank + 1, dims);
+    s->labels = nb_input(s->g, "labels", 1, (int[]){batch});
+    s->logits = nb_model_apply(m, s->g, s->in, mc);
+    nb_shape out = nb_node_shape(s->logits);
+    if (s->logits && out.rank != 2) {
+        nb_graph_fail(s->g, "the model's output must be [batch, classes] logits");
+    }
+    nb_node *loss = nb_softmax_cross_entropy(s->g, s->logits, s->labels);
+    nb_node *penalty = nb_model_penalty(m, s->g);
+    s->loss = penalty ? nb_add(s->g, loss, penalty) : loss;
+    s->classes = out.dim[1];
+    s->xb = malloc(sizeof(float) * (size_t)batch * (size_t)d->dim);
+    s->yb = malloc(sizeof(float) * (size_t)batch);
+    if (nb_graph_status(s->g) != NB_OK || !s->xb || !s->yb) {
+        nb__set_last_error("%s: %s", who, nb_graph_status(s->g) != NB_OK ? nb_graph_error(s->g) : "out of memory");
+        session_close(s);
+        return NB_ERROR;
+    }
+    return NB_OK;
+}
+
+/* Gathers examples idx[0..b) (or start.. when idx is NULL) and feeds them. */
+static void session_feed(session *s, const nb_dataset *d, const int *idx, int start, int b) {
+    for (int r = 0; r < b; r++) {
+        int k = idx ? idx[start + r] : start + r;
+        memcpy(s->xb + (size_t)r * s->dim, d->x + (size_t)k * d->dim, sizeof(float) * (size_t)d->dim);
+        s->yb[r] = d->y[k];
+    }
+    nb_feed(s->g, s->in, s->xb, b);
+    nb_feed(s->g, s->labels, s->yb, b);
+}
+
+/* Correct argmax predictions among the b rows of the last forward pass. */
+static int session_correct(const session *s, int b) {
+    const float *z = nb_node_value(s->logits);
+    int correct = 0;
+    for (int r = 0; r < b; r++) {
+        const float *row = z + (size_t)r * s->classes;
+        int best = 0;
+        for (int c = 1; c < s->classes; c++)
+            if (row[c] > row[best]) best = c;
+        correct += (float)best == s->yb[r];
+    }
+    return correct;
+}
+
+static nb_status session_error(const session *s, const char *who) {
+    nb__set_last_error("%s: %s", who, nb_graph_error(s->g));
+    return NB_ERROR;
+}
+
+/* Mean loss and accuracy over d, inference mode. */
+static nb_status session_evaluate(session *s, const nb_dataset *d, double *loss, double *accuracy) {
+    double total = 0;
+    long correct = 0;
+    for (int start = 0; start < d->n; start += s->batch) {
+        int b = d->n - start < s->batch ? d->n - start : s->batch;
+        session_feed(s, d, NULL, start, b);
+        if (nb_forward(s->g, NB_INFERENCE) != NB_OK) return NB_ERROR;
+        total += (double)nb_node_value(s->loss)[0] * b;
+        correct += session_correct(s, b);
+    }
+    if (loss) *loss = total / d->n;
+    if (accuracy) *accuracy = (double)correct / d->n;
+    return NB_OK;
+}
+
+nb_status nb_evaluate(nb_model *m, const nb_dataset *d, int batch_size, double *loss, double *accuracy) {
+    session s;
+    if (!m) {
+        nb__set_last_error("evaluate: model is NULL");
+        return NB_ERROR;
+    }
+    if (batch_size < 1) batch_size = 32;
+    if (session_open(&s, m, d, batch_size, false, 0, "evaluate") != NB_OK) return NB_ERROR;
+    nb_status st = session_evaluate(&s, d, loss, accuracy);
+    if (st != NB_OK) session_error(&s, "evaluate");
+    session_close(&s);
+    return st;
+}
+
+/* ---- fit ---- */
+
+static nb_status check_opts(const nb_fit_opts *o, const nb_dataset *train) {
+    if (o->epochs < 1) {
+        nb__set_last_error("fit: epochs is %d, must be >= 1", o->epochs);
+        return NB_ERROR;
+    }
+    if (o->batch_size < 0) {
+        nb__set_last_error("fit: batch size is %d, must be >= 1", o->batch_size);
+        return NB_ERROR;
+    }
+    if (!(o->validation_split >= 0 && o->validation_split < 1)) {
+        nb__set_last_error("fit: validation split %g outside [0,1)", (double)o->validation_split);
+        return NB_ERROR;
+    }
+    if (o->patience < 0) {
+        nb__set_last_error("fit: patience is %d, must be >= 0", o->patience);
+        return NB_ERROR;
+    }
+    if (!train || train->n < 1) {
+        nb__set_last_error("fit: the training set is empty");
+        return NB_ERROR;
+    }
+    return NB_OK;
+}
+
+/* Copies every tensor of m into buf (to) or back (from). */
+static void snapshot(nb_model *m, float *buf, bool to) {
+    nb_tensor *const *t;
+    int n = nb_model_tensors(m, &t);
+    for (int i = 0; i < n; i++) {
+        if (to) memcpy(buf, t[i]->data, t[i]->size * sizeof(float));
+        else memcpy(t[i]->data, buf, t[i]->size * sizeof(float));
+        buf += t[i]->size;
+    }
+}
+
+typedef struct fit_state {
+    nb_optimizer *opt;
+    nb_schedule *sched;
+    float *best_weights;
+    int *perm;
+    session s;
+} fit_state;
+
+static void fit_state_free(fit_state *f) {
+    nb_optimizer_free(f->opt);
+    nb_schedule_free(f->sched);
+    free(f->best_weights);
+    free(f->perm);
+    session_close(&f->s);
+}
+
+/* Sets the rate (and the 1cycle momentum) for t. */
+static void apply_schedule(fit_state *f, double t, float base_momentum) {
+    if (!f->sched) return;
+    nb_optimizer_set_lr(f->opt, nb_schedule_lr(f->sched, t));
+    if (nb_optimizer_has_momentum(f->opt))
+        nb_optimizer_set_momentum(f->opt, nb_schedule_momentum(f->sched, t, base_momentum));
+}
+
+nb_status nb_fit(nb_model *m, const nb_dataset *train_all, const nb_fit_opts *opts, nb_history *h) {
+    nb_fit_opts o = opts ? *opts : nb_fit_defaults();
+    if (h) memset(h, 0, sizeof *h);
+    if (!m) {
+        nb__set_last_error("fit: model is NULL");
+        return NB_ERROR;
+    }
+    if (check_opts(&o, train_all) != NB_OK) return NB_ERROR;
+    if (o.batch_size == 0) o.batch_size = 32;
+    FILE *out = o.out ? o.out : stdout;
+
+    /* Without a validation set, the last fraction is held out, unshuffled. */
+    nb_dataset train = *train_all, held = {0};
+    const nb_dataset *val = o.validation;
+    if (!val && o.validation_split > 0) {
+        int nv = (int)(train_all->n * (double)o.validation_split);
+        if (nv < 1 || nv >= train_all->n) {
+            nb__set_last_error("fit: a validation split of %g leaves %d of %d examples for validation",
+                               (double)o.validation_split, nv, train_all->n);
+            return NB_ERROR;
+        }
+        train.n = train_all->n - nv;
+        held = *train_all;
+        held.n = nv;
+        held.x = train_all->x + (size_t)train.n * train_all->dim;
+        held.y = train_all->y + train.n;
+        val = &held;
+    }
+
+    fit_state f = {0};
+    nb_tensor *const *tensors;
+    int n_tensors = nb_model_tensors(m, &tensors);
+    const int steps = (train.n + o.batch_size - 1) / o.batch_size;
+    nb_history hist = {.epochs = calloc((size_t)o.epochs, sizeof(nb_epoch_metrics))};
+    f.opt = nb_optimizer_new(&o.optimizer, n_tensors, tensors);
+    f.perm = malloc(sizeof(int) * (size_t)train.n);
+    if (!f.opt || !f.perm || !hist.epochs) {
+        if (f.opt) nb__set_last_error("fit: out of memory");
+        goto fail;
+    }
+    if (o.use_schedule) {
+        nb_schedule_config sc = o.schedule;
+        if (sc.kind == NB_SCHEDULE_ONECYCLE && sc.total_steps == 0)
+            sc.total_steps = o.schedule_per_epoch ? o.epochs : (long)o.epochs * steps;
+        if (!(f.sched = nb_schedule_new(&sc))) goto fail;
+    }
+    if (o.restore_best) {
+        size_t total = 0;
+        for (int i = 0; i < n_tensors; i++) total += tensors[i]->size;
+        if (!(f.best_weights = malloc(sizeof(float) * (total ? total : 1)))) {
+            nb__set_last_error("fit: out of memory");
+            goto fail;
+        }
+    }
+    if (session_open(&f.s, m, &train, o.batch_size, false, o.seed, "fit") != NB_OK) goto fail;
+    if (val && val->dim != train.dim) {
+        nb__set_last_error("fit: validation data has %d features, training data %d", val->dim, train.dim);
+        goto fail;
+    }
+
+    const float base_momentum = nb_optimizer_momentum(f.opt);
+    nb_progress prog;
+    nb__progress_init(&prog, out, o.verbose > 0, steps);
+    double best = INFINITY;
+    int wait = 0;
+    long step_count = 0;
+    for (int epoch = 1; epoch <= o.epochs; epoch++) {
+        nb_epoch_metrics em = {.epoch = epoch, .has_validation = val != NULL};
+        double t0 = nb__now(), total = 0;
+        long correct = 0;
+        nb__progress_epoch(&prog, epoch, o.epochs, t0);
+        nb_shuffle(f.perm, train.n, o.seed, (uint64_t)epoch);
+        if (o.schedule_per_epoch) apply_schedule(&f, epoch - 1, base_momentum);
+        for (int k = 0; k < steps; k++) {
+            int start = k * o.batch_size, b = train.n - start < o.batch_size ? train.n - start : o.batch_size;
+            if (!o.schedule_per_epoch) apply_schedule(&f, (double)step_count, base_momentum);
+            session_feed(&f.s, &train, f.perm, start, b);
+            nb_forward(f.s.g, NB_TRAINING);
+            nb_backward(f.s.g, f.s.loss);
+            if (nb_graph_status(f.s.g) != NB_OK) {
+                session_error(&f.s, "fit");
+                goto fail;
+            }
+            nb_optimizer_step(f.opt);
+            nb_model_constrain(m);
+            step_count++;
+            total += (double)nb_node_value(f.s.loss)[0] * b;
+            correct += session_correct(&f.s, b);
+            int seen = start + b;
+            nb__progress_step(&prog, k + 1, total / seen, (double)correct / seen, nb__now());
+        }
+        em.seconds = nb__now() - t0;
+        em.step_seconds = em.seconds / steps;
+        em.loss = total / train.n;
+        em.accuracy = (double)correct / train.n;
+        if (val && session_evaluate(&f.s, val, &em.val_loss, &em.val_accuracy) != NB_OK) {
+            session_error(&f.s, "fit: validation");
+            goto fail;
+        }
+        hist.train_seconds += em.seconds;
+        double monitored = val ? em.val_loss : em.loss;
+        if (f.sched && nb_schedule_observe(f.sched, monitored)) nb_optimizer_set_lr(f.opt, nb_schedule_lr(f.sched, 0));
+        em.lr = nb_optimizer_lr(f.opt);
+        nb__progress_end(&prog, &em);
+        hist.epochs[hist.n_epochs++] = em;
+        if (monitored < best) {
+            best = monitored;
+            hist.best_epoch = epoch;
+            wait = 0;
+            if (f.best_weights) snapshot(m, f.best_weights, true);
+            if (o.checkpoint && nb_model_save(m, o.checkpoint) != NB_OK) goto fail;
+        } else {
+            wait++;
+        }
+        bool stop = o.on_epoch && !o.on_epoch(&em, o.user);
+        if (o.patience > 0 && wait >= o.patience) {
+            hist.stopped_early = true;
+            if (o.verbose > 0) fprintf(out, "Epoch %d: early stopping (best epoch %d)\n", epoch, hist.best_epoch);
+            stop = true;
+        }
+        if (stop) break;
+    }
+    if (f.best_weights && hist.best_epoch > 0) snapshot(m, f.best_weights, false);
+    hist.samples_per_second = hist.train_seconds > 0 ? (double)train.n * hist.n_epochs / hist.train_seconds : 0;
+    fit_state_free(&f);
+    if (h) *h = hist;
+    else nb_history_free(&hist);
+    return NB_OK;
+fail:
+    fit_state_free(&f);
+    nb_history_free(&hist);
+    return NB_ERROR;
+}
+
+/* ---- MC dropout ---- */
+
+nb_status nb_predict_mc(nb_model *m, const nb_dataset *d, int batch_size, int samples, uint64_t seed,
+                        float *mean_probs, float *std_probs, double *accuracy) {
+    session s;
+    if (!m || samples < 1) {
+        nb__set_last_error("predict_mc: %s", !m ? "model is NULL" : "samples must be >= 1");
+        return NB_ERROR;
+    }
+    if (batch_size < 1) batch_size = 32;
+    if (session_open(&s, m, d, batch_size, true, seed, "predict_mc") != NB_OK) return NB_ERROR;
+    const int c = s.classes;
+    double *sum = malloc(sizeof(double) * (size_t)batch_size * c), *sq = malloc(sizeof(double) * (size_t)batch_size * c);
+    if (!sum || !sq) {
+        free(sum), free(sq), session_close(&s);
+        nb__set_last_error("predict_mc: out of memory");
+        return NB_ERROR;
+    }
+    long correct = 0;
+    nb_status st = NB_OK;
+    for (int start = 0; start < d->n && st == NB_OK; start += batch_size) {
+        int b = d->n - start < batch_size ? d->n - start : batch_size;
+        session_feed(&s, d, NULL, start, b);
+        memset(sum, 0, sizeof(double) * (size_t)b * c);
+        memset(sq, 0, sizeof(double) * (size_t)b * c);
+        for (int k = 0; k < samples && st == NB_OK; k++) {
+            if ((st = nb_forward(s.g, NB_INFERENCE)) != NB_OK) break;
+            const float *z = nb_node_value(s.logits);
+            for (int r = 0; r < b; r++) { /* softmax of the row, in double */
+                const float *row = z + (size_t)r * c;
+                double mx = row[0], norm = 0;
+                for (int j = 1; j < c; j++) mx = row[j] > mx ? row[j] : mx;
+                for (int j = 0; j < c; j++) norm += exp(row[j] - mx);
+                for (int j = 0; j < c; j++) {
+                    double p = exp(row[j] - mx) / norm;
+                    sum[r * c + j] += p;
+                    sq[r * c + j] += p * p;
+                }
+            }
+        }
+        for (int r = 0; st == NB_OK && r < b; r++) {
+            int best = 0;
+            for (int j = 0; j < c; j++) {
+                double mean = sum[r * c + j] / samples, var = sq[r * c + j] / samples - mean * mean;
+                if (mean_probs) mean_probs[(size_t)(start + r) * c + j] = (float)mean;
+                if (std_probs) std_probs[(size_t)(start + r) * c + j] = (float)sqrt(var > 0 ? var : 0);
+                if (sum[r * c + j] > sum[r * c + best]) best = j;
+            }
+            correct += (float)best == d->y[start + r];
+        }
+    }
+    if (st != NB_OK) session_error(&s, "predict_mc");
+    else if (accuracy) *accuracy = (double)correct / d->n;
+    free(sum), free(sq);
+    session_close(&s);
+    return st;
+}
