@@ -269,3 +269,43 @@ Test(train, a_short_run_on_fashion_mnist_reaches_80_percent, .timeout = 120) {
     nb_model_free(m);
     nb_dataset_free(&sub), nb_dataset_free(&test_sub);
 }
+
+#include "alloc_count.h"
+
+/* Counts allocations between the ends of epochs 2 and 3: a whole epoch of
+ * fit's steps, optimizer updates, constraints and validation. */
+static bool count_epoch_allocations(const nb_epoch_metrics *e, void *user) {
+    unsigned long *counts = user;
+    if (e->epoch == 2) counts[0] = alloc_count();
+    if (e->epoch == 3) counts[1] = alloc_count();
+    return true;
+}
+
+Test(train, an_epoch_of_fit_allocates_nothing_once_warmed_up) {
+    cr_assert(alloc_count_works(), "this build cannot count allocations");
+    nb_dataset train = blobs(300, 1, 0), val = blobs(100, 2, 0);
+    nb_model *m = nb_model_new(1, (int[]){DIM}, 1);
+    nb_layer_spec h = nb_dense_spec(16, NULL, "he_normal"), bn = nb_batch_norm_spec(), a = nb_activation_spec("elu"),
+                  d = nb_dropout_spec(0.2f), out = nb_dense_spec(CLASSES, NULL, NULL);
+    h.no_bias = true;
+    h.max_norm = 2.0f;
+    h.kernel_reg.l2 = 1e-4f;
+    nb_model_add(m, &h), nb_model_add(m, &bn), nb_model_add(m, &a), nb_model_add(m, &d), nb_model_add(m, &out);
+    unsigned long counts[2] = {0, 0};
+    for (int threads = 1; threads <= 2; threads++) {
+        nb_set_num_threads(threads);
+        nb_fit_opts o = quiet_opts(3);
+        o.optimizer = nb_optimizer_defaults(NB_NADAM);
+        o.optimizer.clip_global_norm = 1.0f;
+        o.use_schedule = true;
+        o.schedule = nb_schedule_defaults(NB_SCHEDULE_ONECYCLE, 0.01f);
+        o.validation = &val;
+        o.on_epoch = count_epoch_allocations;
+        o.user = counts;
+        cr_assert_eq(nb_fit(m, &train, &o, NULL), NB_OK, "%s", nb_last_error());
+        cr_assert_eq(counts[1] - counts[0], 0, "%lu allocations in one epoch at %d threads", counts[1] - counts[0],
+                     threads);
+    }
+    nb_model_free(m);
+    nb_dataset_free(&train), nb_dataset_free(&val);
+}
