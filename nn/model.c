@@ -49,13 +49,23 @@ int nb__model_collect_tensors(nb_model *m) {
     return 0;
 }
 
-/* Keras's naming: the first dense is "dense", then "dense_1", "dense_2". */
+static bool name_taken(const nb_model *m, const char *name) {
+    for (int i = 0; i < m->n_layers; i++)
+        if (strcmp(m->layers[i]->spec.name, name) == 0) return true;
+    return false;
+}
+
+/* Keras's naming: the first dense is "dense", then "dense_1", "dense_2",
+ * skipping names the user already gave. */
 static void name_layer(const nb_model *m, nb_layer *l) {
     const char *base = nb__layer_base_name(l->spec.kind);
     int same = 0;
     for (int i = 0; i < m->n_layers; i++) same += m->layers[i]->spec.kind == l->spec.kind;
-    if (same) snprintf(l->spec.name, sizeof l->spec.name, "%s_%d", base, same);
-    else snprintf(l->spec.name, sizeof l->spec.name, "%s", base);
+    for (;; same++) {
+        if (same) snprintf(l->spec.name, sizeof l->spec.name, "%s_%d", base, same);
+        else snprintf(l->spec.name, sizeof l->spec.name, "%s", base);
+        if (!name_taken(m, l->spec.name)) return;
+    }
 }
 
 nb_layer *nb_model_add(nb_model *m, const nb_layer_spec *spec) {
@@ -67,12 +77,11 @@ nb_layer *nb_model_add(nb_model *m, const nb_layer_spec *spec) {
     int rank = nb_model_output_dims(m, dims);
     nb_layer *l = nb_layer_new(spec, rank, dims, &m->rng);
     if (!l) return NULL;
-    for (int i = 0; spec->name[0] && i < m->n_layers; i++)
-        if (strcmp(m->layers[i]->spec.name, spec->name) == 0) {
-            nb__set_last_error("model add: a layer named '%s' already exists", spec->name);
-            nb_layer_free(l);
-            return NULL;
-        }
+    if (spec->name[0] && name_taken(m, spec->name)) {
+        nb__set_last_error("model add: a layer named '%s' already exists", spec->name);
+        nb_layer_free(l);
+        return NULL;
+    }
     if (!spec->name[0]) {
         name_layer(m, l);
         nb__layer_name_tensors(l);

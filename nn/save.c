@@ -333,12 +333,12 @@ nb_status nb_model_save(const nb_model *m, const char *path) {
         err = errno;
         close(fd);
     } else {
+        errno = 0;
         bool ok = write_all(f, &h, m) && fflush(f) == 0;
-        if (!ok) err = errno;
+        if (!ok) err = errno ? errno : EIO; /* a short write may leave errno unset */
         else if (fsync(fileno(f)) != 0) err = errno, step = "syncing";
         if (fclose(f) != 0 && !err) err = errno, step = "closing";
         if (!err && rename(tmp, path) != 0) err = errno, step = "renaming";
-        if (!ok && !err) err = EIO; /* a short write that left errno unset */
     }
     if (err) {
         unlink(tmp);
@@ -404,7 +404,9 @@ static bool read_entry(const ctx *c, const char *name, const nb_json *v, entry *
         if (x->type != NB_JSON_NUMBER || !x->is_uint || x->uint > INT32_MAX)
             return bad(c, "tensor \"%.64s\" has a shape that is not a list of sizes", name);
         e->dims[d] = (int)x->uint;
-        elems *= x->uint; /* at most 4 factors below 2^31: no overflow */
+        if (x->uint && elems > UINT64_MAX / 4 / x->uint)
+            return bad(c, "tensor \"%.64s\" has a shape too large to address", name);
+        elems *= x->uint;
     }
     if (!off || off->type != NB_JSON_ARRAY || off->count != 2 || off->items[0].type != NB_JSON_NUMBER ||
         off->items[1].type != NB_JSON_NUMBER || !off->items[0].is_uint || !off->items[1].is_uint)
@@ -414,7 +416,7 @@ static bool read_entry(const ctx *c, const char *name, const nb_json *v, entry *
     if (e->end < e->begin)
         return bad(c, "tensor \"%.64s\" has data_offsets [%" PRIu64 ",%" PRIu64 "] that end before they begin",
                    name, e->begin, e->end);
-    if (elems > UINT64_MAX / 4 || e->end - e->begin != 4 * elems) {
+    if (e->end - e->begin != 4 * elems) {
         char s[NB_SHAPE_STR_LEN];
         shape_str(e->rank, e->dims, s, sizeof s);
         return bad(c, "tensor \"%.64s\": data_offsets [%" PRIu64 ",%" PRIu64 "] hold %" PRIu64
@@ -459,11 +461,25 @@ static bool check_layout(const ctx *c, sfile *s) {
  * model: the prefix, the header's JSON, each entry, and the layout. */
 static bool sfile_open(const ctx *c, sfile *s) {
     memset(s, 0, sizeof *s);
-    s->f = fopen(c->path, "rb");
-    if (!s->f) return bad(c, "cannot open: %s", strerror(errno));
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer before the
+     * regular-file check refuses it (regular files ignore the flag) */
+    int fd = open(c->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return bad(c, "cannot open: %s", strerror(errno));
     struct stat st;
-    if (fstat(fileno(s->f), &st) != 0) return bad(c, "cannot stat: %s", strerror(errno));
-    if (!S_ISREG(st.st_mode)) return bad(c, "not a regular file");
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return bad(c, "cannot stat: %s", strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return bad(c, "not a regular file");
+    }
+    s->f = fdopen(fd, "rb");
+    if (!s->f) {
+        close(fd);
+        return bad(c, "out of memory");
+    }
     const uint64_t size = (uint64_t)st.st_size;
     unsigned char prefix[8];
     if (size < 8 || fread(prefix, 1, 8, s->f) != 8)
@@ -598,8 +614,7 @@ static bool get_float(const ctx *c, const nb_json *cfg, const char *key, float *
 static bool get_int(const ctx *c, const nb_json *cfg, const char *key, int *out, int layer) {
     const nb_json *v = nb__json_get(cfg, key);
     if (!v) return true;
-    if (v->type != NB_JSON_NUMBER || v->number != (double)(long long)v->number || v->number < INT32_MIN ||
-        v->number > INT32_MAX)
+    if (v->type != NB_JSON_NUMBER || v->number < INT32_MIN || v->number > INT32_MAX || v->number != floor(v->number))
         return bad(c, "layer %d: %s is not an integer", layer, key);
     *out = (int)v->number;
     return true;
@@ -636,9 +651,30 @@ static bool read_spec(const ctx *c, const nb_json *cfg, nb_layer_spec *s, int i)
            get_bool(c, cfg, "no_center", &s->no_center, i) && get_bool(c, cfg, "no_scale", &s->no_scale, i);
 }
 
+/* Floats the layer is sure to store, whatever its optional tensors: a
+ * Dense's kernel, a batch norm's or Normalization's two statistics, a layer
+ * norm's gamma and beta unless left out. A lower bound, so that a valid
+ * file is never refused for it. */
+static uint64_t floats_at_least(const nb_layer_spec *s, int features) {
+    uint64_t f = (uint64_t)(features > 0 ? features : 0);
+    switch (s->kind) {
+    case NB_LAYER_DENSE:
+        return f * (uint64_t)(s->units > 0 ? s->units : 0);
+    case NB_LAYER_BATCH_NORM:
+    case NB_LAYER_NORMALIZATION:
+        return 2 * f;
+    case NB_LAYER_LAYER_NORM:
+        return (uint64_t)(!s->no_scale + !s->no_center) * f;
+    default:
+        return 0;
+    }
+}
+
 /* The model the architecture describes, its weights freshly initialized
- * (from the saved seed, so exactly as they were before training). */
-static nb_model *build_model(const ctx *c, const char *arch_text) {
+ * (from the saved seed, so exactly as they were before training). A layer
+ * whose weights could not fit in the file's data_len bytes is refused
+ * before it is made: a corrupt "units" must not allocate gigabytes. */
+static nb_model *build_model(const ctx *c, const char *arch_text, uint64_t data_len) {
     char why[200];
     nb_json *arch = nb__json_parse(arch_text, strlen(arch_text), why, sizeof why);
     if (!arch) {
@@ -695,6 +731,15 @@ static nb_model *build_model(const ctx *c, const char *arch_text) {
             ok = false;
             break;
         }
+        int out[NB_MAX_RANK];
+        int out_rank = nb_model_output_dims(m, out);
+        uint64_t have = 0;
+        for (int t = 0; t < m->n_tensors; t++) have += m->tensors[t]->size;
+        if (have + floats_at_least(&spec, out[out_rank - 1]) > data_len / 4) {
+            ok = bad(c, "layer %zu (\"%s\") needs more weights than the file's %" PRIu64 " bytes of data", i,
+                     spec.name, data_len);
+            break;
+        }
         nb_layer *layer = nb_model_add(m, &spec);
         if (!layer) {
             ok = bad(c, "layer %zu (\"%s\"): %s", i, spec.name, nb_last_error());
@@ -737,7 +782,7 @@ nb_model *nb_model_load(const char *path) {
         else if (!arch) ok = bad(&c, "no architecture in __metadata__");
         else if (!meta_str(&s, "weights_crc32")) ok = bad(&c, "no weights_crc32 in __metadata__");
     }
-    if (ok) ok = (m = build_model(&c, arch)) != NULL;
+    if (ok) ok = (m = build_model(&c, arch, s.data_len)) != NULL;
     if (ok) {
         match = calloc((size_t)m->n_tensors + 1, sizeof *match);
         dst = calloc((size_t)m->n_tensors + 1, sizeof *dst);

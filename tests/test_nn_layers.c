@@ -235,3 +235,16 @@ Test(nn, bad_specs_and_inputs_say_what_is_wrong) {
     nb_graph_free(g);
     nb_model_free(m);
 }
+
+Test(nn, automatic_names_skip_the_names_a_user_gave) {
+    nb_model *m = nb_model_new(1, (int[]){4}, 1);
+    nb_layer_spec named = nb_dense_spec(3, NULL, NULL), plain = nb_dense_spec(3, NULL, NULL);
+    snprintf(named.name, sizeof named.name, "dense_1");
+    nb_model_add(m, &named);
+    nb_layer *second = nb_model_add(m, &plain), *third = nb_model_add(m, &plain);
+    cr_assert_str_eq(nb_layer_name(second), "dense_2", "dense_1 is taken");
+    cr_assert_str_eq(nb_layer_name(third), "dense_3");
+    cr_assert_null(nb_model_add(m, &named));
+    cr_assert_str_eq(nb_last_error(), "model add: a layer named 'dense_1' already exists");
+    nb_model_free(m);
+}

@@ -173,10 +173,13 @@ static void cut(const char *src, const char *dst, const char *from, const char *
 /* Every layer kind, with every spec field set to something other than its
  * default somewhere, odd characters in a name, a frozen layer, and all
  * tensors (moving statistics too) filled with random values. */
+/* full_model's layers: the frozen Dense with the odd name, the first batch norm */
+enum { FROZEN = 4, BATCH_NORM = 3 };
+
 static nb_model *full_model(uint64_t seed) {
     nb_model *m = nb_model_new(3, (int[]){2, 3, 2}, seed);
     cr_assert_not_null(m, "%s", nb_last_error());
-    nb_layer_spec flat = {.kind = NB_LAYER_FLATTEN};
+    nb_layer_spec norm = {.kind = NB_LAYER_NORMALIZATION}, flat = {.kind = NB_LAYER_FLATTEN};
     nb_layer_spec d1 = nb_dense_spec(8, "prelu", "he_normal");
     d1.kernel_reg = (nb_regularizer){1e-4f, 1e-3f};
     d1.max_norm = 3;
@@ -194,16 +197,19 @@ static nb_model *full_model(uint64_t seed) {
     nb_layer_spec bn2 = nb_batch_norm_spec();
     bn2.no_scale = true;
     nb_layer_spec d3 = nb_dense_spec(3, "softmax", NULL);
-    const nb_layer_spec *specs[] = {&flat, &d1, &bn, &d2, &ln, &dr, &adr, &act, &bn2, &d3};
+    const nb_layer_spec *specs[] = {&norm, &flat, &d1, &bn, &d2, &ln, &dr, &adr, &act, &bn2, &d3};
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++)
         cr_assert_not_null(nb_model_add(m, specs[i]), "layer %zu: %s", i, nb_last_error());
-    nb_layer_set_trainable(nb_model_layer(m, 3), false);
+    nb_layer_set_trainable(nb_model_layer(m, FROZEN), false);
     nb_tensor *const *t;
     int n = nb_model_tensors(m, &t);
     nb_rng r;
     nb_rng_seed(&r, seed, 5);
-    for (int i = 0; i < n; i++)
-        for (size_t k = 0; k < t[i]->size; k++) t[i]->data[k] = nb_rng_normal(&r);
+    for (int i = 0; i < n; i++) {
+        bool variance = strstr(t[i]->name, "variance") != NULL; /* must stay positive */
+        for (size_t k = 0; k < t[i]->size; k++)
+            t[i]->data[k] = variance ? 0.5f + nb_rng_uniform(&r) : nb_rng_normal(&r);
+    }
     return m;
 }
 
@@ -289,10 +295,11 @@ Test(nn_save, round_trip_keeps_every_layer_spec_name_flag_and_bit) {
     nb_model *back = save_and_load(m, in_dir(&d, "m.safetensors"));
     assert_same_model(m, back);
     /* the frozen layer and the odd name came back as such */
-    cr_assert_not(nb_layer_trainable(nb_model_layer(back, 3)));
-    cr_assert_str_eq(nb_layer_name(nb_model_layer(back, 3)), "hid\"den\\\xc3\xa4\t/x");
-    cr_assert_str_eq(nb_layer_tensor(nb_model_layer(back, 3), 0)->name, "hid\"den\\\xc3\xa4\t/x/kernel");
-    cr_assert_not(nb_layer_tensor(nb_model_layer(back, 2), 2)->trainable); /* moving_mean */
+    cr_assert_not(nb_layer_trainable(nb_model_layer(back, FROZEN)));
+    cr_assert_str_eq(nb_layer_name(nb_model_layer(back, FROZEN)), "hid\"den\\\xc3\xa4\t/x");
+    cr_assert_str_eq(nb_layer_tensor(nb_model_layer(back, FROZEN), 0)->name, "hid\"den\\\xc3\xa4\t/x/kernel");
+    cr_assert_not(nb_layer_tensor(nb_model_layer(back, BATCH_NORM), 2)->trainable); /* moving_mean */
+    cr_assert_str_eq(nb_layer_tensor(nb_model_layer(back, 0), 1)->name, "normalization/variance");
     nb_model_free(m);
     nb_model_free(back);
     tdir_free(&d);
@@ -318,6 +325,7 @@ Test(nn_save, a_loaded_model_infers_exactly_like_the_saved_one) {
         memcpy(out[k], nb_node_value(y), sizeof out[k]);
         nb_graph_free(g);
     }
+    for (int i = 0; i < 15; i++) cr_assert(isfinite(out[0][i]), "output %d is %g", i, out[0][i]);
     cr_assert_arr_eq(out[0], out[1], sizeof out[0]);
     nb_model_free(m);
     nb_model_free(back);
@@ -706,6 +714,8 @@ Test(nn_save, files_that_are_not_safetensors_are_refused) {
     tdir d = tdir_new();
     refused(in_dir(&d, "missing.safetensors"), "No such file");
     refused(d.path, "not a regular file");
+    cr_assert_eq(mkfifo(in_dir(&d, "fifo"), 0600), 0);
+    refused(in_dir(&d, "fifo"), "not a regular file"); /* without waiting for a writer */
     const char *p = in_dir(&d, "x");
     spill(p, "short", 5);
     refused(p, "5 bytes, too short");
@@ -753,6 +763,15 @@ Test(nn_save, headers_missing_what_a_model_needs_are_refused) {
     refused(p, "layer 0 (\"dense\"): Dense: units is 0");
     edit(good, p, "\\\"units\\\":3", "\\\"units\\\":\\\"3\\\"", 0);
     refused(p, "layer 0: units is not an integer");
+    edit(good, p, "\\\"units\\\":3", "\\\"units\\\":3.5", 0);
+    refused(p, "layer 0: units is not an integer");
+    edit(good, p, "\\\"units\\\":3", "\\\"units\\\":1e300", 0);
+    refused(p, "layer 0: units is not an integer");
+    /* refused before its 32 GB kernel is allocated */
+    edit(good, p, "\\\"units\\\":3", "\\\"units\\\":2000000000", 0);
+    refused(p, "layer 0 (\"dense\") needs more weights than the file's 108 bytes of data");
+    edit(good, p, "\\\"input_shape\\\":[4]", "\\\"input_shape\\\":[1000000000]", 0);
+    refused(p, "needs more weights");
     edit(good, p, "\\\"input_shape\\\":[4]", "\\\"input_shape\\\":[4,0]", 0);
     refused(p, "input_shape has a bad size");
     tdir_free(&d);
@@ -788,6 +807,10 @@ Test(nn_save, tensors_that_do_not_fit_the_format_or_the_model_are_refused) {
     refused(p, "(truncated?)");
     edit(good, p, "\"shape\":[4,3]", "\"shape\":[4,3,1,1,1]", 0);
     refused(p, "rank 5");
+    edit(good, p, "\"shape\":[4,3]", "\"shape\":[2147483647,2147483647,2147483647,4]", 0);
+    refused(p, "too large to address");
+    edit(good, p, "\"shape\":[4,3]", "\"shape\":[65536,65536,65536,65536]", 0); /* 4·2^64 wraps to 0 */
+    refused(p, "too large to address");
     tdir_free(&d);
 }
 
@@ -855,16 +878,16 @@ Test(nn_save, load_weights_copies_the_data_and_nothing_else) {
     nb_model *src = full_model(21), *dst = full_model(22);
     const char *path = in_dir(&d, "w.safetensors");
     cr_assert_eq(nb_model_save(src, path), NB_OK, "%s", nb_last_error());
-    nb_layer_set_trainable(nb_model_layer(dst, 3), true);
-    nb_layer_set_trainable(nb_model_layer(dst, 1), false);
+    nb_layer_set_trainable(nb_model_layer(dst, FROZEN), true);
+    nb_layer_set_trainable(nb_model_layer(dst, 2), false);
     cr_assert_eq(nb_model_load_weights(dst, path), NB_OK, "%s", nb_last_error());
     nb_tensor *const *ts, *const *td;
     int n = nb_model_tensors(src, &ts);
     cr_assert_eq(nb_model_tensors(dst, &td), n);
     for (int i = 0; i < n; i++) cr_assert_arr_eq(ts[i]->data, td[i]->data, ts[i]->size * sizeof(float));
     /* the flags are the model's own */
-    cr_assert(nb_layer_trainable(nb_model_layer(dst, 3)));
-    cr_assert_not(nb_layer_trainable(nb_model_layer(dst, 1)));
+    cr_assert(nb_layer_trainable(nb_model_layer(dst, FROZEN)));
+    cr_assert_not(nb_layer_trainable(nb_model_layer(dst, 2)));
     nb_model_free(src);
     nb_model_free(dst);
     tdir_free(&d);
