@@ -130,7 +130,7 @@ static bool apply_preset(config *c, const char *name) {
         strcpy(d.activation, "elu"), strcpy(d.init, "he_normal");
         d.batch_norm = true, d.patience = 3;
         d.optimizer = NB_NADAM, d.lr = 0.002f, d.schedule = NB_SCHEDULE_ONECYCLE;
-        d.epochs = 5;
+        d.epochs = 10;
     } else if (strcmp(name, "selu") == 0) {
         /* self-normalizing: LeCun normal, SELU, standardized inputs, no batch
          * norm; add --alpha-dropout RATE for regularization */
