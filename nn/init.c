@@ -1,7 +1,11 @@
 /* nn/init.c — weight initializers, following Keras 3's
  * keras/src/initializers/random_initializers.py (VarianceScaling and the
  * named subclasses) and constant_initializers.py (Zeros, Ones). */
+#define _GNU_SOURCE /* strtod_l */
+#include <locale.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -47,6 +51,41 @@ nb_init nb_init_variance_scaling(double scale, nb_fan_mode mode, nb_distribution
     return v;
 }
 
+/* "variance_scaling(SCALE,MODE,DISTRIBUTION)", e.g.
+ * "variance_scaling(2,fan_avg,uniform)": the general initializer by name,
+ * so that a layer's spec (a string) can hold any of them. */
+static bool parse_variance_scaling(const char *name, nb_init *out) {
+    static const char *const modes[] = {"fan_in", "fan_out", "fan_avg"};
+    static const char *const dists[] = {"truncated_normal", "normal", "uniform"};
+    char mode[16], dist[24], close;
+    int used = 0;
+    /* the scale in the C locale, whatever the program's: specs are data */
+    locale_t c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    char *end = NULL;
+    double scale = c_locale ? strtod_l(name + 17, &end, c_locale) : 0;
+    if (c_locale) freelocale(c_locale);
+    if (!end || end == name + 17 || sscanf(end, ",%15[a-z_],%23[a-z_]%c%n", mode, dist, &close, &used) != 3 ||
+        close != ')' || end[used] != '\0') {
+        nb__set_last_error("init: '%s' is not variance_scaling(SCALE,MODE,DISTRIBUTION)", name);
+        return false;
+    }
+    int mi = -1, di = -1;
+    for (int i = 0; i < 3; i++) {
+        if (strcmp(mode, modes[i]) == 0) mi = i;
+        if (strcmp(dist, dists[i]) == 0) di = i;
+    }
+    if (mi < 0 || di < 0 || !(scale > 0) || !isfinite(scale)) {
+        nb__set_last_error("init: '%s': scale must be > 0, mode fan_in, fan_out or fan_avg, distribution "
+                           "truncated_normal, normal or uniform",
+                           name);
+        return false;
+    }
+    static const nb_fan_mode fan[] = {NB_FAN_IN, NB_FAN_OUT, NB_FAN_AVG};
+    static const nb_distribution dis[] = {NB_DIST_TRUNCATED_NORMAL, NB_DIST_NORMAL, NB_DIST_UNIFORM};
+    *out = nb_init_variance_scaling(scale, fan[mi], dis[di]);
+    return true;
+}
+
 bool nb_init_parse(const char *name, nb_init *out) {
     if (!name) {
         nb__set_last_error("init: initializer name is NULL");
@@ -63,6 +102,7 @@ bool nb_init_parse(const char *name, nb_init *out) {
             return true;
         }
     }
+    if (strncmp(name, "variance_scaling(", 17) == 0) return parse_variance_scaling(name, out);
     if (strcmp(name, "zeros") == 0) {
         *out = constant("zeros", 0.0f);
         return true;
@@ -72,7 +112,8 @@ bool nb_init_parse(const char *name, nb_init *out) {
         return true;
     }
     nb__set_last_error("init: unknown initializer '%s' (known: glorot_uniform, glorot_normal, "
-                       "he_uniform, he_normal, lecun_uniform, lecun_normal, zeros, ones)",
+                       "he_uniform, he_normal, lecun_uniform, lecun_normal, zeros, ones, "
+                       "variance_scaling(SCALE,MODE,DISTRIBUTION))",
                        name);
     return false;
 }

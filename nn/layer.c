@@ -126,6 +126,10 @@ static bool spec_ok(const nb_layer_spec *s, int rank) {
             nb__set_last_error("Dense: max_norm must be finite and >= 0, got %g", (double)s->max_norm);
             return false;
         }
+        if (s->max_norm_axis != 0 && s->max_norm_axis != 1) {
+            nb__set_last_error("Dense: max_norm_axis is %d, must be 0 or 1", s->max_norm_axis);
+            return false;
+        }
         break;
     }
     case NB_LAYER_DROPOUT:
@@ -385,19 +389,25 @@ nb_node *nb_layer_penalty(nb_layer *l, nb_graph *g) {
     return p;
 }
 
-// kernel: [in, units]; each column (one unit's incoming weights) to norm <= r
+// kernel: [in, units]; axis 0: each column (a unit's incoming weights) to
+// norm <= r; axis 1: each row (an input's outgoing weights)
 void nb_layer_constrain(nb_layer *l) {
     if (!l || !l->kernel || l->spec.max_norm <= 0 || !l->kernel->trainable) return;
-    const int in = l->kernel->shape.dim[0], units = l->kernel->shape.dim[1];
+    const size_t rows = (size_t)l->kernel->shape.dim[0], cols = (size_t)l->kernel->shape.dim[1];
+    const bool by_column = l->spec.max_norm_axis == 0;
+    /* vector v has n elements spaced by stride, starting at v·step */
+    const size_t vectors = by_column ? cols : rows, n = by_column ? rows : cols;
+    const size_t stride = by_column ? cols : 1, step = by_column ? 1 : cols;
     const double r = l->spec.max_norm;
     float *w = l->kernel->data;
-    for (int j = 0; j < units; j++) {
+    for (size_t v = 0; v < vectors; v++) {
+        float *x = w + v * step;
         double sq = 0;
-        for (int i = 0; i < in; i++) sq += (double)w[(size_t)i * units + j] * w[(size_t)i * units + j];
+        for (size_t i = 0; i < n; i++) sq += (double)x[i * stride] * x[i * stride];
         double norm = sqrt(sq);
         if (norm > r) {
             float k = (float)(r / norm);
-            for (int i = 0; i < in; i++) w[(size_t)i * units + j] *= k;
+            for (size_t i = 0; i < n; i++) x[i * stride] *= k;
         }
     }
 }

@@ -128,6 +128,8 @@ static void write_spec(nb_json_writer *w, const nb_layer_spec *s) {
     nb__jw_float(w, s->kernel_reg.l2);
     nb__jw_raw(w, "},\"max_norm\":");
     nb__jw_float(w, s->max_norm);
+    nb__jw_raw(w, ",\"max_norm_axis\":");
+    nb__jw_int(w, s->max_norm_axis);
     nb__jw_raw(w, ",\"activation\":");
     nb__jw_string(w, s->activation);
     nb__jw_raw(w, ",\"alpha\":");
@@ -645,6 +647,7 @@ static bool read_spec(const ctx *c, const nb_json *cfg, nb_layer_spec *s, int i)
            get_str(c, cfg, "kernel_init", s->kernel_init, sizeof s->kernel_init, i) &&
            get_bool(c, cfg, "no_bias", &s->no_bias, i) && get_float(c, reg, "l1", &s->kernel_reg.l1, i) &&
            get_float(c, reg, "l2", &s->kernel_reg.l2, i) && get_float(c, cfg, "max_norm", &s->max_norm, i) &&
+           get_int(c, cfg, "max_norm_axis", &s->max_norm_axis, i) &&
            get_str(c, cfg, "activation", s->activation, sizeof s->activation, i) &&
            get_float(c, cfg, "alpha", &s->alpha, i) && get_float(c, cfg, "rate", &s->rate, i) &&
            get_float(c, cfg, "momentum", &s->momentum, i) && get_float(c, cfg, "epsilon", &s->epsilon, i) &&

@@ -398,3 +398,30 @@ Test(init, stddev_errors_have_messages) {
     cr_assert(strstr(nb_last_error(), "init_stddev: glorot_uniform scale is -2"), "%s",
               nb_last_error());
 }
+
+Test(init, variance_scaling_by_name_gives_the_stated_variance) {
+    nb_init init;
+    cr_assert(nb_init_parse("variance_scaling(2,fan_avg,uniform)", &init), "%s", nb_last_error());
+    cr_assert_eq(init.mode, NB_FAN_AVG);
+    cr_assert_eq(init.distribution, NB_DIST_UNIFORM);
+    cr_assert_float_eq(init.scale, 2.0, 1e-12);
+    nb_tensor *t = nb_tensor_new(2, (int[]){400, 600});
+    nb_rng r;
+    nb_rng_seed(&r, 3, 0);
+    cr_assert_eq(nb_init_fill(t, &init, 400, 600, &r), NB_OK);
+    double sum = 0, sq = 0, limit = sqrt(3.0 * 2.0 / 500.0);
+    for (size_t i = 0; i < t->size; i++) {
+        sum += t->data[i], sq += (double)t->data[i] * t->data[i];
+        cr_assert_leq(fabs(t->data[i]), limit * (1 + 1e-6));
+    }
+    double var = sq / t->size - (sum / t->size) * (sum / t->size);
+    cr_assert(fabs(var / (2.0 / 500.0) - 1) < 0.03, "variance %g, expected %g", var, 2.0 / 500.0);
+    nb_tensor_free(t);
+    const char *bad[] = {"variance_scaling(2,fan_avg)", "variance_scaling(-1,fan_in,normal)",
+                         "variance_scaling(1,fan_sum,normal)", "variance_scaling(1,fan_in,cauchy)",
+                         "variance_scaling(1,fan_in,normal)x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert(!nb_init_parse(bad[i], &init), "%s was accepted", bad[i]);
+        cr_assert(strstr(nb_last_error(), "variance_scaling"), "%s", nb_last_error());
+    }
+}

@@ -248,3 +248,47 @@ Test(nn, automatic_names_skip_the_names_a_user_gave) {
     cr_assert_str_eq(nb_last_error(), "model add: a layer named 'dense_1' already exists");
     nb_model_free(m);
 }
+
+Test(nn, max_norm_along_axis_1_rescales_rows) {
+    nb_rng r;
+    nb_rng_seed(&r, 2, 0);
+    nb_layer_spec s = nb_dense_spec(2, NULL, "variance_scaling(1,fan_in,normal)");
+    s.max_norm = 1.0f;
+    s.max_norm_axis = 1;
+    nb_layer *l = nb_layer_new(&s, 1, (int[]){3}, &r);
+    cr_assert_not_null(l, "%s", nb_last_error());
+    nb_tensor *w = nb_layer_tensor(l, 0); /* [3,2]: rows (3,4), (0.3,0.4), (0,2) */
+    float v[6] = {3, 4, 0.3f, 0.4f, 0, 2};
+    memcpy(w->data, v, sizeof v);
+    nb_layer_constrain(l);
+    float ref[6] = {0.6f, 0.8f, 0.3f, 0.4f, 0, 1};
+    nb_assert_near(w->data, ref, 6, 1e-6, 1e-6);
+    nb_layer_free(l);
+    s.max_norm_axis = 2;
+    cr_assert_null(nb_layer_new(&s, 1, (int[]){3}, &r));
+    cr_assert_str_eq(nb_last_error(), "Dense: max_norm_axis is 2, must be 0 or 1");
+}
+
+Test(nn, layers_compose_into_any_graph_two_inputs_a_shared_trunk_and_two_heads) {
+    nb_rng r;
+    nb_rng_seed(&r, 11, 0);
+    nb_layer_spec ts = nb_dense_spec(6, "tanh", NULL), hs = nb_dense_spec(3, NULL, NULL), as = nb_dense_spec(1, NULL, NULL);
+    nb_layer *trunk = nb_layer_new(&ts, 1, (int[]){4}, &r);
+    nb_layer *head = nb_layer_new(&hs, 1, (int[]){12}, &r), *aux = nb_layer_new(&as, 1, (int[]){6}, &r);
+    float xa[3 * 4], xb[3 * 4], labels[3] = {0, 2, 1}, target[3] = {0.5f, -1, 2};
+    for (int i = 0; i < 12; i++) xa[i] = nb_rng_normal(&r), xb[i] = nb_rng_normal(&r);
+    nb_graph *g = nb_graph_new();
+    nb_node *a = nb_input(g, "a", 2, (int[]){3, 4}), *b = nb_input(g, "b", 2, (int[]){3, 4});
+    nb_node *y = nb_input(g, "labels", 1, (int[]){3}), *t = nb_input(g, "target", 2, (int[]){3, 1});
+    nb_node *ta = nb_layer_apply(trunk, g, a, false), *tb = nb_layer_apply(trunk, g, b, false);
+    nb_node *logits = nb_layer_apply(head, g, nb_concat(g, 2, (nb_node *[]){ta, tb}), false);
+    nb_node *loss = nb_add(g, nb_softmax_cross_entropy(g, logits, y),
+                           nb_scale(g, nb_mse(g, nb_layer_apply(aux, g, ta, false), t), 0.5f));
+    nb_feed(g, a, xa, 3), nb_feed(g, b, xb, 3), nb_feed(g, y, labels, 3), nb_feed(g, t, target, 3);
+    t_ok(g);
+    /* the shared trunk appears once per tensor in the graph, and gets the sum of both paths */
+    cr_assert_eq(nb_param(g, nb_layer_tensor(trunk, 0)), nb_param(g, nb_layer_tensor(trunk, 0)));
+    nb_assert_gradcheck(g, loss, 1e-2);
+    nb_graph_free(g);
+    nb_layer_free(trunk), nb_layer_free(head), nb_layer_free(aux);
+}

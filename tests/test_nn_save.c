@@ -183,10 +183,11 @@ static nb_model *full_model(uint64_t seed) {
     nb_layer_spec d1 = nb_dense_spec(8, "prelu", "he_normal");
     d1.kernel_reg = (nb_regularizer){1e-4f, 1e-3f};
     d1.max_norm = 3;
+    d1.max_norm_axis = 1;
     nb_layer_spec bn = nb_batch_norm_spec();
     bn.momentum = 0.9f;
     bn.epsilon = 1e-5f;
-    nb_layer_spec d2 = nb_dense_spec(6, "elu", "lecun_normal");
+    nb_layer_spec d2 = nb_dense_spec(6, "elu", "variance_scaling(1.5,fan_avg,truncated_normal)");
     d2.no_bias = true;
     d2.alpha = 0.5f;
     snprintf(d2.name, sizeof d2.name, "hid\"den\\\xc3\xa4\t/x"); /* quote, backslash, ä, tab, slash */
@@ -247,6 +248,7 @@ static void assert_same_model(const nb_model *a, const nb_model *b) {
         cr_assert_eq(x->no_bias, y->no_bias);
         cr_assert(same_bits(x->kernel_reg.l1, y->kernel_reg.l1) && same_bits(x->kernel_reg.l2, y->kernel_reg.l2));
         cr_assert(same_bits(x->max_norm, y->max_norm));
+        cr_assert_eq(x->max_norm_axis, y->max_norm_axis);
         cr_assert_str_eq(x->activation, y->activation);
         cr_assert(same_bits(x->alpha, y->alpha), "layer %d alpha %g vs %g", i, x->alpha, y->alpha);
         cr_assert(same_bits(x->rate, y->rate));

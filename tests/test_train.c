@@ -309,3 +309,29 @@ Test(train, an_epoch_of_fit_allocates_nothing_once_warmed_up) {
     nb_model_free(m);
     nb_dataset_free(&train), nb_dataset_free(&val);
 }
+
+Test(train, early_stopping_can_watch_validation_accuracy) {
+    nb_dataset train = blobs(300, 1, 1.0f), val = blobs(100, 2, 1.0f);
+    nb_model *m = classifier(0, 5);
+    nb_fit_opts o = quiet_opts(40);
+    o.optimizer.lr = 0.05f;
+    o.validation = &val;
+    o.patience = 2;
+    o.restore_best = true;
+    o.monitor = NB_MONITOR_VAL_ACCURACY;
+    nb_history h;
+    cr_assert_eq(nb_fit(m, &train, &o, &h), NB_OK, "%s", nb_last_error());
+    cr_assert(h.stopped_early);
+    double best = 0;
+    for (int e = 0; e < h.n_epochs; e++) best = fmax(best, h.epochs[e].val_accuracy);
+    cr_assert_eq(h.epochs[h.best_epoch - 1].val_accuracy, best, "best epoch is not the most accurate");
+    double acc;
+    nb_evaluate(m, &val, 32, NULL, &acc);
+    cr_assert_float_eq(acc, best, 1e-9, "restored weights are not the most accurate epoch's");
+    o.monitor = (nb_monitor)9;
+    cr_assert_eq(nb_fit(m, &train, &o, NULL), NB_ERROR);
+    cr_assert_str_eq(nb_last_error(), "fit: monitor 9 is not an nb_monitor");
+    nb_history_free(&h);
+    nb_model_free(m);
+    nb_dataset_free(&train), nb_dataset_free(&val);
+}

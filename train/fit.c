@@ -150,6 +150,10 @@ static nb_status check_opts(const nb_fit_opts *o, const nb_dataset *train) {
         nb__set_last_error("fit: validation split %g outside [0,1)", (double)o->validation_split);
         return NB_ERROR;
     }
+    if ((unsigned)o->monitor > NB_MONITOR_ACCURACY) {
+        nb__set_last_error("fit: monitor %d is not an nb_monitor", (int)o->monitor);
+        return NB_ERROR;
+    }
     if (o->patience < 0) {
         nb__set_last_error("fit: patience is %d, must be >= 0", o->patience);
         return NB_ERROR;
@@ -296,8 +300,12 @@ nb_status nb_fit(nb_model *m, const nb_dataset *train_all, const nb_fit_opts *op
             goto fail;
         }
         hist.train_seconds += em.seconds;
-        double monitored = val ? em.val_loss : em.loss;
-        if (f.sched && nb_schedule_observe(f.sched, monitored)) nb_optimizer_set_lr(f.opt, nb_schedule_lr(f.sched, 0));
+        double watched_loss = val ? em.val_loss : em.loss;
+        if (f.sched && nb_schedule_observe(f.sched, watched_loss)) nb_optimizer_set_lr(f.opt, nb_schedule_lr(f.sched, 0));
+        /* lower is better: accuracies are watched negated */
+        bool acc = o.monitor == NB_MONITOR_VAL_ACCURACY || o.monitor == NB_MONITOR_ACCURACY;
+        bool on_val = val && (o.monitor == NB_MONITOR_VAL_LOSS || o.monitor == NB_MONITOR_VAL_ACCURACY);
+        double monitored = acc ? -(on_val ? em.val_accuracy : em.accuracy) : (on_val ? em.val_loss : em.loss);
         em.lr = nb_optimizer_lr(f.opt);
         nb__progress_end(&prog, &em);
         hist.epochs[hist.n_epochs++] = em;

@@ -43,6 +43,9 @@ typedef struct nb_init {
  * out->name points to a static string. Returns false, leaving *out as it
  * was and setting nb_last_error, if name is unknown or either pointer is
  * NULL. Names are Keras's snake_case ones, case-sensitive. */
+/* Also accepts "variance_scaling(SCALE,MODE,DISTRIBUTION)" with MODE fan_in,
+ * fan_out or fan_avg and DISTRIBUTION truncated_normal, normal or uniform,
+ * e.g. "variance_scaling(2,fan_avg,uniform)" (the book's He with fan_avg). */
 bool nb_init_parse(const char *name, nb_init *out);
 
 /* A general variance-scaling initializer, named "variance_scaling". Cannot

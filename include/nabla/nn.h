@@ -55,11 +55,15 @@ typedef struct nb_layer_spec {
     char name[48];          /* "" to be named by the model ("dense_2") */
     /* DENSE */
     int units;
-    char kernel_init[24];   /* "" = glorot_uniform, Keras's default; see nabla/init.h */
+    char kernel_init[64];   /* "" = glorot_uniform, Keras's default; any name of
+                               nb_init_parse, "variance_scaling(2,fan_avg,uniform)" too */
     bool no_bias;           /* for a Dense followed by batch normalization */
     nb_regularizer kernel_reg;
-    float max_norm;         /* > 0: after each update, each unit's incoming weight
-                               vector (a kernel column) is rescaled to norm <= max_norm */
+    float max_norm;         /* > 0: after each update, weight vectors with an L2 norm
+                               above max_norm are rescaled to it (w <- w·r/||w||) */
+    int max_norm_axis;      /* the axis the norm runs over, as Keras's MaxNorm(axis):
+                               0 (default) each unit's incoming weights (a kernel
+                               column), 1 each input's outgoing weights (a row) */
     /* DENSE (optional activation) and ACTIVATION */
     char activation[16];    /* "" or "linear" = none; relu, leaky_relu, prelu, rrelu, elu, selu,
                                gelu, swish, tanh, sigmoid, softplus, softmax */

@@ -39,6 +39,15 @@ typedef struct nb_epoch_metrics {
 /* Called after each epoch; return false to stop training. */
 typedef bool (*nb_epoch_callback)(const nb_epoch_metrics *metrics, void *user);
 
+/* What early stopping, checkpoints and the best epoch watch. Without
+ * validation data the val_ kinds watch the training metric instead. */
+typedef enum nb_monitor {
+    NB_MONITOR_VAL_LOSS = 0, /* lower is better (the default, as Keras) */
+    NB_MONITOR_VAL_ACCURACY, /* higher is better */
+    NB_MONITOR_LOSS,
+    NB_MONITOR_ACCURACY
+} nb_monitor;
+
 typedef struct nb_fit_opts {
     int epochs;                    /* >= 1 */
     int batch_size;                /* >= 1; 32 if 0 */
@@ -50,11 +59,13 @@ typedef struct nb_fit_opts {
     bool use_schedule;
     nb_schedule_config schedule;   /* lr of the optimizer set each step from it */
     bool schedule_per_epoch;       /* t counts epochs instead of steps */
-    int patience;                  /* early stopping on val_loss (loss without
-                                      validation): stop after patience epochs without
-                                      improvement; 0 = off */
+    nb_monitor monitor;            /* for early stopping, checkpoints and best_epoch */
+    int patience;                  /* early stopping: stop after patience epochs without
+                                      improvement of the monitored metric; 0 = off */
     bool restore_best;             /* with early stopping: end with the best epoch's weights */
-    const char *checkpoint;        /* if set, the model is saved there at every new best */
+    const char *checkpoint;        /* if set, the model is saved there at every new best
+                                      (the performance schedule always watches the loss:
+                                      val_loss, or loss without validation) */
     nb_epoch_callback on_epoch;
     void *user;
     int verbose;                   /* 0 silent; 1 Keras's progress bar, redrawn on a
@@ -68,7 +79,7 @@ nb_fit_opts nb_fit_defaults(void);
 typedef struct nb_history {
     int n_epochs;
     nb_epoch_metrics *epochs;      /* n_epochs entries, owned */
-    int best_epoch;                /* 1-based, by the monitored loss */
+    int best_epoch;                /* 1-based, by the monitored metric */
     double train_seconds;          /* all epochs' training steps */
     double samples_per_second;     /* training samples / train_seconds */
     bool stopped_early;
