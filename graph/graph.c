@@ -152,6 +152,11 @@ static bool dims_ok(nb_graph *g, const char *what, int rank, const int *dims, in
             nb__fail(g, "%s: dimension %d is %d, must be >= 1", what, i, dims[i]);
             return false;
         }
+    size_t n;
+    if (!nb__dims_size(rank, dims, &n)) {
+        nb__fail(g, "%s: more than 2^40 elements", what);
+        return false;
+    }
     return true;
 }
 
@@ -256,8 +261,19 @@ nb_status nb_node_set_stochastic(nb_node *n, bool on) {
     return NB_OK;
 }
 
+nb_status nb_node_force_inference(nb_node *n, bool on) {
+    if (!n) return NB_ERROR;
+    if (n->graph->status != NB_OK) return NB_ERROR;
+    n->force_inference = on;
+    return NB_OK;
+}
+
+bool nb__node_training(const nb_graph *g, const nb_node *n) {
+    return g->mode == NB_TRAINING && !n->force_inference;
+}
+
 bool nb__random_active(const nb_graph *g, const nb_node *n) {
-    return g->mode == NB_TRAINING || n->stochastic;
+    return nb__node_training(g, n) || n->stochastic;
 }
 
 int nb_graph_node_count(const nb_graph *g) { return g ? g->n_nodes : 0; }

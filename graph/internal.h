@@ -2,6 +2,7 @@
 #ifndef NABLA_GRAPH_INTERNAL_H
 #define NABLA_GRAPH_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,6 +14,13 @@ void *nb__aligned_alloc(size_t bytes);
 
 /* Sets the message nb_last_error returns. */
 void nb__set_last_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The most elements a tensor or node may have. */
+#define NB_MAX_ELEMENTS ((size_t)1 << 40)
+
+/* The product of dims into *out; false if a dim is < 1 or the product
+ * exceeds NB_MAX_ELEMENTS (checked before it could wrap). */
+bool nb__dims_size(int rank, const int *dims, size_t *out);
 
 /* Allocates t->grad (zeroed) if it has none; -1 if memory runs out. */
 int nb__tensor_ensure_grad(nb_tensor *t);

@@ -68,6 +68,7 @@ struct nb_node {
     int max_batch;        /* inputs: declared batch */
     int fed_batch;        /* inputs: batch of the last feed, 0 if never fed */
     bool stochastic;      /* random in inference too (MC dropout) */
+    bool force_inference; /* runs as in inference in training passes too (frozen) */
     bool live;            /* scratch for backward planning */
     char name[64];
 };
@@ -80,6 +81,7 @@ struct nb_graph {
     void *arena;
     size_t arena_bytes;
     float *scratch;       /* shared op workspace (nb_op.scratch), in the arena */
+    size_t scratch_capacity;
     bool planned;
     bool check_finite;
     nb_mode mode;         /* mode of the current/last forward pass */
@@ -106,7 +108,12 @@ char *nb__shape(const nb_node *n, char buf[NB_SHAPE_STR_LEN]);
 /* Sets n->shape (and n->size) from a rank and dims. */
 void nb__set_shape(nb_node *n, int rank, const int *dims);
 
-/* True if the graph is running in training mode, or n was made stochastic. */
+/* True if n runs as in training in the current pass: a training pass, and
+ * n not forced to inference. */
+bool nb__node_training(const nb_graph *g, const nb_node *n);
+
+/* True if n should draw random numbers now: it runs as in training, or it
+ * was made stochastic. */
 bool nb__random_active(const nb_graph *g, const nb_node *n);
 
 /* The op table, in ops/optable.c: every built-in op, for lookup by name. */

@@ -11,12 +11,23 @@ static size_t round_up(size_t n) { return (n + ALIGN_FLOATS - 1) & ~(size_t)(ALI
 
 static bool owns_buffers(const nb_node *n) { return n->kind == NB_KIND_OP && !n->op->view; }
 
-/* One allocation for every op node's value, gradient and aux, sized for the
- * largest batch. Views and leaves own nothing here. */
+
+/* One allocation for every op node's value, gradient and aux, and the ops'
+ * shared workspace, sized for the largest batch: every shape is inferred
+ * again at the declared batches first, whatever batch the graph last ran
+ * at (it may have grown since). Views and leaves own nothing here. */
 static nb_status plan(nb_graph *g) {
     size_t total = 0, scratch = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         nb_node *n = g->nodes[i];
+        if (n->kind == NB_KIND_INPUT) {
+            n->shape.dim[0] = n->max_batch;
+            n->size = nb_shape_size(&n->shape);
+        } else if (n->kind == NB_KIND_OP) {
+            if (n->op->infer(g, n) != NB_OK) return NB_ERROR;
+            n->capacity = n->size;
+            n->aux_capacity = n->op->aux ? n->op->aux(n) : 0;
+        }
         if (!owns_buffers(n)) continue;
         total += 2 * round_up(n->capacity) + round_up(n->aux_capacity);
         if (n->op->scratch) {
@@ -24,6 +35,7 @@ static nb_status plan(nb_graph *g) {
             scratch = s > scratch ? s : scratch;
         }
     }
+    g->batch = -1; /* the next forward pass brings the shapes to its batch */
     total += round_up(scratch);
     free(g->arena);
     g->arena = NULL;
@@ -46,6 +58,7 @@ static nb_status plan(nb_graph *g) {
         off += round_up(n->aux_capacity);
     }
     g->scratch = scratch ? a + off : NULL;
+    g->scratch_capacity = scratch;
     g->arena = a;
     g->arena_bytes = total * sizeof(float);
     g->planned = true;
@@ -76,7 +89,8 @@ static nb_status reshape_for_batch(nb_graph *g, int batch) {
             n->size = nb_shape_size(&n->shape);
         } else if (n->kind == NB_KIND_OP) {
             if (n->op->infer(g, n) != NB_OK) return NB_ERROR;
-            if (n->size > n->capacity || (n->op->aux && n->op->aux(n) > n->aux_capacity)) {
+            if (n->size > n->capacity || (n->op->aux && n->op->aux(n) > n->aux_capacity) ||
+                (n->op->scratch && n->op->scratch(n) > g->scratch_capacity)) {
                 char s[NB_SHAPE_STR_LEN];
                 return nb__fail(g, "%s: node '%s' grew to %s at batch %d, beyond what was planned",
                                 n->op->name, n->name, nb__shape(n, s), batch);
@@ -164,6 +178,10 @@ static nb_status prepare_grads(nb_graph *g, nb_node *loss) {
             if (need && nb__tensor_ensure_grad(n->tensor) != 0)
                 return nb__fail(g, "backward: out of memory for the gradient of '%s'", n->name);
             n->grad = need ? n->tensor->grad : NULL;
+            /* a trainable parameter this loss does not reach has a zero
+             * gradient, not the last loss's */
+            if (!need && n->tensor->trainable && n->tensor->grad)
+                memset(n->tensor->grad, 0, n->tensor->size * sizeof(float));
         } else if (n->kind == NB_KIND_OP && n->live) {
             for (int k = 0; k < n->n_in && !need; k++) need = n->in[k]->grad != NULL;
             n->grad = !need ? NULL : n->op->view ? n->in[0]->grad : n->grad_buf;
@@ -173,7 +191,12 @@ static nb_status prepare_grads(nb_graph *g, nb_node *loss) {
         if (n->grad && (n->kind == NB_KIND_PARAM || owns_buffers(n)))
             memset(n->grad, 0, n->size * sizeof(float));
     }
-    for (int i = loss->id + 1; i < g->n_nodes; i++) g->nodes[i]->grad = NULL;
+    for (int i = loss->id + 1; i < g->n_nodes; i++) {
+        nb_node *n = g->nodes[i];
+        n->grad = NULL;
+        if (n->kind == NB_KIND_PARAM && n->tensor->trainable && n->tensor->grad)
+            memset(n->tensor->grad, 0, n->tensor->size * sizeof(float));
+    }
     return NB_OK;
 }
 

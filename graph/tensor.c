@@ -42,6 +42,16 @@ char *nb_shape_str(const nb_shape *s, char *buf, size_t len) {
     return buf;
 }
 
+bool nb__dims_size(int rank, const int *dims, size_t *out) {
+    size_t n = 1;
+    for (int i = 0; i < rank; i++) {
+        if (dims[i] < 1 || n > NB_MAX_ELEMENTS / (size_t)dims[i]) return false;
+        n *= (size_t)dims[i];
+    }
+    *out = n;
+    return true;
+}
+
 nb_tensor *nb_tensor_new(int rank, const int *dims) {
     if (rank < 0 || rank > NB_MAX_RANK) {
         nb__set_last_error("tensor: rank %d outside [0,%d]", rank, NB_MAX_RANK);
@@ -59,9 +69,10 @@ nb_tensor *nb_tensor_new(int rank, const int *dims) {
         }
         s.dim[i] = dims[i];
     }
-    size_t n = nb_shape_size(&s);
-    if (n > ((size_t)1 << 40)) {
-        nb__set_last_error("tensor: %zu elements is too many", n);
+    size_t n;
+    if (!nb__dims_size(rank, dims, &n)) {
+        char buf[NB_SHAPE_STR_LEN];
+        nb__set_last_error("tensor: %s has more than 2^40 elements", nb_shape_str(&s, buf, sizeof buf));
         return NULL;
     }
     nb_tensor *t = calloc(1, sizeof *t);

@@ -301,6 +301,9 @@ nb_node *nb_layer_apply(nb_layer *l, nb_graph *g, nb_node *x, bool mc_dropout) {
         y = nb_batchnorm(g, x, l->gamma ? nb_param(g, l->gamma) : NULL, l->beta ? nb_param(g, l->beta) : NULL,
                          l->moving_mean, l->moving_var, l->spec.momentum != 0 ? l->spec.momentum : 0.99f,
                          l->spec.epsilon != 0 ? l->spec.epsilon : 1e-3f);
+        /* Keras runs a frozen batch normalization in inference mode, so
+         * fine-tuning above it does not move its statistics */
+        if (y && !l->trainable) nb_node_force_inference(y, true);
         return y;
     case NB_LAYER_LAYER_NORM:
         return nb_layernorm(g, x, l->gamma ? nb_param(g, l->gamma) : NULL,

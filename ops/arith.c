@@ -19,16 +19,37 @@ static bool broadcasts_into(const nb_shape *s, const nb_shape *big) {
     return true;
 }
 
+/* Which operand broadcasts, decided once at construction (at the largest
+ * batch) and kept: at a batch of 1 a batched [B] operand has one element
+ * and would otherwise pass for a scalar. */
+enum { ROLE_UNSET, ROLE_SAME, ROLE_B_SMALL, ROLE_A_SMALL };
+#define ROLE(n) ((n)->attr.i[1])
+
+static bool same_shape(const nb_shape *a, const nb_shape *b) {
+    if (a->rank != b->rank) return false;
+    for (int i = 0; i < a->rank; i++)
+        if (a->dim[i] != b->dim[i]) return false;
+    return true;
+}
+
 static nb_status binary_infer(nb_graph *g, nb_node *n) {
     const nb_node *a = n->in[0], *b = n->in[1];
-    const nb_node *big = a->size >= b->size ? a : b, *small = big == a ? b : a;
-    if (a->size == b->size && a->shape.rank != b->shape.rank && a->size != 1)
-        big = a->shape.rank > b->shape.rank ? a : b, small = big == a ? b : a;
-    if (!broadcasts_into(&small->shape, &big->shape)) {
+    if (ROLE(n) == ROLE_UNSET) {
+        if (same_shape(&a->shape, &b->shape)) ROLE(n) = ROLE_SAME;
+        else if (broadcasts_into(&b->shape, &a->shape) && (a->size > b->size || a->shape.rank > b->shape.rank))
+            ROLE(n) = ROLE_B_SMALL;
+        else if (broadcasts_into(&a->shape, &b->shape)) ROLE(n) = ROLE_A_SMALL;
+    }
+    bool ok = ROLE(n) == ROLE_SAME      ? same_shape(&a->shape, &b->shape)
+            : ROLE(n) == ROLE_B_SMALL ? broadcasts_into(&b->shape, &a->shape)
+            : ROLE(n) == ROLE_A_SMALL ? broadcasts_into(&a->shape, &b->shape)
+                                      : false;
+    if (!ok) {
         char sa[NB_SHAPE_STR_LEN], sb[NB_SHAPE_STR_LEN];
         return nb__fail(g, "%s: shapes do not broadcast: %s and %s", names[n->attr.i[0]],
                         nb__shape(a, sa), nb__shape(b, sb));
     }
+    const nb_node *big = ROLE(n) == ROLE_A_SMALL ? b : a;
     n->shape = big->shape;
     n->size = big->size;
     return NB_OK;

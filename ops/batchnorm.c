@@ -95,7 +95,7 @@ static nb_status bn_forward(nb_graph *g, nb_node *n) {
     const float *xv = x->value, *gv = gamma ? gamma->value : NULL, *bv = beta ? beta->value : NULL;
     float *mean = n->aux, *inv_std = n->aux + F, *y = n->value;
     const double eps = EPS(n);
-    const bool training = g->mode == NB_TRAINING;
+    const bool training = nb__node_training(g, n);
     n->aux[2 * F] = training ? 0.0f : 1.0f;
 
     if (training) {
@@ -117,12 +117,14 @@ static nb_status bn_forward(nb_graph *g, nb_node *n) {
                 }
             }
             for (size_t j = f0; j < f1; j++) {
-                double var = v[j - f0] / (double)R; /* biased: what normalizes */
-                double unbiased = R > 1 ? v[j - f0] / (double)(R - 1) : var;
+                /* biased, for normalizing and for the moving variance alike:
+                 * Keras 3 (and tf.keras on Dense outputs) use the batch's
+                 * own moments, with no Bessel correction */
+                double var = v[j - f0] / (double)R;
                 mean[j] = (float)m[j - f0];
                 inv_std[j] = (float)(1.0 / sqrt(var + eps));
                 rm->data[j] = (float)(mom * rm->data[j] + (1.0 - mom) * m[j - f0]);
-                rv->data[j] = (float)(mom * rv->data[j] + (1.0 - mom) * unbiased);
+                rv->data[j] = (float)(mom * rv->data[j] + (1.0 - mom) * var);
             }
         });
     } else {

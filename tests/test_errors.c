@@ -195,3 +195,12 @@ Test(errors, calls_with_null_graphs_or_nodes_do_not_crash) {
     nb_graph_free(NULL);
     nb_graph_set_seed(NULL, 1);
 }
+
+Test(errors, element_counts_that_would_overflow_are_refused) {
+    cr_assert_null(nb_tensor_new(4, (int[]){65536, 65536, 65536, 65536}));
+    cr_assert_str_eq(nb_last_error(), "tensor: [65536,65536,65536,65536] has more than 2^40 elements");
+    nb_graph *g = nb_graph_new();
+    cr_assert_null(nb_input(g, "x", 4, (int[]){65536, 65536, 65536, 65536}));
+    cr_assert_str_eq(nb_graph_error(g), "input: more than 2^40 elements");
+    nb_graph_free(g);
+}

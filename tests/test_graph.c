@@ -1,6 +1,7 @@
 /* The graph: leaves, replay, gradients only where needed, batch changes,
  * parameters shared between graphs. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <string.h>
 
 #include "helpers.h"
@@ -225,4 +226,41 @@ Test(graph, the_op_table_holds_every_op_complete) {
         }
     }
     cr_assert_null(nb__op_by_name("no_such_op"));
+}
+
+Test(graph, a_graph_extended_after_a_run_at_a_small_batch_is_planned_for_the_largest) {
+    nb_tensor *w = t_tensor("w", 2, (int[]){1, 3}, -1, 1, 21);
+    static float x[4096];
+    for (int i = 0; i < 4096; i++) x[i] = (float)(i % 7);
+    nb_graph *g = nb_graph_new();
+    nb_node *in = nb_input(g, "x", 2, (int[]){4096, 1});
+    nb_node *y = nb_matmul(g, in, nb_param(g, w));
+    nb_feed(g, in, x, 1);
+    nb_forward(g, NB_TRAINING);
+    nb_node *loss = nb_sum(g, nb_relu(g, y)); /* added after a run at batch 1 */
+    nb_feed(g, in, x, 4096);
+    nb_forward(g, NB_TRAINING);
+    nb_backward(g, loss);
+    t_ok(g);
+    double ref = 0;
+    for (int i = 0; i < 4096; i++)
+        for (int j = 0; j < 3; j++) ref += fmax(0.0, (double)x[i] * w->data[j]);
+    cr_assert_float_eq(nb_node_value(loss)[0], ref, 1e-3 * ref);
+    nb_graph_free(g);
+    nb_tensor_free(w);
+}
+
+Test(graph, a_parameter_the_loss_does_not_reach_gets_a_zero_gradient_not_a_stale_one) {
+    nb_tensor *a = t_tensor("a", 1, (int[]){2}, 1, 2, 22), *b = t_tensor("b", 1, (int[]){2}, 1, 2, 23);
+    nb_graph *g = nb_graph_new();
+    nb_node *la = nb_sum(g, nb_param(g, a)), *lb = nb_sum(g, nb_param(g, b));
+    nb_forward(g, NB_TRAINING);
+    nb_backward(g, la);
+    cr_assert_eq(a->grad[0], 1.0f);
+    nb_backward(g, lb);
+    t_ok(g);
+    cr_assert_eq(a->grad[0], 0.0f, "a's gradient from the other loss survived");
+    cr_assert_eq(b->grad[1], 1.0f);
+    nb_graph_free(g);
+    nb_tensor_free(a), nb_tensor_free(b);
 }

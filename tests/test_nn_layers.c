@@ -292,3 +292,24 @@ Test(nn, layers_compose_into_any_graph_two_inputs_a_shared_trunk_and_two_heads) 
     nb_graph_free(g);
     nb_layer_free(trunk), nb_layer_free(head), nb_layer_free(aux);
 }
+
+Test(nn, a_frozen_batch_norm_keeps_its_statistics_and_uses_them) {
+    nb_model *m = nb_model_new(1, (int[]){3}, 1);
+    nb_layer_spec bn = nb_batch_norm_spec();
+    nb_layer *l = nb_model_add(m, &bn);
+    nb_tensor *mean = nb_layer_tensor(l, 2), *var = nb_layer_tensor(l, 3);
+    for (int j = 0; j < 3; j++) mean->data[j] = 1.0f, var->data[j] = 4.0f;
+    nb_layer_set_trainable(l, false);
+    float x[2 * 3] = {1, 2, 3, 5, 6, 7};
+    nb_graph *g = nb_graph_new();
+    nb_node *in = nb_input(g, "x", 2, (int[]){2, 3});
+    nb_node *y = nb_model_apply(m, g, in, false);
+    nb_feed(g, in, x, 2);
+    nb_forward(g, NB_TRAINING);
+    t_ok(g);
+    for (int i = 0; i < 6; i++)
+        cr_assert_float_eq(nb_node_value(y)[i], (x[i] - 1.0f) / sqrtf(4.0f + 1e-3f), 1e-6, "element %d", i);
+    for (int j = 0; j < 3; j++) cr_assert(mean->data[j] == 1.0f && var->data[j] == 4.0f, "statistics moved");
+    nb_graph_free(g);
+    nb_model_free(m);
+}

@@ -99,3 +99,18 @@ Test(arith, shapes_that_do_not_broadcast_are_refused) {
     cr_assert_str_eq(nb_graph_error(g), "add: shapes do not broadcast: [4,3] and [4]");
     nb_graph_free(g);
 }
+
+Test(arith, a_batch_of_one_is_not_taken_for_a_scalar) {
+    /* x [B] + p [3] was built as same-shape; at batch 1 it must not turn
+     * into a broadcast of x */
+    nb_tensor *p = t_tensor("p", 1, (int[]){3}, 0, 1, 41);
+    float x[3] = {1, 2, 3};
+    nb_graph *g = nb_graph_new();
+    nb_node *in = nb_input(g, "x", 1, (int[]){3});
+    nb_add(g, in, nb_param(g, p));
+    nb_feed(g, in, x, 1);
+    cr_assert_eq(nb_forward(g, NB_TRAINING), NB_ERROR);
+    cr_assert_str_eq(nb_graph_error(g), "add: shapes do not broadcast: [1] and [3]");
+    nb_graph_free(g);
+    nb_tensor_free(p);
+}

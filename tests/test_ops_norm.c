@@ -1,5 +1,5 @@
 /* normalization: batchnorm and layernorm values against references computed
- * here in double, running statistics (unbiased variance), gradients in
+ * here in double, running statistics (the biased batch variance, as Keras 3), gradients in
  * training and inference, optional gamma/beta, bad arguments, batch change
  * and independence from the number of threads. */
 #include <criterion/criterion.h>
@@ -85,7 +85,7 @@ Test(norm, batchnorm_training_forward_and_running_stats_after_one_step) {
     nb_assert_near(nb_node_value(y), ref, (size_t)(R * F), 1e-5, 1e-5);
     for (int j = 0; j < F; j++) {
         erm[j] = (float)(mom * (double)rm0[j] + (1.0 - mom) * mean[j]);
-        erv[j] = (float)(mom * (double)rv0[j] + (1.0 - mom) * var[j] * R / (R - 1));
+        erv[j] = (float)(mom * (double)rv0[j] + (1.0 - mom) * var[j]);
     }
     nb_assert_near(rm->data, erm, F, 1e-6, 1e-5);
     nb_assert_near(rv->data, erv, F, 1e-6, 1e-5);
@@ -93,7 +93,7 @@ Test(norm, batchnorm_training_forward_and_running_stats_after_one_step) {
     nb_tensor_free(x), nb_tensor_free(gm), nb_tensor_free(bt), nb_tensor_free(rm), nb_tensor_free(rv);
 }
 
-Test(norm, batchnorm_running_stats_after_several_steps_use_unbiased_variance) {
+Test(norm, batchnorm_running_stats_after_several_steps_use_the_batch_variance) {
     enum { B = 5, F = 3, STEPS = 4 };
     const float mom = 0.99f, eps = 1e-3f;
     nb_tensor *rm = filled("rm", F, 0.0f), *rv = filled("rv", F, 1.0f);
@@ -112,7 +112,7 @@ Test(norm, batchnorm_running_stats_after_several_steps_use_unbiased_variance) {
         ref_stats(data, B, F, mean, var);
         for (int j = 0; j < F; j++) {
             erm[j] = mom * erm[j] + (1.0 - mom) * mean[j];
-            erv[j] = mom * erv[j] + (1.0 - mom) * var[j] * B / (B - 1);
+            erv[j] = mom * erv[j] + (1.0 - mom) * var[j];
         }
     }
     float fm[F], fv[F];
@@ -305,10 +305,10 @@ Test(norm, batchnorm_accepts_momentum_0_and_1) {
     nb_feed(g, in, x, 4);
     nb_forward(g, NB_TRAINING);
     t_ok(g);
-    /* feature 1: 2,4,6,9, mean 5.25, unbiased variance 8.9166... */
+    /* feature 1: 2,4,6,9, mean 5.25, (biased) variance 26.75/4 */
     cr_assert_float_eq(rm->data[0], 4.0f, 1e-6);
     cr_assert_float_eq(rm->data[1], 5.25f, 1e-6);
-    cr_assert_float_eq(rv->data[1], 26.75f / 3.0f, 1e-5);
+    cr_assert_float_eq(rv->data[1], 26.75f / 4.0f, 1e-5);
     nb_graph_free(g);
     nb_tensor_free(rm), nb_tensor_free(rv);
 }
@@ -342,7 +342,7 @@ Test(norm, batchnorm_batch_change_uses_the_fed_rows) {
     nb_assert_near(nb_node_value(y), ref, (size_t)(R * F), 1e-5, 1e-5);
     for (int j = 0; j < F; j++) {
         erm[j] = (float)((1.0 - mom) * mean[j]);
-        erv[j] = (float)(mom + (1.0 - mom) * var[j] * R / (R - 1));
+        erv[j] = (float)(mom + (1.0 - mom) * var[j]);
         double sg = 0, sb = 0;
         for (int r = 0; r < R; r++) {
             double xhat = (x[r * F + j] - mean[j]) / sqrt(var[j] + eps);

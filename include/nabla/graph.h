@@ -95,7 +95,8 @@ nb_node *nb_scalar(nb_graph *g, float v);
 
 /* Points the input at batch rows of data (row-major, batch * the product of
  * the input's other dims floats). No copy: data must stay valid and unchanged
- * until the next forward pass ends. Errors: not an input, batch outside
+ * until the backward pass that follows the next forward pass has ended
+ * (backward reads it: a weight's gradient is a product with its input). Errors: not an input, batch outside
  * [1, declared batch], NULL data. */
 nb_status nb_feed(nb_graph *g, nb_node *input, const float *data, int batch);
 
@@ -108,7 +109,8 @@ nb_status nb_forward(nb_graph *g, nb_mode mode);
 /* Backpropagates from loss (a node with one element) after a forward pass:
  * the gradient of loss with respect to every trainable parameter it depends
  * on is written to that parameter's tensor (overwritten, not accumulated
- * across calls). Ops that lead to no trainable parameter are skipped. */
+ * across calls); the graph's other trainable parameters get a zero
+ * gradient. Ops that lead to no trainable parameter are skipped. */
 nb_status nb_backward(nb_graph *g, nb_node *loss);
 
 /* ---- nodes ---- */
@@ -135,6 +137,12 @@ nb_tensor *nb_node_tensor(const nb_node *n);
 /* Keeps a random node (dropout, alpha dropout) random in inference runs: the
  * mechanism of MC dropout. Errors: the node's op is not random. */
 nb_status nb_node_set_stochastic(nb_node *n, bool on);
+
+/* Makes the node run as in inference in training passes too: a batch
+ * normalization normalizes with its running statistics and leaves them
+ * alone, a dropout passes its input through (unless made stochastic).
+ * Gradients still flow through it. What Keras does for a frozen layer. */
+nb_status nb_node_force_inference(nb_node *n, bool on);
 
 /* Number of nodes, and the i-th node in creation order (NULL if out of range). */
 int nb_graph_node_count(const nb_graph *g);

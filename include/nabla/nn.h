@@ -107,7 +107,10 @@ int nb_layer_output_dims(const nb_layer *l, int *dims);
 int nb_layer_tensor_count(const nb_layer *l);
 nb_tensor *nb_layer_tensor(const nb_layer *l, int i);
 /* Freezes (false) or unfreezes the layer: its learned tensors get no
- * gradient and no update. Moving statistics are never trainable. */
+ * gradient and no update. Moving statistics are never trainable, and a
+ * frozen batch normalization runs as in inference (its running statistics
+ * stay as they are), as in Keras. Freeze before applying the layer to a
+ * graph: a graph built earlier keeps the mode it was built with. */
 void nb_layer_set_trainable(nb_layer *l, bool trainable);
 bool nb_layer_trainable(const nb_layer *l);
 /* The regularization penalty of the layer's weights as a scalar node in g,

@@ -112,8 +112,10 @@ nb_node *nb_huber(nb_graph *g, nb_node *pred, nb_node *target, float delta);
 /* Batch normalization over every axis but the feature axis (F features).
  * Training: normalizes with the batch mean and (biased) variance, and updates
  * running_mean/running_var (tensors [F], owned by the caller) as
- * r = momentum·r + (1-momentum)·batch_stat, with the unbiased variance as in
- * Keras. Inference: normalizes with the running statistics.
+ * r = momentum·r + (1-momentum)·batch_stat, with the batch's own (biased)
+ * variance as in Keras 3. Inference, or a node made to run as in inference
+ * (nb_node_force_inference: a frozen layer), normalizes with the running
+ * statistics and leaves them alone.
  * y = gamma·(x-mean)/sqrt(var+eps) + beta; gamma and beta ([F] nodes) may be
  * NULL to leave scale or shift out. Keras defaults: momentum 0.99, eps 1e-3. */
 nb_node *nb_batchnorm(nb_graph *g, nb_node *x, nb_node *gamma, nb_node *beta,
