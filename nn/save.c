@@ -35,6 +35,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "graph/file.h"
 #include "graph/internal.h"
 #include "nn/internal.h"
 #include "nn/json.h"
@@ -240,24 +241,6 @@ static bool build_header(const ctx *c, const nb_model *m, nb_json_writer *h) {
     return true;
 }
 
-/* "<path>.tmp.XXXXXX" with a fresh suffix; random enough that two writers
- * rarely collide, and O_EXCL settles it when they do. */
-static void temp_name(char *buf, size_t len, const char *path) {
-    static const char alnum[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    static unsigned long counter;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t x = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^ (uint64_t)getpid() << 40 ^
-                 (uint64_t)__atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED) * 0x9E3779B97F4A7C15ull;
-    /* splitmix64's finalizer spreads every input bit over the suffix */
-    x = (x ^ x >> 30) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ x >> 27) * 0x94D049BB133111EBull;
-    x ^= x >> 31;
-    int n = snprintf(buf, len, "%s.tmp.", path);
-    for (int i = 0; i < 6; i++, x /= 62) buf[n + i] = alnum[x % 62];
-    buf[n + 6] = '\0';
-}
-
 static bool write_all(FILE *f, const nb_json_writer *h, const nb_model *m) {
     unsigned char prefix[8];
     for (int i = 0; i < 8; i++) prefix[i] = (unsigned char)((uint64_t)h->len >> (8 * i));
@@ -274,27 +257,6 @@ static bool write_all(FILE *f, const nb_json_writer *h, const nb_model *m) {
     return true;
 }
 
-/* Makes the rename itself durable. Best effort: the new file is already in
- * place, and some file systems cannot sync a directory. */
-static void sync_dir(const char *path) {
-    const char *slash = strrchr(path, '/');
-    size_t n = slash ? (size_t)(slash - path) : 1;
-    char *dir = malloc(n + 1);
-    if (!dir) return;
-    if (!slash) memcpy(dir, ".", 2);
-    else if (n == 0) memcpy(dir, "/", 2);
-    else {
-        memcpy(dir, path, n);
-        dir[n] = '\0';
-    }
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(dir);
-}
-
 nb_status nb_model_save(const nb_model *m, const char *path) {
     ctx c = {"model save", path};
     if (!m || !path || !path[0]) {
@@ -307,50 +269,13 @@ nb_status nb_model_save(const nb_model *m, const char *path) {
         free(h.buf);
         return NB_ERROR;
     }
-    size_t tmp_len = strlen(path) + 16;
-    char *tmp = malloc(tmp_len);
-    if (!tmp) {
-        free(h.buf);
-        bad(&c, "out of memory");
-        return NB_ERROR;
-    }
-    /* open(O_EXCL) rather than mkstemp: mkstemp makes the file 0600, and the
-     * saved model should get the usual 0666 & ~umask like any other file */
-    int fd = -1;
-    for (int tries = 0; fd < 0 && tries < 100; tries++) {
-        temp_name(tmp, tmp_len, path);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd < 0 && errno != EEXIST) break;
-    }
-    if (fd < 0) {
-        bad(&c, "cannot create a temporary file beside it: %s", strerror(errno));
-        free(tmp);
-        free(h.buf);
-        return NB_ERROR;
-    }
-    const char *step = "writing";
-    int err = 0;
-    FILE *f = fdopen(fd, "wb");
-    if (!f) {
-        err = errno;
-        close(fd);
-    } else {
-        errno = 0;
-        bool ok = write_all(f, &h, m) && fflush(f) == 0;
-        if (!ok) err = errno ? errno : EIO; /* a short write may leave errno unset */
-        else if (fsync(fileno(f)) != 0) err = errno, step = "syncing";
-        if (fclose(f) != 0 && !err) err = errno, step = "closing";
-        if (!err && rename(tmp, path) != 0) err = errno, step = "renaming";
-    }
-    if (err) {
-        unlink(tmp);
-        bad(&c, "%s the temporary file failed: %s; any previous file is untouched", step, strerror(err));
-    } else {
-        sync_dir(path);
-    }
-    free(tmp);
+    nb_atomic_file out;
+    char err[256];
+    bool ok = nb__atomic_open(&out, path, err, sizeof err);
+    ok = ok && nb__atomic_commit(&out, write_all(out.f, &h, m), err, sizeof err);
+    if (!ok) bad(&c, "%s", err);
     free(h.buf);
-    return err ? NB_ERROR : NB_OK;
+    return ok ? NB_OK : NB_ERROR;
 }
 
 /* ---- reading a safetensors file ---- */

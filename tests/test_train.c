@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -334,4 +335,35 @@ Test(train, early_stopping_can_watch_validation_accuracy) {
     nb_history_free(&h);
     nb_model_free(m);
     nb_dataset_free(&train), nb_dataset_free(&val);
+}
+
+Test(train, a_missing_or_failing_gnuplot_is_an_error_not_a_crash) {
+    nb_dataset train = blobs(60, 1, 0);
+    nb_model *m = classifier(0, 5);
+    nb_fit_opts o = quiet_opts(2);
+    nb_history h;
+    cr_assert_eq(nb_fit(m, &train, &o, &h), NB_OK);
+    char dir[] = "/tmp/nabla-gp-XXXXXX", fake[64], png[64];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(png, sizeof png, "%s/h.png", dir);
+    setenv("PATH", dir, 1); /* no gnuplot at all */
+    cr_assert_eq(nb_history_plot(&h, png), NB_ERROR);
+    cr_assert(strstr(nb_last_error(), "gnuplot is not installed"), "%s", nb_last_error());
+    /* a gnuplot that dies at once: writing to it must not kill us */
+    snprintf(fake, sizeof fake, "%s/gnuplot", dir);
+    FILE *f = fopen(fake, "w");
+    fprintf(f, "#!/bin/sh\nexit 3\n");
+    fclose(f);
+    chmod(fake, 0755);
+    setenv("PATH", "/usr/bin:/bin", 1);
+    char path[256];
+    snprintf(path, sizeof path, "%s:/usr/bin:/bin", dir);
+    setenv("PATH", path, 1);
+    cr_assert_eq(nb_history_plot(&h, png), NB_ERROR);
+    cr_assert(strstr(nb_last_error(), "gnuplot failed"), "%s", nb_last_error());
+    cr_assert_neq(access(png, F_OK), 0, "a failed plot left a file");
+    unlink(fake), rmdir(dir);
+    nb_history_free(&h);
+    nb_model_free(m);
+    nb_dataset_free(&train);
 }

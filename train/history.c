@@ -1,49 +1,29 @@
 /* train/history.c — the history as CSV, and learning curves through gnuplot. */
+#define _GNU_SOURCE /* sigtimedwait */
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "graph/file.h"
 #include "graph/internal.h"
 #include "nabla/train.h"
 
-/* Opens a temporary file beside path (path.tmp.XXXXXX) for an atomic replace. */
-static FILE *open_temp(const char *path, char *tmp, size_t len) {
-    snprintf(tmp, len, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) return NULL;
-    FILE *f = fdopen(fd, "w");
-    if (!f) {
-        close(fd);
-        unlink(tmp);
-    }
-    return f;
-}
-
-/* Flushes, syncs and renames tmp over path; on any failure removes tmp. */
-static nb_status commit_temp(FILE *f, const char *tmp, const char *path, const char *who) {
-    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        nb__set_last_error("%s: could not write %s", who, path);
-        return NB_ERROR;
-    }
-    return NB_OK;
-}
-
 nb_status nb_history_write_csv(const nb_history *h, const char *path) {
-    char tmp[4096];
     if (!h || !path) {
         nb__set_last_error("history csv: history or path is NULL");
         return NB_ERROR;
     }
-    FILE *f = open_temp(path, tmp, sizeof tmp);
-    if (!f) {
-        nb__set_last_error("history csv: cannot create a file beside %s", path);
+    nb_atomic_file out;
+    char err[256];
+    if (!nb__atomic_open(&out, path, err, sizeof err)) {
+        nb__set_last_error("history csv: %s: %s", path, err);
         return NB_ERROR;
     }
+    FILE *f = out.f;
     fprintf(f, "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n");
     for (int i = 0; i < h->n_epochs; i++) {
         const nb_epoch_metrics *e = &h->epochs[i];
@@ -52,7 +32,27 @@ nb_status nb_history_write_csv(const nb_history *h, const char *path) {
         else fprintf(f, ",,");
         fprintf(f, "%.6g,%.3f\n", e->lr, e->seconds);
     }
-    return commit_temp(f, tmp, path, "history csv");
+    if (!nb__atomic_commit(&out, true, err, sizeof err)) {
+        nb__set_last_error("history csv: %s: %s", path, err);
+        return NB_ERROR;
+    }
+    return NB_OK;
+}
+
+/* True if an executable named name is in a folder of $PATH. */
+static bool on_path(const char *name) {
+    const char *p = getenv("PATH");
+    char buf[4096];
+    while (p && *p) {
+        const char *colon = strchr(p, ':');
+        size_t n = colon ? (size_t)(colon - p) : strlen(p);
+        if (n && n + strlen(name) + 2 < sizeof buf) {
+            snprintf(buf, sizeof buf, "%.*s/%s", (int)n, p, name);
+            if (access(buf, X_OK) == 0) return true;
+        }
+        p = colon ? colon + 1 : NULL;
+    }
+    return false;
 }
 
 static bool ends_with(const char *s, const char *suffix) {
@@ -78,17 +78,27 @@ nb_status nb_history_plot(const nb_history *h, const char *path) {
         nb__set_last_error("plot: %s: quotes in the file name are not supported", path);
         return NB_ERROR;
     }
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        nb__set_last_error("plot: cannot create a file beside %s", path);
+    if (!on_path("gnuplot")) {
+        nb__set_last_error("plot: gnuplot is not installed (Debian: gnuplot-nox)");
         return NB_ERROR;
     }
-    close(fd);
+    nb_atomic_file out;
+    char err[256];
+    if (!nb__atomic_open(&out, path, err, sizeof err)) {
+        nb__set_last_error("plot: %s: %s", path, err);
+        return NB_ERROR;
+    }
+    const char *tmp = out.tmp;
+    /* If gnuplot dies, writing to it raises SIGPIPE, which would kill the
+     * caller: block it in this thread, and take any pending one back. */
+    sigset_t pipe_set, old_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
     FILE *gp = popen("gnuplot 2>/dev/null", "w");
     if (!gp) {
-        unlink(tmp);
+        pthread_sigmask(SIG_SETMASK, &old_set, NULL);
+        nb__atomic_commit(&out, false, err, sizeof err);
         nb__set_last_error("plot: cannot run gnuplot");
         return NB_ERROR;
     }
@@ -110,16 +120,15 @@ nb_status nb_history_plot(const nb_history *h, const char *path) {
         }
     }
     fprintf(gp, "unset multiplot\nset output\n");
+    bool wrote = fflush(gp) == 0 && !ferror(gp);
     int status = pclose(gp);
-    if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        unlink(tmp);
-        nb__set_last_error("plot: gnuplot %s (install gnuplot-nox)",
-                           WIFEXITED(status) && WEXITSTATUS(status) == 127 ? "is not installed" : "failed");
-        return NB_ERROR;
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE) {
     }
-    if (rename(tmp, path) != 0) {
-        unlink(tmp);
-        nb__set_last_error("plot: could not write %s", path);
+    pthread_sigmask(SIG_SETMASK, &old_set, NULL);
+    bool ok = wrote && status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (!nb__atomic_commit(&out, ok, err, sizeof err)) {
+        nb__set_last_error("plot: %s: %s", path, ok ? err : "gnuplot failed");
         return NB_ERROR;
     }
     return NB_OK;

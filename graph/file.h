@@ -1,0 +1,30 @@
+/* graph/file.h — replacing a file atomically, for every writer in nabla
+ * (models, histories, plots): write a temporary file beside the target,
+ * flush and fsync it, rename it over the target, sync the folder. A crash
+ * or an error at any point leaves the old file (or none) in place, never a
+ * half-written one. Internal. */
+#ifndef NABLA_GRAPH_FILE_H
+#define NABLA_GRAPH_FILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+typedef struct nb_atomic_file {
+    FILE *f;      /* write here */
+    char *tmp;    /* the temporary file's path, beside the target */
+    char *path;   /* the target */
+} nb_atomic_file;
+
+/* Creates "<path>.tmp.XXXXXX" (mode 0666 & ~umask, like any new file) and
+ * opens it for writing. false with a message in err on failure. */
+bool nb__atomic_open(nb_atomic_file *a, const char *path, char *err, size_t len);
+
+/* If ok, flushes, syncs, closes and renames the temporary file over the
+ * target and syncs the folder; otherwise, or if any of that fails, closes
+ * and removes it. With ok false, errno is taken as the reason the caller's
+ * writes failed. false with a message in err when the target was not
+ * replaced (a write error seen by ferror counts as a failure). */
+bool nb__atomic_commit(nb_atomic_file *a, bool ok, char *err, size_t len);
+
+#endif
