@@ -30,7 +30,7 @@ static int env_threads(const char *name) {
     if (!s || !*s) return 0;
     char *end;
     long v = strtol(s, &end, 10); /* "4" or the first of an OpenMP list "4,2" */
-    return end != s && v >= 1 && v <= 4096 ? (int)v : 0;
+    return end != s && v >= 1 && v <= NB_MAX_THREADS ? (int)v : 0;
 }
 
 static void init(void) {
@@ -48,7 +48,7 @@ int nb__threads(void) { return n_threads; }
 
 void nb_set_num_threads(int n) {
     nb__runtime_init();
-    n_threads = n >= 1 ? n : 1;
+    n_threads = n < 1 ? 1 : n > NB_MAX_THREADS ? NB_MAX_THREADS : n;
 }
 
 int nb_get_num_threads(void) {

@@ -93,3 +93,13 @@ Test(cli, train_eval_and_summary_round_trip, .timeout = 300) {
     cr_assert(strstr(out, "Total params:") && strstr(out, "batch_normalization (BatchNormalization)"), "%s", out);
     unlink(model), unlink(csv), rmdir(dir);
 }
+
+Test(cli, options_are_checked_per_command_and_spelled_in_full) {
+    expect("summary --model x --epochs 5", 2, "option '--epochs' does not apply here");
+    expect("eval --model x --layers 10", 2, "option '--layers' does not apply here");
+    expect("train --model x", 2, "option '--model' does not apply here");
+    expect("train --pre selu", 2, "--preset: give it once, spelled in full");
+    expect("train --layers 10,,10", 2, "--layers: '10,,10' is not a list");
+    expect("train --layers 10,", 2, "is not a list");
+    expect("train --train-size 50", 2, "--train-size: '50' is not a whole number in range");
+}

@@ -36,7 +36,8 @@ typedef struct config {
 static void usage(FILE *out) {
     fprintf(out,
             "usage: nabla train [--preset baseline|default|selu] [options]\n"
-            "       nabla eval --model FILE [--mc-samples N] [--data DIR] [--batch-size N] [--json]\n"
+            "       nabla eval --model FILE [--mc-samples N] [--data DIR] [--batch-size N] [--threads N]\n"
+            "                  [--seed N] [--json]\n"
             "       nabla summary --model FILE\n"
             "\n"
             "train options (each overrides the preset):\n"
@@ -51,7 +52,9 @@ static void usage(FILE *out) {
             "  --clip-value X  --clip-norm X  --clip-global-norm X\n"
             "  --l1 X  --l2 X  --max-norm X   kernel penalties and constraint of every Dense layer\n"
             "  --patience N           early stopping on val_loss, restoring the best weights (0: off)\n"
-            "  --epochs N  --batch-size N  --threads N  --seed N  --train-size N (first N examples)\n"
+            "  --epochs N  --batch-size N  --threads N  --seed N\n"
+            "  --train-size N         the first N of the 60,000 training images (110 or more;\n"
+            "                         1/11 of them for validation)\n"
             "  --standardize          inputs to zero mean, unit variance (training statistics)\n"
             "  --mc-samples N         after training, also report MC-dropout test accuracy\n"
             "  --save FILE  --history FILE.csv  --plot FILE.png|svg  --data DIR  --quiet  --json\n");
@@ -87,8 +90,10 @@ static bool parse_int(const char *s, long lo, long hi, long *out) {
 /* "300,100" or "100x20" or a mix: "300,100x3" */
 static bool parse_layers(const char *s, config *c) {
     c->n_layers = 0;
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", s);
+    char buf[4096];
+    size_t len = strlen(s);
+    if (len == 0 || len >= sizeof buf || s[0] == ',' || s[len - 1] == ',' || strstr(s, ",,")) return false;
+    memcpy(buf, s, len + 1);
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         long units, times = 1;
         char *x = strchr(tok, 'x');
@@ -146,6 +151,7 @@ static bool apply_preset(config *c, const char *name) {
     return true;
 }
 
+/* The order of options[] below: an option's index is its code - O_PRESET. */
 enum {
     O_PRESET = 256, O_LAYERS, O_ACTIVATION, O_INIT, O_BN, O_NO_BN, O_DROPOUT, O_ALPHA_DROPOUT, O_OPTIMIZER,
     O_LR, O_MOMENTUM, O_BETA1, O_BETA2, O_WD, O_SCHEDULE, O_CLIP_VALUE, O_CLIP_NORM, O_CLIP_GLOBAL, O_L1,
@@ -189,7 +195,10 @@ static int apply_option(config *c, int opt, const char *arg, const char **model)
         c->field = (int)v;                                                                          \
     } while (0)
     switch (opt) {
-    case O_PRESET: break; /* applied first */
+    case O_PRESET: /* applied first, from its full spelling only */
+        if (strcmp(arg, c->preset) != 0)
+            return fail("--preset: give it once, spelled in full (got '%s', applied '%s')", arg, c->preset);
+        break;
     case O_LAYERS:
         if (!parse_layers(arg, c)) return fail("--layers: '%s' is not a list like 300,100 or 100x20%s", arg, "");
         break;
@@ -238,7 +247,7 @@ static int apply_option(config *c, int opt, const char *arg, const char **model)
     case O_QUIET: c->quiet = true; break;
     case O_JSON: c->json = true; break;
     case O_DATA: c->data = arg; break;
-    case O_TRAIN_SIZE: INT(train_size, 1, 60000); break;
+    case O_TRAIN_SIZE: INT(train_size, 110, 60000); break; /* 1/11 of it for validation */
     case O_MC: INT(mc_samples, 1, 100000); break;
     case O_MODEL: *model = arg; break;
     default: return 2;
@@ -248,9 +257,17 @@ static int apply_option(config *c, int opt, const char *arg, const char **model)
 #undef INT
 }
 
+/* Options eval and summary take; train takes all but --model. */
+static bool allowed(const char *cmd, int opt) {
+    if (!strcmp(cmd, "train")) return opt != O_MODEL;
+    if (!strcmp(cmd, "summary")) return opt == O_MODEL || opt == O_HELP;
+    return opt == O_MODEL || opt == O_MC || opt == O_DATA || opt == O_BATCH || opt == O_THREADS ||
+           opt == O_SEED || opt == O_JSON || opt == O_HELP;
+}
+
 /* Parses argv (after the subcommand): the preset first, then every other
  * option over it, so that an explicit flag always wins whatever its place. */
-static int parse_args(int argc, char **argv, config *c, const char **model) {
+static int parse_args(int argc, char **argv, config *c, const char **model, const char *cmd) {
     const char *preset = "baseline";
     opterr = 0;
     for (int i = 1; i < argc; i++) {
@@ -267,6 +284,11 @@ static int parse_args(int argc, char **argv, config *c, const char **model) {
         }
         if (opt == '?' || opt == ':') {
             fprintf(stderr, "nabla: bad or incomplete option '%s'\n", argv[optind - 1]);
+            usage(stderr);
+            return 2;
+        }
+        if (!allowed(cmd, opt)) {
+            fprintf(stderr, "nabla %s: option '--%s' does not apply here\n", cmd, options[opt - O_PRESET].name);
             usage(stderr);
             return 2;
         }
@@ -364,7 +386,7 @@ static void json_number(FILE *out, const char *key, double v, bool last) {
 static int cmd_train(int argc, char **argv) {
     config c;
     const char *model_path = NULL;
-    int rc = parse_args(argc, argv, &c, &model_path);
+    int rc = parse_args(argc, argv, &c, &model_path, "train");
     if (rc) return rc == 1 ? 0 : rc;
     if (c.threads) nb_set_num_threads(c.threads);
     nb_dataset all = {0}, test = {0};
@@ -442,7 +464,8 @@ static int cmd_train(int argc, char **argv) {
 
 /* eval and summary take --model and a few options of their own */
 static int parse_model_args(int argc, char **argv, config *c, const char **model, const char *cmd) {
-    int rc = parse_args(argc, argv, c, model);
+    c->batch_size = 0;
+    int rc = parse_args(argc, argv, c, model, cmd);
     if (rc) return rc;
     if (!*model) {
         fprintf(stderr, "nabla %s: --model FILE is required\n", cmd);
@@ -470,13 +493,19 @@ static int cmd_eval(int argc, char **argv) {
     }
     nb_dataset_free(&train);
     double loss, acc, mc_acc = NAN;
-    int classes = 10, shown = 5;
+    int out_dims[4], classes = 0, shown = 5, batch = c.batch_size ? c.batch_size : 256;
+    if (nb_model_output_dims(m, out_dims) == 1) classes = out_dims[0];
+    if (classes < 1) {
+        fprintf(stderr, "nabla: %s does not end in a vector of class scores\n", path);
+        nb_model_free(m), nb_dataset_free(&test);
+        return 1;
+    }
     float *mean = NULL, *std = NULL;
     int status = 0;
-    if (nb_evaluate(m, &test, 256, &loss, &acc) != NB_OK) status = 1;
+    if (nb_evaluate(m, &test, batch, &loss, &acc) != NB_OK) status = 1;
     if (!status && c.mc_samples > 0) {
         mean = malloc(sizeof(float) * (size_t)test.n * classes), std = malloc(sizeof(float) * (size_t)test.n * classes);
-        if (!mean || !std || nb_predict_mc(m, &test, 256, c.mc_samples, c.seed, mean, std, &mc_acc) != NB_OK) status = 1;
+        if (!mean || !std || nb_predict_mc(m, &test, batch, c.mc_samples, c.seed, mean, std, &mc_acc) != NB_OK) status = 1;
     }
     if (status) {
         fprintf(stderr, "nabla: %s\n", nb_last_error());

@@ -138,6 +138,10 @@ nb_status nb_evaluate(nb_model *m, const nb_dataset *d, int batch_size, double *
 /* ---- fit ---- */
 
 static nb_status check_opts(const nb_fit_opts *o, const nb_dataset *train) {
+    if (!train || train->n < 1 || !train->x || !train->y) {
+        nb__set_last_error("fit: the training set is empty");
+        return NB_ERROR;
+    }
     if (o->epochs < 1) {
         nb__set_last_error("fit: epochs is %d, must be >= 1", o->epochs);
         return NB_ERROR;
@@ -255,6 +259,10 @@ nb_status nb_fit(nb_model *m, const nb_dataset *train_all, const nb_fit_opts *op
         }
     }
     if (session_open(&f.s, m, &train, o.batch_size, false, o.seed, "fit") != NB_OK) goto fail;
+    if (val && (val->n < 1 || !val->x || !val->y)) {
+        nb__set_last_error("fit: the validation set is empty");
+        goto fail;
+    }
     if (val && val->dim != train.dim) {
         nb__set_last_error("fit: validation data has %d features, training data %d", val->dim, train.dim);
         goto fail;

@@ -2,8 +2,9 @@
  *
  * For every trainable parameter the loss depends on, nb_gradcheck compares
  * the gradient of one backward pass with the central difference
- * (L(w+h) - L(w-h)) / 2h, element by element, and reports the worst relative
- * error |a - n| / max(|a|, |n|, floor) and where it occurred. Use it in your
+ * (L(w+h) - L(w-h)) / 2h, element by element, with h = step·max(1, |w|),
+ * and reports the worst relative error |a - n| / max(|a|, |n|, floor) and
+ * where it occurred. Use it in your
  * own test suites for your own models and custom ops (see nabla/testing.h).
  *
  * Each difference is two training-mode forward passes with the random
@@ -23,7 +24,8 @@ extern "C" {
 #endif
 
 typedef struct nb_gradcheck_opts {
-    double step;            /* h; default 5e-3 (float32 values: smaller steps drown in rounding) */
+    double step;            /* relative step; default 5e-3 (float32 values: smaller steps
+                               drown in rounding) */
     double floor;           /* denominator floor of the relative error; default 1e-2 */
     size_t max_per_tensor;  /* check at most this many elements of each parameter,
                                spread evenly; 0 = all (the default) */

@@ -1,16 +1,20 @@
 /* nabla/threads.h — one thread count for OpenMP and BLIS.
  *
  * nabla's elementwise and row-wise kernels run under OpenMP (serially below
- * a size threshold) and its matrix products run in BLIS, which nabla only
- * calls from serial code, so the two never oversubscribe the cores. The
- * count starts from NABLA_NUM_THREADS, else OMP_NUM_THREADS, else the number
- * of processors. nabla never changes the calling program's own OpenMP
- * settings: it passes its count to each of its parallel regions and BLIS
- * calls.
+ * a size threshold), and so do its matrix products: nabla packs and blocks
+ * them itself and calls only BLIS's micro-kernels, from its own parallel
+ * regions. BLIS's own threading is never used, so nothing nests and the
+ * cores are never oversubscribed. The count starts from NABLA_NUM_THREADS,
+ * else OMP_NUM_THREADS, else the number of processors, and is at most
+ * NB_MAX_THREADS. nabla never changes the calling program's own OpenMP
+ * settings: it passes its count to each of its parallel regions.
  *
- * On first use nabla also picks BLIS's kernels from the CPU's features when
- * the user has not set BLIS_ARCH_TYPE: BLIS 0.9.0 falls back to its slow
- * reference kernels on CPUs it does not know (AMD Zen 4 and 5 among them).
+ * On first use (the first nb_graph_new or thread call) nabla also picks
+ * BLIS's kernels from the CPU's features when the user has not set
+ * BLIS_ARCH_TYPE: BLIS 0.9.0 falls back to its slow reference kernels on
+ * CPUs it does not know (AMD Zen 4 and 5 among them). It does so with
+ * setenv, so make that first call before starting other threads that read
+ * the environment, and before the program itself initializes BLIS.
  */
 #ifndef NABLA_THREADS_H
 #define NABLA_THREADS_H
@@ -19,8 +23,10 @@
 extern "C" {
 #endif
 
-/* Sets the thread count; n < 1 means 1. Not to be called while a graph of
- * this process is running. */
+#define NB_MAX_THREADS 1024
+
+/* Sets the thread count; n < 1 means 1, n > NB_MAX_THREADS means that.
+ * Not to be called while a graph of this process is running. */
 void nb_set_num_threads(int n);
 int nb_get_num_threads(void);
 
