@@ -12,6 +12,7 @@
 #include <math.h>
 
 #include "graph/internal.h"
+#include "ops/common.h"
 #include "nabla/ops.h"
 
 #define INV_SQRT2 0.70710678118654752440f
@@ -19,14 +20,6 @@
 /* Klambauer et al., "Self-Normalizing Neural Networks" (2017), as in Keras. */
 #define SELU_ALPHA 1.6732632423543772848170429916717f
 #define SELU_SCALE 1.0507009873554804934193349852946f
-
-/* x: any shape -> y: the same shape. */
-static nb_status same_shape_infer(nb_graph *g, nb_node *n) {
-    (void)g;
-    n->shape = n->in[0]->shape;
-    n->size = n->in[0]->size;
-    return NB_OK;
-}
 
 /* Defines NAME's forward, backward and op-table entry from two expressions:
  * FWD gives y from x, DERIV gives dy/dx from x and y; both may use a, the
@@ -49,15 +42,8 @@ static nb_status same_shape_infer(nb_graph *g, nb_node *n) {
         NB_PARALLEL_FOR(i, n->size, const float x = xv[i]; const float y = yv[i]; (void)x; (void)y; \
              dx[i] += dy[i] * (DERIV));                                                     \
     }                                                                                       \
-    const nb_op nb_op_##NAME = {.name = #NAME, .infer = same_shape_infer,                   \
+    const nb_op nb_op_##NAME = {.name = #NAME, .infer = nb__infer_like_input,               \
                                 .forward = NAME##_forward, .backward = NAME##_backward}
-
-/* Both branches take exp of a non-positive number: no overflow either side. */
-static inline float sigmoid_f(float x) {
-    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
-    float e = expf(x);
-    return e / (1.0f + e);
-}
 
 /* Φ(x) through erfc, which keeps its precision in the left tail where
  * 1 + erf(x/√2) would cancel. */
@@ -68,11 +54,11 @@ static inline float softplus_f(float x) { return fmaxf(x, 0.0f) + log1pf(expf(-f
 
 /* swish' = s + x·s·(1-s) with s = sigmoid(x); y/x would divide by zero. */
 static inline float swish_deriv(float x) {
-    float s = sigmoid_f(x);
+    float s = nb__sigmoid(x);
     return s * (1.0f + x * (1.0f - s));
 }
 
-UNARY_OP(sigmoid, sigmoid_f(x), y * (1.0f - y));
+UNARY_OP(sigmoid, nb__sigmoid(x), y * (1.0f - y));
 UNARY_OP(tanh, tanhf(x), 1.0f - y * y);
 /* x < 0 ? 0 : x rather than fmaxf, which would turn NaN into 0 */
 UNARY_OP(relu, x < 0.0f ? 0.0f : x, x > 0.0f ? 1.0f : 0.0f);
@@ -83,8 +69,8 @@ UNARY_OP(selu, x > 0.0f ? SELU_SCALE * x : SELU_SCALE * SELU_ALPHA * expm1f(x),
          x > 0.0f ? SELU_SCALE : y + SELU_SCALE * SELU_ALPHA);
 /* d/dx x·Φ(x) = Φ(x) + x·φ(x) */
 UNARY_OP(gelu, x * normal_cdf(x), normal_cdf(x) + x * INV_SQRT_2PI * expf(-0.5f * x * x));
-UNARY_OP(swish, x * sigmoid_f(x), swish_deriv(x));
-UNARY_OP(softplus, softplus_f(x), sigmoid_f(x));
+UNARY_OP(swish, x * nb__sigmoid(x), swish_deriv(x));
+UNARY_OP(softplus, softplus_f(x), nb__sigmoid(x));
 
 /* ---- prelu: a learned slope per feature ---- */
 
@@ -97,7 +83,7 @@ static nb_status prelu_infer(nb_graph *g, nb_node *n) {
         return nb__fail(g, "prelu: alpha must be a vector as long as x's feature (last) axis: x %s, alpha %s",
                         nb__shape(x, sx), nb__shape(alpha, sa));
     }
-    return same_shape_infer(g, n);
+    return nb__infer_like_input(g, n);
 }
 
 /* Backward's scratch: one double accumulator per feature for alpha's
@@ -187,7 +173,7 @@ static void rrelu_backward(nb_graph *g, nb_node *n) {
     }
 }
 
-const nb_op nb_op_rrelu = {.name = "rrelu", .infer = same_shape_infer, .aux = rrelu_aux,
+const nb_op nb_op_rrelu = {.name = "rrelu", .infer = nb__infer_like_input, .aux = rrelu_aux,
                            .forward = rrelu_forward, .backward = rrelu_backward, .random = true};
 
 /* ---- constructors ---- */

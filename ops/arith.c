@@ -5,6 +5,7 @@
  * element. The output is then seen as rows of the smaller operand's size,
  * and the smaller operand's gradient is the sum of the rows' gradients. */
 #include "graph/internal.h"
+#include "ops/common.h"
 #include "nabla/ops.h"
 
 enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV };
@@ -130,14 +131,6 @@ nb_node *nb_sub(nb_graph *g, nb_node *a, nb_node *b) { return binary(g, &nb_op_s
 nb_node *nb_mul(nb_graph *g, nb_node *a, nb_node *b) { return binary(g, &nb_op_mul, OP_MUL, a, b); }
 nb_node *nb_div(nb_graph *g, nb_node *a, nb_node *b) { return binary(g, &nb_op_div, OP_DIV, a, b); }
 
-// x: any shape -> y = s·x
-static nb_status scale_infer(nb_graph *g, nb_node *n) {
-    (void)g;
-    n->shape = n->in[0]->shape;
-    n->size = n->in[0]->size;
-    return NB_OK;
-}
-
 static nb_status scale_forward(nb_graph *g, nb_node *n) {
     (void)g;
     const float *x = n->in[0]->value;
@@ -155,7 +148,7 @@ static void scale_backward(nb_graph *g, nb_node *n) {
     NB_PARALLEL_FOR(i, size, dx[i] += s * dy[i]);
 }
 
-const nb_op nb_op_scale = {.name = "scale", .infer = scale_infer, .forward = scale_forward, .backward = scale_backward};
+const nb_op nb_op_scale = {.name = "scale", .infer = nb__infer_like_input, .forward = scale_forward, .backward = scale_backward};
 
 nb_node *nb_scale(nb_graph *g, nb_node *x, float s) {
     nb_attr attr = {.f = {s}};

@@ -14,6 +14,7 @@
 #include <math.h>
 
 #include "graph/internal.h"
+#include "ops/common.h"
 #include "nabla/ops.h"
 
 #define RATE(n) ((n)->attr.f[0])
@@ -21,13 +22,6 @@
 
 /* SELU's negative saturation value, -scale·alpha (Keras's alpha_p). */
 #define ALPHA_P (-1.7580993408473766)
-
-static nb_status same_shape_infer(nb_graph *g, nb_node *n) {
-    (void)g;
-    n->shape = n->in[0]->shape;
-    n->size = n->in[0]->size;
-    return NB_OK;
-}
 
 static size_t mask_aux(const nb_node *n) { return n->size; }
 
@@ -95,7 +89,7 @@ static void dropout_backward(nb_graph *g, nb_node *n) {
     NB_PARALLEL_FOR(i, size, if (mask[i] != 0.0f) dx[i] += (float)((double)dy[i] / keep););
 }
 
-const nb_op nb_op_dropout = {.name = "dropout", .infer = same_shape_infer, .aux = mask_aux,
+const nb_op nb_op_dropout = {.name = "dropout", .infer = nb__infer_like_input, .aux = mask_aux,
                              .forward = dropout_forward, .backward = dropout_backward,
                              .random = true};
 
@@ -159,7 +153,7 @@ static void alpha_dropout_backward(nb_graph *g, nb_node *n) {
     NB_PARALLEL_FOR(i, size, if (mask[i] != 0.0f) dx[i] += (float)(a * (double)dy[i]););
 }
 
-const nb_op nb_op_alpha_dropout = {.name = "alpha_dropout", .infer = same_shape_infer,
+const nb_op nb_op_alpha_dropout = {.name = "alpha_dropout", .infer = nb__infer_like_input,
                                    .aux = mask_aux, .forward = alpha_dropout_forward,
                                    .backward = alpha_dropout_backward, .random = true};
 

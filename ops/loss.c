@@ -8,16 +8,11 @@
 #include <math.h>
 
 #include "graph/internal.h"
+#include "ops/common.h"
 #include "nabla/ops.h"
 
 /* aux starts 64-byte aligned, so its first floats can hold doubles. */
 #define DOUBLES(k) (2 * (size_t)(k))
-
-/* Row length (last axis) and row count of x; a scalar is one row of one. */
-static void rows_of(const nb_node *x, size_t *rows, size_t *len) {
-    *len = x->shape.rank ? (size_t)x->shape.dim[x->shape.rank - 1] : 1;
-    *rows = *len ? x->size / *len : 0;
-}
 
 /* The per-row sums in order, in double. */
 static double sum_rows(const double *row, size_t rows) {
@@ -130,7 +125,7 @@ static nb_status pair_infer(nb_graph *g, nb_node *n) {
 /* One double per row of the inputs. */
 static size_t pair_aux(const nb_node *n) {
     size_t rows, len;
-    rows_of(n->in[0], &rows, &len);
+    nb__rows_of(n->in[0], &rows, &len);
     return DOUBLES(rows);
 }
 
@@ -151,7 +146,7 @@ static nb_status pair_forward(nb_graph *g, nb_node *n) {
     const nb_node *an = n->in[0];
     const float *a = an->value, *b = n->in[1]->value;
     size_t rows, len;
-    rows_of(an, &rows, &len);
+    nb__rows_of(an, &rows, &len);
     double *row = (double *)n->aux;
     int kind = KIND(n);
     float delta = DELTA(n);
@@ -179,12 +174,6 @@ static nb_status pair_forward(nb_graph *g, nb_node *n) {
     return NB_OK;
 }
 
-static inline float sigmoidf(float x) {
-    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
-    float e = expf(x);
-    return e / (1.0f + e);
-}
-
 /* With k = dy/N:
  *   bce:   da = (sigmoid(x) - t)·k,           db = -x·k
  *   mse:   da = 2(a - b)·k,                   db = -da
@@ -202,7 +191,7 @@ static void pair_backward(nb_graph *g, nb_node *n) {
         float ga, gb;
         switch (kind) {
         case L_BCE:
-            ga = (sigmoidf(a[i]) - b[i]) * k;
+            ga = (nb__sigmoid(a[i]) - b[i]) * k;
             gb = -a[i] * k;
             break;
         case L_MSE:

@@ -8,6 +8,7 @@
 #include <math.h>
 
 #include "graph/internal.h"
+#include "ops/common.h"
 #include "nabla/ops.h"
 
 #define LOG(n) ((n)->attr.i[0]) /* log-softmax */
@@ -23,17 +24,11 @@ static nb_status softmax_infer(nb_graph *g, nb_node *n) {
     return NB_OK;
 }
 
-/* Row length (the feature axis) and row count of x. */
-static void rows_of(const nb_node *x, size_t *rows, size_t *len) {
-    *len = (size_t)x->shape.dim[x->shape.rank - 1];
-    *rows = *len ? x->size / *len : 0;
-}
-
 // x: [..., C] -> y: [..., C], y = exp(x - max) / sum(exp(x - max)) or its log
 static nb_status softmax_forward(nb_graph *g, nb_node *n) {
     (void)g;
     size_t rows, len;
-    rows_of(n->in[0], &rows, &len);
+    nb__rows_of(n->in[0], &rows, &len);
     const float *x = n->in[0]->value;
     float *y = n->value;
     bool log_out = LOG(n);
@@ -67,7 +62,7 @@ static nb_status softmax_forward(nb_graph *g, nb_node *n) {
 static void softmax_backward(nb_graph *g, nb_node *n) {
     (void)g;
     size_t rows, len;
-    rows_of(n->in[0], &rows, &len);
+    nb__rows_of(n->in[0], &rows, &len);
     const float *y = n->value, *dy = n->grad;
     float *dx = n->in[0]->grad;
     bool log_out = LOG(n);
