@@ -47,10 +47,17 @@ static bool rate_ok(nb_graph *g, const char *op, float rate) {
     return false;
 }
 
-/* ---- inverted dropout ---- */
+/* Both ops are the same masked affine map: a kept element becomes
+ * mul·x / div + add, a dropped one becomes dropped, and the gradient of a
+ * kept element is mul·dy / div. Inverted dropout divides by 1 - rate (so
+ * its survivors are x / (1 - rate) rounded once); alpha dropout multiplies
+ * by a and adds b. */
+typedef struct masked_map {
+    double mul, div, add, dropped;
+} masked_map;
 
-// x: any shape -> y = x·m / (1 - rate), m[i] = 1 with probability 1 - rate
-static nb_status dropout_forward(nb_graph *g, nb_node *n) {
+// x: any shape -> y[i] = m[i] ? mul·x[i]/div + add : dropped, m[i] = 1 with probability 1 - rate
+static nb_status masked_forward(nb_graph *g, nb_node *n, masked_map f) {
     const float *x = n->in[0]->value;
     float *y = n->value, *mask = n->aux;
     size_t size = n->size;
@@ -60,8 +67,7 @@ static nb_status dropout_forward(nb_graph *g, nb_node *n) {
         copy(y, x, size);
         return NB_OK;
     }
-    /* Survivors are x / (1 - rate) rounded once: in double, then to float. */
-    double keep = 1.0 - (double)rate;
+    const float dropped = (float)f.dropped;
     size_t blocks = (size + 3) / 4;
     NB_PARALLEL_FOR_IF(size >= NB_PAR_MIN, b, blocks, {
         float m[4];
@@ -69,14 +75,13 @@ static nb_status dropout_forward(nb_graph *g, nb_node *n) {
         size_t end = 4 * b + 4 < size ? 4 * b + 4 : size;
         for (size_t i = 4 * b; i < end; i++) {
             mask[i] = m[i - 4 * b];
-            y[i] = m[i - 4 * b] != 0.0f ? (float)((double)x[i] / keep) : 0.0f;
+            y[i] = m[i - 4 * b] != 0.0f ? (float)(f.mul * (double)x[i] / f.div + f.add) : dropped;
         }
     });
     return NB_OK;
 }
 
-static void dropout_backward(nb_graph *g, nb_node *n) {
-    (void)g;
+static void masked_backward(nb_node *n, masked_map f) {
     float *dx = n->in[0]->grad;
     if (!dx) return;
     const float *dy = n->grad, *mask = n->aux;
@@ -85,8 +90,20 @@ static void dropout_backward(nb_graph *g, nb_node *n) {
         add_into(dx, dy, size);
         return;
     }
-    double keep = 1.0 - (double)RATE(n);
-    NB_PARALLEL_FOR(i, size, if (mask[i] != 0.0f) dx[i] += (float)((double)dy[i] / keep););
+    NB_PARALLEL_FOR(i, size, if (mask[i] != 0.0f) dx[i] += (float)(f.mul * (double)dy[i] / f.div););
+}
+
+/* ---- inverted dropout ---- */
+
+static masked_map dropout_map(const nb_node *n) {
+    return (masked_map){.mul = 1.0, .div = 1.0 - (double)RATE(n), .add = 0.0, .dropped = 0.0};
+}
+
+static nb_status dropout_forward(nb_graph *g, nb_node *n) { return masked_forward(g, n, dropout_map(n)); }
+
+static void dropout_backward(nb_graph *g, nb_node *n) {
+    (void)g;
+    masked_backward(n, dropout_map(n));
 }
 
 const nb_op nb_op_dropout = {.name = "dropout", .infer = nb__infer_like_input, .aux = mask_aux,
@@ -103,54 +120,19 @@ nb_node *nb_dropout(nb_graph *g, nb_node *x, float rate) {
 /* ---- alpha dropout (Klambauer et al. 2017; Keras AlphaDropout) ---- */
 
 /* The affine correction that keeps zero mean and unit variance:
- * a = ((1-rate)(1 + rate·alpha_p²))^-1/2, b = -a·alpha_p·rate. */
-static void alpha_affine(float rate, double *a, double *b) {
-    double r = rate;
-    *a = 1.0 / sqrt((1.0 - r) * (1.0 + r * ALPHA_P * ALPHA_P));
-    *b = -*a * ALPHA_P * r;
+ * a = ((1-rate)(1 + rate·alpha_p²))^-1/2, b = -a·alpha_p·rate; a dropped
+ * element is a·alpha_p + b. */
+static masked_map alpha_map(const nb_node *n) {
+    double r = RATE(n);
+    double a = 1.0 / sqrt((1.0 - r) * (1.0 + r * ALPHA_P * ALPHA_P)), b = -a * ALPHA_P * r;
+    return (masked_map){.mul = a, .div = 1.0, .add = b, .dropped = a * ALPHA_P + b};
 }
 
-// x: any shape -> y = a·(x·m + alpha_p·(1 - m)) + b, m[i] = 1 with probability 1 - rate
-static nb_status alpha_dropout_forward(nb_graph *g, nb_node *n) {
-    const float *x = n->in[0]->value;
-    float *y = n->value, *mask = n->aux;
-    size_t size = n->size;
-    float rate = RATE(n);
-    ACTIVE(n) = rate > 0.0f && nb__random_active(g, n);
-    if (!ACTIVE(n)) {
-        copy(y, x, size);
-        return NB_OK;
-    }
-    double a, b;
-    alpha_affine(rate, &a, &b);
-    const float dropped = (float)(a * ALPHA_P + b);
-    size_t blocks = (size + 3) / 4;
-    NB_PARALLEL_FOR_IF(size >= NB_PAR_MIN, k, blocks, {
-        float m[4];
-        block_mask(g, n, k, rate, m);
-        size_t end = 4 * k + 4 < size ? 4 * k + 4 : size;
-        for (size_t i = 4 * k; i < end; i++) {
-            mask[i] = m[i - 4 * k];
-            y[i] = m[i - 4 * k] != 0.0f ? (float)(a * (double)x[i] + b) : dropped;
-        }
-    });
-    return NB_OK;
-}
+static nb_status alpha_dropout_forward(nb_graph *g, nb_node *n) { return masked_forward(g, n, alpha_map(n)); }
 
-// dx = a·m·dy
 static void alpha_dropout_backward(nb_graph *g, nb_node *n) {
     (void)g;
-    float *dx = n->in[0]->grad;
-    if (!dx) return;
-    const float *dy = n->grad, *mask = n->aux;
-    size_t size = n->size;
-    if (!ACTIVE(n)) {
-        add_into(dx, dy, size);
-        return;
-    }
-    double a, b;
-    alpha_affine(RATE(n), &a, &b);
-    NB_PARALLEL_FOR(i, size, if (mask[i] != 0.0f) dx[i] += (float)(a * (double)dy[i]););
+    masked_backward(n, alpha_map(n));
 }
 
 const nb_op nb_op_alpha_dropout = {.name = "alpha_dropout", .infer = nb__infer_like_input,
