@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <omp.h>
+
 #include "graph/node.h"
 #include "nabla/rng.h"
 
@@ -49,6 +51,29 @@ void nb__runtime_init(void);
             _Pragma("omp parallel for schedule(static) num_threads(nb__threads())")         \
             for (size_t i = 0; i < nb_n_; i++) { __VA_ARGS__; }                             \
         }                                                                                   \
+    } while (0)
+
+/* Runs the statements after (lo, hi, n) once per thread with that thread's
+ * contiguous share [lo, hi) of [0, n), or once with [0, n) when n is below
+ * NB_PAR_MIN or there is one thread. For kernels written as functions over
+ * a range with restrict pointers, which the compiler vectorizes reliably
+ * (a loop body inside an OpenMP region loses the restrict qualifiers).
+ *   NB_PARALLEL_RANGE(lo, hi, n, relu_range(lo, hi, x, y));                */
+#define NB_PARALLEL_RANGE(lo, hi, n, ...)                                                 \
+    do {                                                                                  \
+        const size_t nb_n_ = (n);                                                         \
+        if (nb_n_ < NB_PAR_MIN || nb__threads() < 2) {                                    \
+            const size_t lo = 0, hi = nb_n_;                                              \
+            __VA_ARGS__;                                                                  \
+        } else {                                                                          \
+            _Pragma("omp parallel num_threads(nb__threads())")                            \
+            {                                                                             \
+                const size_t nb_t_ = (size_t)omp_get_thread_num(),                        \
+                             nb_nt_ = (size_t)omp_get_num_threads();                      \
+                const size_t lo = nb_n_ * nb_t_ / nb_nt_, hi = nb_n_ * (nb_t_ + 1) / nb_nt_; \
+                __VA_ARGS__;                                                              \
+            }                                                                             \
+        }                                                                                 \
     } while (0)
 
 /* The same over n elements, parallel from NB_PAR_MIN of them:

@@ -25,22 +25,37 @@
  * FWD gives y from x, DERIV gives dy/dx from x and y; both may use a, the
  * op's scalar parameter (attr.f[0]). */
 #define UNARY_OP(NAME, FWD, DERIV)                                                          \
+    static void NAME##_forward_range(size_t lo, size_t hi, const float *restrict xv,        \
+                                     float *restrict yv, float a) {                         \
+        (void)a;                                                                            \
+        for (size_t i = lo; i < hi; i++) {                                                  \
+            const float x = xv[i];                                                          \
+            yv[i] = (FWD);                                                                  \
+        }                                                                                   \
+    }                                                                                       \
+    static void NAME##_backward_range(size_t lo, size_t hi, const float *restrict xv,       \
+                                      const float *restrict yv, const float *restrict dy,   \
+                                      float *restrict dx, float a) {                        \
+        (void)a;                                                                            \
+        for (size_t i = lo; i < hi; i++) {                                                  \
+            const float x = xv[i], y = yv[i];                                               \
+            (void)x, (void)y;                                                               \
+            dx[i] += dy[i] * (DERIV);                                                       \
+        }                                                                                   \
+    }                                                                                       \
     static nb_status NAME##_forward(nb_graph *g, nb_node *n) {                              \
         (void)g;                                                                            \
         const float *xv = n->in[0]->value, a = n->attr.f[0];                                \
         float *yv = n->value;                                                               \
-        (void)a;                                                                            \
-        NB_PARALLEL_FOR(i, n->size, const float x = xv[i]; yv[i] = (FWD));                  \
+        NB_PARALLEL_RANGE(lo, hi, n->size, NAME##_forward_range(lo, hi, xv, yv, a));        \
         return NB_OK;                                                                       \
     }                                                                                       \
     static void NAME##_backward(nb_graph *g, nb_node *n) {                                  \
         (void)g;                                                                            \
         const float *xv = n->in[0]->value, *yv = n->value, *dy = n->grad, a = n->attr.f[0]; \
         float *dx = n->in[0]->grad;                                                         \
-        (void)a;                                                                            \
         if (!dx) return;                                                                    \
-        NB_PARALLEL_FOR(i, n->size, const float x = xv[i]; const float y = yv[i]; (void)x; (void)y; \
-             dx[i] += dy[i] * (DERIV));                                                     \
+        NB_PARALLEL_RANGE(lo, hi, n->size, NAME##_backward_range(lo, hi, xv, yv, dy, dx, a)); \
     }                                                                                       \
     const nb_op nb_op_##NAME = {.name = #NAME, .infer = nb__infer_like_input,               \
                                 .forward = NAME##_forward, .backward = NAME##_backward}
