@@ -55,14 +55,17 @@ void nb__runtime_init(void);
 
 /* Runs the statements after (lo, hi, n) once per thread with that thread's
  * contiguous share [lo, hi) of [0, n), or once with [0, n) when n is below
- * NB_PAR_MIN or there is one thread. For kernels written as functions over
+ * NB_PAR_MIN or there is one thread (never entering OpenMP then). For kernels written as functions over
  * a range with restrict pointers, which the compiler vectorizes reliably
  * (a loop body inside an OpenMP region loses the restrict qualifiers).
  *   NB_PARALLEL_RANGE(lo, hi, n, relu_range(lo, hi, x, y));                */
-#define NB_PARALLEL_RANGE(lo, hi, n, ...)                                                 \
+#define NB_PARALLEL_RANGE(lo, hi, n, ...) NB_PARALLEL_RANGE_IF((n) >= NB_PAR_MIN, lo, hi, n, __VA_ARGS__)
+
+/* The same, split when cond holds (for ranges of chunks, rows, blocks). */
+#define NB_PARALLEL_RANGE_IF(cond, lo, hi, n, ...)                                        \
     do {                                                                                  \
         const size_t nb_n_ = (n);                                                         \
-        if (nb_n_ < NB_PAR_MIN || nb__threads() < 2) {                                    \
+        if (!(cond) || nb__threads() < 2) {                                               \
             const size_t lo = 0, hi = nb_n_;                                              \
             __VA_ARGS__;                                                                  \
         } else {                                                                          \
@@ -83,6 +86,13 @@ void nb__runtime_init(void);
 /* Four random 32-bit words for block `block` of node n in the current pass:
  * a pure function of (graph seed, step, node id, block). */
 void nb__random4(const nb_graph *g, const nb_node *n, uint64_t block, uint32_t out[4]);
+
+/* Four random words per block for blocks first .. first+count-1 of node
+ * n's stream in the current pass, into out[4·count]: the words
+ * nb__random4 gives, many blocks at once. */
+void nb__random_blocks(const nb_graph *g, const nb_node *n, uint64_t first, size_t count, uint32_t *out);
+void nb__philox_blocks(const uint32_t key[2], uint32_t c2, uint32_t c3, uint64_t first, size_t count,
+                       uint32_t *out);
 
 /* Forward pass with the random stream pinned at `step` (for gradcheck). */
 nb_status nb__forward_at(nb_graph *g, nb_mode mode, uint64_t step);

@@ -1,6 +1,7 @@
 /* graph/rng.c — Philox4x32-10 and a sequential stream over it. */
 #include <math.h>
 
+#include "graph/internal.h"
 #include "nabla/rng.h"
 
 /* The multipliers and Weyl constants of Salmon et al. (Random123). */
@@ -36,6 +37,39 @@ void nb_philox4x32(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]
     out[1] = c[1];
     out[2] = c[2];
     out[3] = c[3];
+}
+
+/* Blocks first .. first+count-1 of the stream (counter words 2 and 3 and
+ * the key fixed), 16 at a time in structure-of-arrays form so that the
+ * rounds vectorize; built for AVX-512 and AVX2 as well as the baseline,
+ * chosen when the library loads. The same words as nb_philox4x32. */
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void nb__philox_blocks(const uint32_t key[2], uint32_t c2, uint32_t c3, uint64_t first, size_t count,
+                       uint32_t *restrict out) {
+    enum { LANES = 16 };
+    for (size_t base = 0; base < count; base += LANES) {
+        uint32_t a[LANES], b[LANES], c[LANES], d[LANES];
+#pragma omp simd
+        for (int j = 0; j < LANES; j++) {
+            uint64_t block = first + base + (uint64_t)j;
+            a[j] = (uint32_t)block, b[j] = (uint32_t)(block >> 32), c[j] = c2, d[j] = c3;
+        }
+        uint32_t k0 = key[0], k1 = key[1];
+        for (int r = 0; r < 10; r++) {
+#pragma omp simd
+            for (int j = 0; j < LANES; j++) {
+                uint64_t p0 = (uint64_t)PHILOX_M0 * a[j], p1 = (uint64_t)PHILOX_M1 * c[j];
+                uint32_t na = (uint32_t)(p1 >> 32) ^ b[j] ^ k0, nc = (uint32_t)(p0 >> 32) ^ d[j] ^ k1;
+                b[j] = (uint32_t)p1, d[j] = (uint32_t)p0, a[j] = na, c[j] = nc;
+            }
+            k0 += PHILOX_W0, k1 += PHILOX_W1;
+        }
+        size_t m = count - base < LANES ? count - base : LANES;
+        for (size_t j = 0; j < m; j++) {
+            uint32_t *o = out + 4 * (base + j);
+            o[0] = a[j], o[1] = b[j], o[2] = c[j], o[3] = d[j];
+        }
+    }
 }
 
 void nb_rng_seed(nb_rng *r, uint64_t seed, uint64_t stream) {

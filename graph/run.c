@@ -227,9 +227,16 @@ nb_status nb_backward(nb_graph *g, nb_node *loss) {
     return NB_OK;
 }
 
+/* Counter {block, step, node id}, key {seed + high half of step}: a node's
+ * stream in one pass. */
 void nb__random4(const nb_graph *g, const nb_node *n, uint64_t block, uint32_t out[4]) {
     const uint32_t ctr[4] = {(uint32_t)block, (uint32_t)(block >> 32), (uint32_t)g->step,
                              (uint32_t)n->id};
     const uint32_t key[2] = {(uint32_t)g->seed, (uint32_t)(g->seed >> 32) + (uint32_t)(g->step >> 32)};
     nb_philox4x32(ctr, key, out);
+}
+
+void nb__random_blocks(const nb_graph *g, const nb_node *n, uint64_t first, size_t count, uint32_t *out) {
+    const uint32_t key[2] = {(uint32_t)g->seed, (uint32_t)(g->seed >> 32) + (uint32_t)(g->step >> 32)};
+    nb__philox_blocks(key, (uint32_t)g->step, (uint32_t)n->id, first, count, out);
 }

@@ -7,11 +7,13 @@
  * each. An element is kept when its number u >= rate (as Keras does), so it
  * survives with probability 1 - rate.
  *
- * The mask (1 kept, 0 dropped) is kept in aux for the backward pass. Whether
+ * The mask (each element's multiplier, 0 where dropped) is kept in aux for
+ * the backward pass. Whether
  * the last forward pass dropped anything is kept in the node's attributes:
  * in inference (unless the node is stochastic) and at rate 0 both ops are
  * the identity and pass gradients through unchanged. */
 #include <math.h>
+#include <string.h>
 
 #include "graph/internal.h"
 #include "ops/common.h"
@@ -24,14 +26,6 @@
 #define ALPHA_P (-1.7580993408473766)
 
 static size_t mask_aux(const nb_node *n) { return n->size; }
-
-/* The mask of elements [4b, min(4b+4, size)). */
-static inline void block_mask(const nb_graph *g, const nb_node *n, size_t b, float rate,
-                              float keep[4]) {
-    uint32_t r[4];
-    nb__random4(g, n, b, r);
-    for (int j = 0; j < 4; j++) keep[j] = nb_u32_to_unit(r[j]) >= rate ? 1.0f : 0.0f;
-}
 
 static void copy(float *restrict y, const float *restrict x, size_t size) {
     NB_PARALLEL_FOR(i, size, y[i] = x[i];);
@@ -47,16 +41,55 @@ static bool rate_ok(nb_graph *g, const char *op, float rate) {
     return false;
 }
 
-/* Both ops are the same masked affine map: a kept element becomes
- * mul·x / div + add, a dropped one becomes dropped, and the gradient of a
- * kept element is mul·dy / div. Inverted dropout divides by 1 - rate (so
- * its survivors are x / (1 - rate) rounded once); alpha dropout multiplies
- * by a and adds b. */
+#define CHUNK 256 /* elements per batched draw: 64 Philox blocks */
+
+/* Both ops are the same masked affine map, in float as Keras computes it:
+ * a kept element becomes mul·x + add, a dropped one becomes dropped.
+ * Inverted dropout has mul = 1/(1-rate), add = dropped = 0 (TensorFlow's
+ * x·scale); alpha dropout mul = a, add = b, dropped = a·alpha_p + b. The
+ * mask in aux holds each element's multiplier (mul or 0), so the backward
+ * pass is dx += mask·dy with no branch. */
 typedef struct masked_map {
-    double mul, div, add, dropped;
+    float mul, add, dropped;
 } masked_map;
 
-// x: any shape -> y[i] = m[i] ? mul·x[i]/div + add : dropped, m[i] = 1 with probability 1 - rate
+/* u >= rate, for u = (w >> 8)·2^-24 as nb_u32_to_unit makes it, is
+ * (w >> 8) >= ceil(rate·2^24): an integer test, which vectorizes. */
+static uint32_t keep_threshold(float rate) { return (uint32_t)ceil((double)rate * 16777216.0); }
+
+// words, x: [m] -> y[k] = kept ? mul·x[k] + add : dropped, mask[k] = kept ? mul : 0
+static void apply_mask(size_t m, const uint32_t *restrict words, uint32_t threshold, masked_map f,
+                       const float *restrict x, float *restrict y, float *restrict mask) {
+    /* Selects as bit masks, so the loop has no branch and vectorizes; both
+     * sides of the compare are below 2^25, so it can be signed (SSE2's). */
+    const int32_t t = (int32_t)threshold;
+    uint32_t mul_bits, dropped_bits;
+    memcpy(&mul_bits, &f.mul, 4);
+    memcpy(&dropped_bits, &f.dropped, 4);
+    for (size_t k = 0; k < m; k++) {
+        const uint32_t sel = 0u - (uint32_t)((int32_t)(words[k] >> 8) >= t);
+        const float kept = f.mul * x[k] + f.add;
+        uint32_t kept_bits;
+        memcpy(&kept_bits, &kept, 4);
+        const uint32_t y_bits = (kept_bits & sel) | (dropped_bits & ~sel), m_bits = mul_bits & sel;
+        memcpy(&y[k], &y_bits, 4);
+        memcpy(&mask[k], &m_bits, 4);
+    }
+}
+
+// the elements of chunks [lo, hi); element e's number is word e of the node's stream
+static void masked_chunks(const nb_graph *g, const nb_node *n, masked_map f, size_t lo, size_t hi,
+                          float rate, const float *x, float *y, float *mask) {
+    const size_t size = n->size;
+    const uint32_t threshold = keep_threshold(rate);
+    uint32_t words[CHUNK];
+    for (size_t c = lo; c < hi; c++) {
+        const size_t e0 = c * CHUNK, m = size - e0 < CHUNK ? size - e0 : CHUNK;
+        nb__random_blocks(g, n, e0 / 4, (m + 3) / 4, words);
+        apply_mask(m, words, threshold, f, x + e0, y + e0, mask + e0);
+    }
+}
+
 static nb_status masked_forward(nb_graph *g, nb_node *n, masked_map f) {
     const float *x = n->in[0]->value;
     float *y = n->value, *mask = n->aux;
@@ -67,43 +100,35 @@ static nb_status masked_forward(nb_graph *g, nb_node *n, masked_map f) {
         copy(y, x, size);
         return NB_OK;
     }
-    const float dropped = (float)f.dropped;
-    size_t blocks = (size + 3) / 4;
-    NB_PARALLEL_FOR_IF(size >= NB_PAR_MIN, b, blocks, {
-        float m[4];
-        block_mask(g, n, b, rate, m);
-        size_t end = 4 * b + 4 < size ? 4 * b + 4 : size;
-        for (size_t i = 4 * b; i < end; i++) {
-            mask[i] = m[i - 4 * b];
-            y[i] = m[i - 4 * b] != 0.0f ? (float)(f.mul * (double)x[i] / f.div + f.add) : dropped;
-        }
-    });
+    /* chunks: one batched Philox call each, then a flat loop that vectorizes */
+    const size_t chunks = (size + CHUNK - 1) / CHUNK;
+    NB_PARALLEL_RANGE_IF(size >= NB_PAR_MIN, lo, hi, chunks, masked_chunks(g, n, f, lo, hi, rate, x, y, mask));
     return NB_OK;
 }
 
-static void masked_backward(nb_node *n, masked_map f) {
-    float *dx = n->in[0]->grad;
+static void masked_backward(nb_node *n) {
+    float *restrict dx = n->in[0]->grad;
     if (!dx) return;
-    const float *dy = n->grad, *mask = n->aux;
+    const float *restrict dy = n->grad, *restrict mask = n->aux;
     size_t size = n->size;
     if (!ACTIVE(n)) {
         add_into(dx, dy, size);
         return;
     }
-    NB_PARALLEL_FOR(i, size, if (mask[i] != 0.0f) dx[i] += (float)(f.mul * (double)dy[i] / f.div););
+    NB_PARALLEL_FOR(i, size, dx[i] += mask[i] * dy[i]);
 }
 
 /* ---- inverted dropout ---- */
 
 static masked_map dropout_map(const nb_node *n) {
-    return (masked_map){.mul = 1.0, .div = 1.0 - (double)RATE(n), .add = 0.0, .dropped = 0.0};
+    return (masked_map){.mul = (float)(1.0 / (1.0 - (double)RATE(n))), .add = 0.0f, .dropped = 0.0f};
 }
 
 static nb_status dropout_forward(nb_graph *g, nb_node *n) { return masked_forward(g, n, dropout_map(n)); }
 
 static void dropout_backward(nb_graph *g, nb_node *n) {
     (void)g;
-    masked_backward(n, dropout_map(n));
+    masked_backward(n);
 }
 
 const nb_op nb_op_dropout = {.name = "dropout", .infer = nb__infer_like_input, .aux = mask_aux,
@@ -125,14 +150,14 @@ nb_node *nb_dropout(nb_graph *g, nb_node *x, float rate) {
 static masked_map alpha_map(const nb_node *n) {
     double r = RATE(n);
     double a = 1.0 / sqrt((1.0 - r) * (1.0 + r * ALPHA_P * ALPHA_P)), b = -a * ALPHA_P * r;
-    return (masked_map){.mul = a, .div = 1.0, .add = b, .dropped = a * ALPHA_P + b};
+    return (masked_map){.mul = (float)a, .add = (float)b, .dropped = (float)(a * ALPHA_P + b)};
 }
 
 static nb_status alpha_dropout_forward(nb_graph *g, nb_node *n) { return masked_forward(g, n, alpha_map(n)); }
 
 static void alpha_dropout_backward(nb_graph *g, nb_node *n) {
     (void)g;
-    masked_backward(n, alpha_map(n));
+    masked_backward(n);
 }
 
 const nb_op nb_op_alpha_dropout = {.name = "alpha_dropout", .infer = nb__infer_like_input,

@@ -126,8 +126,9 @@ static void check_drop_fraction(float rate) {
             dropped++;
             continue;
         }
-        float expect = (float)((double)data[i] / (1.0 - (double)rate));
-        cr_assert(y[i] == expect, "rate %g: survivor %zu is %.9g, expected x/(1-rate) = %.9g",
+        /* TensorFlow's inverted dropout: x times the float 1/(1-rate) */
+        float expect = data[i] * (float)(1.0 / (1.0 - (double)rate));
+        cr_assert(y[i] == expect, "rate %g: survivor %zu is %.9g, expected x·(1/(1-rate)) = %.9g",
                   (double)rate, i, (double)y[i], (double)expect);
     }
     double frac = (double)dropped / (double)n;

@@ -75,3 +75,19 @@ Test(rng, below_is_in_range_and_covers_it) {
     for (int k = 0; k < 10; k++) cr_assert(seen[k] > 800 && seen[k] < 1200, "value %d seen %d times", k, seen[k]);
     cr_assert_eq(nb_rng_below(&r, 1), 0u);
 }
+
+#include "graph/internal.h"
+
+Test(rng, batched_philox_gives_the_same_words_as_one_block_at_a_time) {
+    /* any count (partial lanes), a start near a 2^32 carry, any key */
+    const uint32_t key[2] = {0xdeadbeef, 0x12345678};
+    const uint64_t first = 0xfffffff0ull;
+    uint32_t out[4 * 37];
+    nb__philox_blocks(key, 0x9abc, 0x77, first, 37, out);
+    for (uint64_t b = 0; b < 37; b++) {
+        const uint32_t ctr[4] = {(uint32_t)(first + b), (uint32_t)((first + b) >> 32), 0x9abc, 0x77};
+        uint32_t ref[4];
+        nb_philox4x32(ctr, key, ref);
+        for (int j = 0; j < 4; j++) cr_assert_eq(out[4 * b + j], ref[j], "block %llu word %d", (unsigned long long)b, j);
+    }
+}
