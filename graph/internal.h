@@ -79,6 +79,17 @@ void nb__runtime_init(void);
         }                                                                                 \
     } while (0)
 
+/* Builds a kernel for AVX-512, AVX2 and the baseline, and picks one when
+ * the library loads: the library itself is compiled for any x86-64 (SSE2),
+ * which leaves three quarters of a wide vector unit idle. Kernels built
+ * with it may round differently on different CPUs (FMA), never between
+ * runs or thread counts on one. */
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define NB_KERNEL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define NB_KERNEL_CLONES
+#endif
+
 /* The same over n elements, parallel from NB_PAR_MIN of them:
  *   NB_PARALLEL_FOR(i, n, y[i] = s * x[i]);                                */
 #define NB_PARALLEL_FOR(i, n, ...) NB_PARALLEL_FOR_IF((n) >= NB_PAR_MIN, i, n, __VA_ARGS__)

@@ -25,6 +25,7 @@
  * FWD gives y from x, DERIV gives dy/dx from x and y; both may use a, the
  * op's scalar parameter (attr.f[0]). */
 #define UNARY_OP(NAME, FWD, DERIV)                                                          \
+    NB_KERNEL_CLONES                                                                        \
     static void NAME##_forward_range(size_t lo, size_t hi, const float *restrict xv,        \
                                      float *restrict yv, float a) {                         \
         (void)a;                                                                            \
@@ -33,6 +34,7 @@
             yv[i] = (FWD);                                                                  \
         }                                                                                   \
     }                                                                                       \
+    NB_KERNEL_CLONES                                                                        \
     static void NAME##_backward_range(size_t lo, size_t hi, const float *restrict xv,       \
                                       const float *restrict yv, const float *restrict dy,   \
                                       float *restrict dx, float a) {                        \
@@ -74,13 +76,13 @@ static inline float swish_deriv(float x) {
 }
 
 UNARY_OP(sigmoid, nb__sigmoid(x), y * (1.0f - y));
-UNARY_OP(tanh, tanhf(x), 1.0f - y * y);
+UNARY_OP(tanh, nb__tanh(x), 1.0f - y * y);
 /* x < 0 ? 0 : x rather than fmaxf, which would turn NaN into 0 */
 UNARY_OP(relu, x < 0.0f ? 0.0f : x, x > 0.0f ? 1.0f : 0.0f);
 UNARY_OP(leaky_relu, x > 0.0f ? x : a * x, x > 0.0f ? 1.0f : a);
 /* for x <= 0: d/dx a·(e^x - 1) = a·e^x = y + a */
-UNARY_OP(elu, x > 0.0f ? x : a * expm1f(x), x > 0.0f ? 1.0f : y + a);
-UNARY_OP(selu, x > 0.0f ? SELU_SCALE * x : SELU_SCALE * SELU_ALPHA * expm1f(x),
+UNARY_OP(elu, x > 0.0f ? x : a * nb__expm1_neg(x), x > 0.0f ? 1.0f : y + a);
+UNARY_OP(selu, x > 0.0f ? SELU_SCALE * x : SELU_SCALE * SELU_ALPHA * nb__expm1_neg(x),
          x > 0.0f ? SELU_SCALE : y + SELU_SCALE * SELU_ALPHA);
 /* d/dx x·Φ(x) = Φ(x) + x·φ(x) */
 UNARY_OP(gelu, x * normal_cdf(x), normal_cdf(x) + x * INV_SQRT_2PI * expf(-0.5f * x * x));

@@ -21,12 +21,64 @@ static inline void nb__rows_of(const nb_node *x, size_t *rows, size_t *len) {
     *rows = *len ? x->size / *len : 0;
 }
 
-/* The logistic function; each branch takes exp of a non-positive number,
- * so neither overflows. */
+#include <stdint.h>
+#include <string.h>
+
+/* exp(x) in float, branch-free so that elementwise loops vectorize (libm's
+ * expf is a call per element): x = n·ln2 + r with |r| <= ln2/2 (Cody-Waite,
+ * two-part ln2), exp(r) by its Taylor polynomial to r^7 (truncation below
+ * 2e-8 relative), times 2^n built in the exponent bits. Within 2 ulp of
+ * expf; inputs are clamped to [-87.3, 88] (no infinities, no denormals:
+ * exp(-87.3) is about 1.2e-38). */
+static inline float nb__exp(float x) {
+    /* written so that a NaN clamps too (comparisons with NaN are false),
+     * and comes back out at the end */
+    float c = x > -87.3f ? x : -87.3f;
+    c = c < 88.0f ? c : 88.0f; /* 2^n stays finite: n <= 127 */
+    const float n = (c * 1.44269504f + 12582912.0f) - 12582912.0f; /* round to nearest */
+    const float r = (c - n * 0.693145752f) - n * 1.42860677e-6f;
+    float p = 1.98412698e-4f;            /* 1/7! */
+    p = p * r + 1.38888889e-3f;          /* 1/6! */
+    p = p * r + 8.33333333e-3f;
+    p = p * r + 4.16666667e-2f;
+    p = p * r + 1.66666667e-1f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    const uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, 4);
+    return x == x ? p * scale : x;
+}
+
+/* exp(x) - 1 for x <= 0 (the negative side of ELU and SELU): near 0, where
+ * exp(x) - 1 would cancel, its Taylor polynomial to x^8 (|x| < 0.35:
+ * truncation below 1e-9 relative); else nb__exp(x) - 1. */
+static inline float nb__expm1_neg(float x) {
+    float q = 2.48015873e-5f;            /* 1/8! */
+    q = q * x + 1.98412698e-4f;
+    q = q * x + 1.38888889e-3f;
+    q = q * x + 8.33333333e-3f;
+    q = q * x + 4.16666667e-2f;
+    q = q * x + 1.66666667e-1f;
+    q = q * x + 0.5f;
+    q = q * x * x + x;
+    const float e = nb__exp(x) - 1.0f;
+    return x > -0.35f ? q : e;
+}
+
+/* tanh(x) = -t/(2 + t) with t = expm1(-2|x|), signed: no cancellation near
+ * 0 (t comes from the expm1 polynomial there) and no overflow. */
+static inline float nb__tanh(float x) {
+    const float t = nb__expm1_neg(-2.0f * fabsf(x)), h = -t / (2.0f + t);
+    return x < 0.0f ? -h : h;
+}
+
+/* The logistic function 1/(1 + exp(-x)), through exp of -|x| so nothing
+ * overflows, branch-free. */
 static inline float nb__sigmoid(float x) {
-    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
-    float e = expf(x);
-    return e / (1.0f + e);
+    const float e = nb__exp(-fabsf(x)), s = 1.0f / (1.0f + e);
+    return x >= 0.0f ? s : e * s; /* e/(1+e): no cancellation in 1 - s */
 }
 
 #endif

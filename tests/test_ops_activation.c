@@ -532,3 +532,36 @@ Test(activation, constructors_do_nothing_on_a_graph_in_error) {
     nb_graph_free(g);
     nb_tensor_free(t);
 }
+
+#include "ops/common.h"
+
+/* The branch-free exp, expm1 and sigmoid the kernels use, against libm in
+ * double, over their whole ranges: within a few float ulps. */
+Test(activation, the_vectorizable_exp_expm1_and_sigmoid_are_accurate) {
+    double worst_exp = 0, worst_expm1 = 0, worst_sig = 0;
+    for (double x = -87.0; x <= 88.0; x += 0.001) {
+        double want = exp((float)x), got = nb__exp((float)x);
+        worst_exp = fmax(worst_exp, fabs(got - want) / want);
+    }
+    for (double x = -30.0; x <= 0.0; x += 0.0001) {
+        double want = expm1((float)x), got = nb__expm1_neg((float)x);
+        if (want != 0) worst_expm1 = fmax(worst_expm1, fabs(got - want) / fabs(want));
+    }
+    for (double x = -40.0; x <= 40.0; x += 0.001) {
+        double want = 1.0 / (1.0 + exp(-(double)(float)x)), got = nb__sigmoid((float)x);
+        worst_sig = fmax(worst_sig, fabs(got - want) / want);
+    }
+    double worst_tanh = 0;
+    for (double x = -20.0; x <= 20.0; x += 0.0001) {
+        double want = tanh((double)(float)x), got = nb__tanh((float)x);
+        if (want != 0) worst_tanh = fmax(worst_tanh, fabs(got - want) / fabs(want));
+    }
+    cr_assert_lt(worst_tanh, 5e-7, "tanh: %g", worst_tanh);
+    cr_log_info("worst relative errors: exp %.3g, expm1 %.3g, sigmoid %.3g, tanh %.3g", worst_exp, worst_expm1,
+                worst_sig, worst_tanh);
+    cr_assert_lt(worst_exp, 3e-7, "exp: %g", worst_exp);        /* float epsilon is 1.19e-7 */
+    cr_assert_lt(worst_expm1, 5e-7, "expm1: %g", worst_expm1);
+    cr_assert_lt(worst_sig, 5e-7, "sigmoid: %g", worst_sig);
+    cr_assert_eq(nb__exp(-1000.0f) >= 0.0f && nb__exp(-1000.0f) < 1e-37f, true);
+    cr_assert(isfinite(nb__exp(1000.0f)));
+}
