@@ -15,10 +15,9 @@
 #include <math.h>
 
 #include "graph/internal.h"
+#include "ops/common.h"
 #include "nabla/ops.h"
 
-#define HAS_GAMMA(n) ((n)->attr.i[0])
-#define HAS_BETA(n) ((n)->attr.i[1])
 #define MOMENTUM(n) ((n)->attr.f[0])
 #define EPS(n) ((n)->attr.f[1])
 #define RUNNING_MEAN(n) ((nb_tensor *)(n)->attr.p[0])
@@ -28,28 +27,10 @@
  * accumulators live on the stack of the thread that owns it. */
 #define FBLOCK 64
 
-/* The node's inputs are x, then gamma and beta when given. */
-static nb_node *gamma_of(const nb_node *n) { return HAS_GAMMA(n) ? n->in[1] : NULL; }
-static nb_node *beta_of(const nb_node *n) { return HAS_BETA(n) ? n->in[1 + HAS_GAMMA(n)] : NULL; }
-
-static size_t features(const nb_node *n) {
-    const nb_node *x = n->in[0];
-    return (size_t)x->shape.dim[x->shape.rank - 1];
-}
 
 /* aux: mean [F], inv_std [F], then one float: 1 if the forward pass used
  * the running statistics (inference), 0 if the batch's (training). */
-static size_t bn_aux(const nb_node *n) { return 2 * features(n) + 1; }
-
-static nb_status check_affine(nb_graph *g, const nb_node *x, const nb_node *p, const char *what) {
-    int F = x->shape.dim[x->shape.rank - 1];
-    if (p->shape.rank != 1 || p->shape.dim[0] != F) {
-        char sp[NB_SHAPE_STR_LEN], sx[NB_SHAPE_STR_LEN];
-        return nb__fail(g, "batchnorm: %s has shape %s, expected [%d] (the last dim of x %s)", what,
-                        nb__shape(p, sp), F, nb__shape(x, sx));
-    }
-    return NB_OK;
-}
+static size_t bn_aux(const nb_node *n) { return 2 * nb__norm_features(n) + 1; }
 
 static nb_status check_running(nb_graph *g, const nb_node *x, const nb_tensor *t, const char *what) {
     int F = x->shape.dim[x->shape.rank - 1];
@@ -69,9 +50,9 @@ static nb_status bn_infer(nb_graph *g, nb_node *n) {
         return nb__fail(g, "batchnorm: x has shape %s, needs rank >= 2 (rows and features)",
                         nb__shape(x, s));
     }
-    const nb_node *gamma = gamma_of(n), *beta = beta_of(n);
-    if (gamma && check_affine(g, x, gamma, "gamma") != NB_OK) return NB_ERROR;
-    if (beta && check_affine(g, x, beta, "beta") != NB_OK) return NB_ERROR;
+    const nb_node *gamma = nb__norm_gamma(n), *beta = nb__norm_beta(n);
+    if (gamma && nb__norm_check_affine(g, "batchnorm", x, gamma, "gamma") != NB_OK) return NB_ERROR;
+    if (beta && nb__norm_check_affine(g, "batchnorm", x, beta, "beta") != NB_OK) return NB_ERROR;
     if (check_running(g, x, RUNNING_MEAN(n), "running_mean") != NB_OK) return NB_ERROR;
     if (check_running(g, x, RUNNING_VAR(n), "running_var") != NB_OK) return NB_ERROR;
     n->shape = x->shape;
@@ -90,8 +71,8 @@ static void column_sums(const float *x, size_t R, size_t F, size_t f0, size_t f1
 }
 
 static nb_status bn_forward(nb_graph *g, nb_node *n) {
-    const nb_node *x = n->in[0], *gamma = gamma_of(n), *beta = beta_of(n);
-    const size_t F = features(n), R = x->size / F;
+    const nb_node *x = n->in[0], *gamma = nb__norm_gamma(n), *beta = nb__norm_beta(n);
+    const size_t F = nb__norm_features(n), R = x->size / F;
     const float *xv = x->value, *gv = gamma ? gamma->value : NULL, *bv = beta ? beta->value : NULL;
     float *mean = n->aux, *inv_std = n->aux + F, *y = n->value;
     const double eps = EPS(n);
@@ -154,8 +135,8 @@ static nb_status bn_forward(nb_graph *g, nb_node *n) {
  * dbeta = sum(dy), sums over the R rows. */
 static void bn_backward(nb_graph *g, nb_node *n) {
     (void)g;
-    nb_node *x = n->in[0], *gamma = gamma_of(n), *beta = beta_of(n);
-    const size_t F = features(n), R = x->size / F, size = x->size;
+    nb_node *x = n->in[0], *gamma = nb__norm_gamma(n), *beta = nb__norm_beta(n);
+    const size_t F = nb__norm_features(n), R = x->size / F, size = x->size;
     const float *xv = x->value, *dy = n->grad, *gv = gamma ? gamma->value : NULL;
     const float *mean = n->aux, *inv_std = n->aux + F;
     const bool training = n->aux[2 * F] == 0.0f;
@@ -221,7 +202,7 @@ nb_node *nb_batchnorm(nb_graph *g, nb_node *x, nb_node *gamma, nb_node *beta,
         nb__fail(g, "batchnorm: running_mean and running_var are the same tensor");
         return NULL;
     }
-    nb_attr attr = {.i = {gamma != NULL, beta != NULL},
+    nb_attr attr = {.i = {gamma != NULL, beta != NULL}, /* as nb__norm_gamma/beta read them */
                     .f = {momentum, eps},
                     .p = {running_mean, running_var}};
     nb_node *in[3] = {x};

@@ -24,6 +24,28 @@ static inline void nb__rows_of(const nb_node *x, size_t *rows, size_t *len) {
 #include <stdint.h>
 #include <string.h>
 
+/* ---- batch and layer normalization ----
+ * Their nodes take x, then gamma and beta when given (flagged in attr.i[0]
+ * and attr.i[1]), both [F] for F the last dim of x. */
+static inline nb_node *nb__norm_gamma(const nb_node *n) { return n->attr.i[0] ? n->in[1] : NULL; }
+static inline nb_node *nb__norm_beta(const nb_node *n) { return n->attr.i[1] ? n->in[1 + n->attr.i[0]] : NULL; }
+static inline size_t nb__norm_features(const nb_node *n) {
+    const nb_node *x = n->in[0];
+    return (size_t)x->shape.dim[x->shape.rank - 1];
+}
+
+/* Checks that gamma or beta (what) is [F]; the message names the op. */
+static inline nb_status nb__norm_check_affine(nb_graph *g, const char *op, const nb_node *x, const nb_node *p,
+                                              const char *what) {
+    int F = x->shape.dim[x->shape.rank - 1];
+    if (p->shape.rank != 1 || p->shape.dim[0] != F) {
+        char sp[NB_SHAPE_STR_LEN], sx[NB_SHAPE_STR_LEN];
+        return nb__fail(g, "%s: %s has shape %s, expected [%d] (the last dim of x %s)", op, what,
+                        nb__shape(p, sp), F, nb__shape(x, sx));
+    }
+    return NB_OK;
+}
+
 /* exp(x) in float, branch-free so that elementwise loops vectorize (libm's
  * expf is a call per element): x = n·ln2 + r with |r| <= ln2/2 (Cody-Waite,
  * two-part ln2), exp(r) by its Taylor polynomial to r^7 (truncation below

@@ -11,37 +11,18 @@
 #include <math.h>
 
 #include "graph/internal.h"
+#include "ops/common.h"
 #include "nabla/ops.h"
 
-#define HAS_GAMMA(n) ((n)->attr.i[0])
-#define HAS_BETA(n) ((n)->attr.i[1])
 #define EPS(n) ((n)->attr.f[0])
 
 /* Features per block of the sums over rows; each block's double
  * accumulators live on the stack of the thread that owns it. */
 #define FBLOCK 64
 
-/* The node's inputs are x, then gamma and beta when given. */
-static nb_node *gamma_of(const nb_node *n) { return HAS_GAMMA(n) ? n->in[1] : NULL; }
-static nb_node *beta_of(const nb_node *n) { return HAS_BETA(n) ? n->in[1 + HAS_GAMMA(n)] : NULL; }
-
-static size_t features(const nb_node *n) {
-    const nb_node *x = n->in[0];
-    return (size_t)x->shape.dim[x->shape.rank - 1];
-}
 
 /* aux: mean [R], inv_std [R] of the rows, for backward. */
-static size_t ln_aux(const nb_node *n) { return 2 * (n->in[0]->size / features(n)); }
-
-static nb_status check_affine(nb_graph *g, const nb_node *x, const nb_node *p, const char *what) {
-    int F = x->shape.dim[x->shape.rank - 1];
-    if (p->shape.rank != 1 || p->shape.dim[0] != F) {
-        char sp[NB_SHAPE_STR_LEN], sx[NB_SHAPE_STR_LEN];
-        return nb__fail(g, "layernorm: %s has shape %s, expected [%d] (the last dim of x %s)", what,
-                        nb__shape(p, sp), F, nb__shape(x, sx));
-    }
-    return NB_OK;
-}
+static size_t ln_aux(const nb_node *n) { return 2 * (n->in[0]->size / nb__norm_features(n)); }
 
 static nb_status ln_infer(nb_graph *g, nb_node *n) {
     const nb_node *x = n->in[0];
@@ -49,9 +30,9 @@ static nb_status ln_infer(nb_graph *g, nb_node *n) {
         char s[NB_SHAPE_STR_LEN];
         return nb__fail(g, "layernorm: x has shape %s, needs rank >= 1", nb__shape(x, s));
     }
-    const nb_node *gamma = gamma_of(n), *beta = beta_of(n);
-    if (gamma && check_affine(g, x, gamma, "gamma") != NB_OK) return NB_ERROR;
-    if (beta && check_affine(g, x, beta, "beta") != NB_OK) return NB_ERROR;
+    const nb_node *gamma = nb__norm_gamma(n), *beta = nb__norm_beta(n);
+    if (gamma && nb__norm_check_affine(g, "layernorm", x, gamma, "gamma") != NB_OK) return NB_ERROR;
+    if (beta && nb__norm_check_affine(g, "layernorm", x, beta, "beta") != NB_OK) return NB_ERROR;
     n->shape = x->shape;
     n->size = x->size;
     return NB_OK;
@@ -60,8 +41,8 @@ static nb_status ln_infer(nb_graph *g, nb_node *n) {
 // x: [R,F], gamma, beta: [F] -> y: [R,F]; mean, inv_std: [R] in aux
 static nb_status ln_forward(nb_graph *g, nb_node *n) {
     (void)g;
-    const nb_node *x = n->in[0], *gamma = gamma_of(n), *beta = beta_of(n);
-    const size_t F = features(n), R = x->size / F, size = x->size;
+    const nb_node *x = n->in[0], *gamma = nb__norm_gamma(n), *beta = nb__norm_beta(n);
+    const size_t F = nb__norm_features(n), R = x->size / F, size = x->size;
     const float *xv = x->value, *gv = gamma ? gamma->value : NULL, *bv = beta ? beta->value : NULL;
     float *mean = n->aux, *inv_std = n->aux + R, *y = n->value;
     const double eps = EPS(n);
@@ -92,8 +73,8 @@ static nb_status ln_forward(nb_graph *g, nb_node *n) {
  * and over rows dgamma = sum(dy·xhat), dbeta = sum(dy). */
 static void ln_backward(nb_graph *g, nb_node *n) {
     (void)g;
-    nb_node *x = n->in[0], *gamma = gamma_of(n), *beta = beta_of(n);
-    const size_t F = features(n), R = x->size / F, size = x->size;
+    nb_node *x = n->in[0], *gamma = nb__norm_gamma(n), *beta = nb__norm_beta(n);
+    const size_t F = nb__norm_features(n), R = x->size / F, size = x->size;
     const float *xv = x->value, *dy = n->grad, *gv = gamma ? gamma->value : NULL;
     const float *mean = n->aux, *inv_std = n->aux + R;
     float *dx = x->grad, *dgamma = gamma ? gamma->grad : NULL, *dbeta = beta ? beta->grad : NULL;
