@@ -65,7 +65,9 @@ static void pack_a_panel(size_t q, size_t mc, size_t kc, const float *a, ptrdiff
     const size_t i0 = q * K.mr, rows = min_sz(K.mr, mc - i0);
     float *dst = ap + q * K.packmr * kc;
     const float *src = a + (ptrdiff_t)i0 * rsa;
-    if (csa == 1) { /* rows contiguous: read each row once, scatter by column */
+    if (rsa == 1) { /* columns contiguous (a transposed operand): a copy per column */
+        for (size_t p = 0; p < kc; p++) memcpy(dst + p * K.packmr, src + (ptrdiff_t)p * csa, rows * sizeof(float));
+    } else if (csa == 1) { /* rows contiguous: read each row once, scatter by column */
         for (size_t i = 0; i < rows; i++) {
             const float *row = src + (ptrdiff_t)i * rsa;
             for (size_t p = 0; p < kc; p++) dst[p * K.packmr + i] = row[p];
