@@ -40,12 +40,14 @@ void nb__runtime_init(void);
  * statically over nabla's threads when cond holds and there is more than
  * one thread, else as a plain loop that never enters OpenMP (libgomp
  * allocates a team on the heap for every one-thread parallel region, even
- * one disabled by an if clause). Each i must write its own outputs only.
+ * one disabled by an if clause), and as a plain loop too inside a parallel
+ * region already open (the graph's team at small batch, see graph/run.c).
+ * Each i must write its own outputs only.
  *   NB_PARALLEL_FOR_IF(size >= NB_PAR_MIN, r, rows, kernel_row(r));       */
 #define NB_PARALLEL_FOR_IF(cond, i, n, ...)                                                 \
     do {                                                                                    \
         const size_t nb_n_ = (n);                                                           \
-        if (!(cond) || nb__threads() < 2) {                                                 \
+        if (!(cond) || nb__threads() < 2 || omp_in_parallel()) {                            \
             for (size_t i = 0; i < nb_n_; i++) { __VA_ARGS__; }                             \
         } else {                                                                            \
             _Pragma("omp parallel for schedule(static) num_threads(nb__threads())")         \
@@ -65,7 +67,7 @@ void nb__runtime_init(void);
 #define NB_PARALLEL_RANGE_IF(cond, lo, hi, n, ...)                                        \
     do {                                                                                  \
         const size_t nb_n_ = (n);                                                         \
-        if (!(cond) || nb__threads() < 2) {                                               \
+        if (!(cond) || nb__threads() < 2 || omp_in_parallel()) {                          \
             const size_t lo = 0, hi = nb_n_;                                              \
             __VA_ARGS__;                                                                  \
         } else {                                                                          \

@@ -36,7 +36,15 @@ typedef struct nb_attr {
  *           one region shared by every node, planned at the largest batch.
  * view:     the node's value and gradient are its first input's (reshape);
  *           forward and backward are then NULL.
- * random:   the op draws random numbers (may be made stochastic in inference). */
+ * random:   the op draws random numbers (may be made stochastic in inference).
+ * shares:   optional; whether the node's forward (backward = false) or
+ *           backward pass is worth sharing among a team of threads at its
+ *           current shape. When it says so and the graph runs its passes
+ *           in one parallel region (small batches, see graph/run.c),
+ *           forward_team / backward_team are called by every thread of the
+ *           team with its tid of nt, instead of forward / backward on one;
+ *           they may meet at `omp barrier`s, which all threads must reach.
+ *           Results must not depend on nt. */
 typedef struct nb_op {
     const char *name;
     nb_status (*infer)(nb_graph *g, nb_node *n);
@@ -46,6 +54,9 @@ typedef struct nb_op {
     size_t (*scratch)(const nb_node *n);
     bool view;
     bool random;
+    bool (*shares)(const nb_node *n, bool backward);
+    void (*forward_team)(nb_graph *g, nb_node *n, int tid, int nt);
+    void (*backward_team)(nb_graph *g, nb_node *n, int tid, int nt);
 } nb_op;
 
 struct nb_node {
@@ -88,6 +99,7 @@ struct nb_graph {
     uint64_t seed;
     uint64_t step;        /* forward passes run so far: the random stream's counter */
     int batch;            /* batch of the last forward pass */
+    bool team;            /* at this batch, passes run in one parallel region (graph/run.c) */
     nb_tensor **owned;    /* tensors the graph made itself (nb_scalar) */
     int n_owned, cap_owned;
 };

@@ -36,6 +36,7 @@ static nb_status plan(nb_graph *g) {
         }
     }
     g->batch = -1; /* the next forward pass brings the shapes to its batch */
+    g->team = false;
     total += round_up(scratch);
     free(g->arena);
     g->arena = NULL;
@@ -80,6 +81,33 @@ nb_status nb_feed(nb_graph *g, nb_node *input, const float *data, int batch) {
     return NB_OK;
 }
 
+/* ---- the team: one parallel region per pass at small batches ----
+ *
+ * At batch 32 most ops take a microsecond or two, and opening a parallel
+ * region costs a few, so every op but the matrix products runs serially,
+ * and a product big enough to be worth two threads used to open a region
+ * of its own, several per step. Instead, when no op would split its own
+ * work (no activation reaches NB_PAR_MIN elements), each pass runs in one
+ * region: thread 0 runs the ops one after the other, and the team meets
+ * only around the ops that share their work (nb_op.shares), at a barrier
+ * before one (when thread 0 wrote something since the last) and one after. */
+
+static bool team_fits(const nb_graph *g) {
+    bool shares = false;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const nb_node *n = g->nodes[i];
+        if (n->kind == NB_KIND_OP) shares |= n->op->shares != NULL;
+        if ((n->kind == NB_KIND_OP || n->kind == NB_KIND_INPUT) && n->size >= NB_PAR_MIN) return false;
+    }
+    return shares;
+}
+
+/* The team's size for this pass, or 1 to run it on the calling thread. */
+static int team_size(const nb_graph *g) {
+    if (!g->team || g->check_finite || omp_in_parallel()) return 1;
+    return nb__threads();
+}
+
 /* Brings every shape up to the fed batch. */
 static nb_status reshape_for_batch(nb_graph *g, int batch) {
     for (int i = 0; i < g->n_nodes; i++) {
@@ -98,6 +126,7 @@ static nb_status reshape_for_batch(nb_graph *g, int batch) {
         }
     }
     g->batch = batch;
+    g->team = team_fits(g);
     return NB_OK;
 }
 
@@ -108,6 +137,52 @@ static nb_status check_finite(nb_graph *g, const char *pass, const nb_node *n, c
             return nb__fail(g, "%s: non-finite value %g in node '%s' (op %s) at index %zu", pass,
                             (double)x[i], n->name, nb_node_op(n), i);
     return NB_OK;
+}
+
+static bool runs(const nb_node *n) { return n->kind == NB_KIND_OP && !n->op->view; }
+
+static nb_status forward_one(nb_graph *g, nb_node *n) {
+    if (n->op->forward(g, n) != NB_OK) {
+        if (g->status == NB_OK) nb__fail(g, "%s: forward failed in node '%s'", n->op->name, n->name);
+        return NB_ERROR;
+    }
+    if (g->check_finite && check_finite(g, "forward", n, n->value, n->size) != NB_OK) return NB_ERROR;
+    return NB_OK;
+}
+
+static nb_status forward_serial(nb_graph *g) {
+    for (int i = 0; i < g->n_nodes; i++)
+        if (runs(g->nodes[i]) && forward_one(g, g->nodes[i]) != NB_OK) return NB_ERROR;
+    return NB_OK;
+}
+
+/* Every thread takes the same decisions in the same order, so they reach
+ * the same barriers; a failure is read right after a barrier, where all
+ * threads see the same value. */
+static nb_status forward_team(nb_graph *g, int nt) {
+    bool failed = false;
+#pragma omp parallel num_threads(nt)
+    {
+        const int tid = omp_get_thread_num(), team = omp_get_num_threads();
+        bool dirty = false;
+        for (int i = 0; i < g->n_nodes; i++) {
+            nb_node *n = g->nodes[i];
+            if (!runs(n)) continue;
+            if (team > 1 && n->op->shares && n->op->shares(n, false)) {
+                if (dirty) {
+#pragma omp barrier
+                }
+                if (failed) break;
+                n->op->forward_team(g, n, tid, team);
+#pragma omp barrier
+                dirty = false;
+            } else {
+                if (tid == 0 && !failed && forward_one(g, n) != NB_OK) failed = true;
+                dirty = true;
+            }
+        }
+    }
+    return failed ? NB_ERROR : NB_OK;
 }
 
 nb_status nb__forward_at(nb_graph *g, nb_mode mode, uint64_t step) {
@@ -133,23 +208,13 @@ nb_status nb__forward_at(nb_graph *g, nb_mode mode, uint64_t step) {
     g->step = step;
     for (int i = 0; i < g->n_nodes; i++) {
         nb_node *n = g->nodes[i];
-        if (n->kind == NB_KIND_PARAM || n->kind == NB_KIND_CONST) {
+        if (n->kind == NB_KIND_PARAM || n->kind == NB_KIND_CONST)
             n->value = n->tensor->data;
-            continue;
-        }
-        if (n->kind != NB_KIND_OP) continue;
-        if (n->op->view) {
+        else if (n->kind == NB_KIND_OP && n->op->view)
             n->value = n->in[0]->value;
-            continue;
-        }
-        if (n->op->forward(g, n) != NB_OK) {
-            if (g->status == NB_OK) nb__fail(g, "%s: forward failed in node '%s'", n->op->name, n->name);
-            return NB_ERROR;
-        }
-        if (g->check_finite && check_finite(g, "forward", n, n->value, n->size) != NB_OK)
-            return NB_ERROR;
     }
-    return NB_OK;
+    const int nt = team_size(g);
+    return nt > 1 ? forward_team(g, nt) : forward_serial(g);
 }
 
 nb_status nb_forward(nb_graph *g, nb_mode mode) {
@@ -200,6 +265,51 @@ static nb_status prepare_grads(nb_graph *g, nb_node *loss) {
     return NB_OK;
 }
 
+static bool has_backward(const nb_node *n) { return n->kind == NB_KIND_OP && n->grad && !n->op->view; }
+
+static nb_status backward_one(nb_graph *g, nb_node *n) {
+    n->op->backward(g, n);
+    if (g->status != NB_OK) return NB_ERROR;
+    if (g->check_finite)
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k]->grad && check_finite(g, "backward", n, n->in[k]->grad, n->in[k]->size) != NB_OK)
+                return NB_ERROR;
+    return NB_OK;
+}
+
+static nb_status backward_serial(nb_graph *g, nb_node *loss) {
+    for (int i = loss->id; i >= 0; i--)
+        if (has_backward(g->nodes[i]) && backward_one(g, g->nodes[i]) != NB_OK) return NB_ERROR;
+    return NB_OK;
+}
+
+/* As forward_team, in reverse. */
+static nb_status backward_team(nb_graph *g, nb_node *loss, int nt) {
+    bool failed = false;
+#pragma omp parallel num_threads(nt)
+    {
+        const int tid = omp_get_thread_num(), team = omp_get_num_threads();
+        bool dirty = false;
+        for (int i = loss->id; i >= 0; i--) {
+            nb_node *n = g->nodes[i];
+            if (!has_backward(n)) continue;
+            if (team > 1 && n->op->shares && n->op->shares(n, true)) {
+                if (dirty) {
+#pragma omp barrier
+                }
+                if (failed) break;
+                n->op->backward_team(g, n, tid, team);
+#pragma omp barrier
+                dirty = false;
+            } else {
+                if (tid == 0 && !failed && backward_one(g, n) != NB_OK) failed = true;
+                dirty = true;
+            }
+        }
+    }
+    return failed ? NB_ERROR : NB_OK;
+}
+
 nb_status nb_backward(nb_graph *g, nb_node *loss) {
     if (!g || g->status != NB_OK) return NB_ERROR;
     if (!loss) return nb__fail(g, "backward: loss is NULL");
@@ -213,18 +323,8 @@ nb_status nb_backward(nb_graph *g, nb_node *loss) {
     if (prepare_grads(g, loss) != NB_OK) return NB_ERROR;
     if (!loss->grad) return NB_OK; /* nothing trainable reaches the loss */
     loss->grad[0] = 1.0f;
-    for (int i = loss->id; i >= 0; i--) {
-        nb_node *n = g->nodes[i];
-        if (n->kind != NB_KIND_OP || !n->grad || n->op->view) continue;
-        n->op->backward(g, n);
-        if (g->status != NB_OK) return NB_ERROR;
-        if (g->check_finite)
-            for (int k = 0; k < n->n_in; k++)
-                if (n->in[k]->grad &&
-                    check_finite(g, "backward", n, n->in[k]->grad, n->in[k]->size) != NB_OK)
-                    return NB_ERROR;
-    }
-    return NB_OK;
+    const int nt = team_size(g);
+    return nt > 1 ? backward_team(g, loss, nt) : backward_serial(g, loss);
 }
 
 /* Counter {block, step, node id}, key {seed + high half of step}: a node's

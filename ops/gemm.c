@@ -163,36 +163,55 @@ static void run(const problem *P, int tid, int nt) {
  * parallel region and its barriers cost more than they save. */
 #define GEMM_PAR_MIN (1u << 18)
 
-void nb__sgemm(size_t m, size_t n, size_t k, float alpha, const float *a, ptrdiff_t rsa,
-               ptrdiff_t csa, const float *b, ptrdiff_t rsb, ptrdiff_t csb, float beta, float *c,
-               ptrdiff_t rsc, ptrdiff_t csc, float *work) {
-    if (m == 0 || n == 0) return;
+/* Sets up P for C = alpha·A·B + beta·C; false when there is nothing to
+ * multiply (k = 0 or alpha = 0), after scaling C by beta on the caller's
+ * thread (tid 0). */
+static bool setup(problem *P, size_t m, size_t n, size_t k, float alpha, const float *a, ptrdiff_t rsa,
+                  ptrdiff_t csa, const float *b, ptrdiff_t rsb, ptrdiff_t csb, float beta, float *c,
+                  ptrdiff_t rsc, ptrdiff_t csc, float *work, int tid) {
+    if (m == 0 || n == 0) return false;
     k_ready();
     if (k == 0 || alpha == 0.0f) {
-        for (size_t i = 0; i < m; i++)
-            for (size_t j = 0; j < n; j++) {
-                float *cij = c + (ptrdiff_t)i * rsc + (ptrdiff_t)j * csc;
-                *cij = beta == 0.0f ? 0.0f : beta * *cij;
-            }
-        return;
+        if (tid == 0)
+            for (size_t i = 0; i < m; i++)
+                for (size_t j = 0; j < n; j++) {
+                    float *cij = c + (ptrdiff_t)i * rsc + (ptrdiff_t)j * csc;
+                    *cij = beta == 0.0f ? 0.0f : beta * *cij;
+                }
+        return false;
     }
-    problem P = {m, n, k, alpha, beta, a, b, rsa, csa, rsb, csb, rsc, csc, c, NULL, NULL};
+    *P = (problem){m, n, k, alpha, beta, a, b, rsa, csa, rsb, csb, rsc, csc, c, NULL, NULL};
     /* Give the kernel C in the orientation it prefers: C^T = B^T·A^T turns
      * a row-major C into a column-major one. */
     bool c_rows = (csc == 1);
     if (c_rows != K.prefers_rows) {
-        P = (problem){n, m, k, alpha, beta, b, a, csb, rsb, csa, rsa, csc, rsc, c, NULL, NULL};
+        *P = (problem){n, m, k, alpha, beta, b, a, csb, rsb, csa, rsa, csc, rsc, c, NULL, NULL};
     }
     size_t kc = min_sz(k, K.kc);
-    size_t a_floats = ceil_div(min_sz(P.m, K.mc), K.mr) * K.packmr * kc;
-    P.ap = work;
-    P.bp = work + ((a_floats + 15) & ~(size_t)15);
+    size_t a_floats = ceil_div(min_sz(P->m, K.mc), K.mr) * K.packmr * kc;
+    P->ap = work;
+    P->bp = work + ((a_floats + 15) & ~(size_t)15);
+    return true;
+}
 
+void nb__sgemm(size_t m, size_t n, size_t k, float alpha, const float *a, ptrdiff_t rsa,
+               ptrdiff_t csa, const float *b, ptrdiff_t rsb, ptrdiff_t csb, float beta, float *c,
+               ptrdiff_t rsc, ptrdiff_t csc, float *work) {
+    problem P;
+    if (!setup(&P, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, work, 0)) return;
     int nt = nb__threads();
-    if (nt > 1 && (double)m * (double)n * (double)k >= GEMM_PAR_MIN) {
+    if (nt > 1 && !omp_in_parallel() && (double)m * (double)n * (double)k >= GEMM_PAR_MIN) {
 #pragma omp parallel num_threads(nt)
         run(&P, omp_get_thread_num(), omp_get_num_threads());
     } else {
         run(&P, 0, 1);
     }
+}
+
+void nb__sgemm_team(size_t m, size_t n, size_t k, float alpha, const float *a, ptrdiff_t rsa,
+                    ptrdiff_t csa, const float *b, ptrdiff_t rsb, ptrdiff_t csb, float beta, float *c,
+                    ptrdiff_t rsc, ptrdiff_t csc, float *work, int tid, int nt) {
+    problem P;
+    if (!setup(&P, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, work, tid)) return;
+    run(&P, tid, nt);
 }

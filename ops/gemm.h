@@ -22,6 +22,14 @@ void nb__sgemm(size_t m, size_t n, size_t k, float alpha, const float *a, ptrdif
                ptrdiff_t csa, const float *b, ptrdiff_t rsb, ptrdiff_t csb, float beta, float *c,
                ptrdiff_t rsc, ptrdiff_t csc, float *work);
 
+/* The same, shared by the nt threads of a parallel region already open:
+ * every thread calls it with its tid and the same arguments, and they meet
+ * at barriers inside. Each element of C is computed by one thread, in the
+ * same order as nb__sgemm's. */
+void nb__sgemm_team(size_t m, size_t n, size_t k, float alpha, const float *a, ptrdiff_t rsa,
+                    ptrdiff_t csa, const float *b, ptrdiff_t rsb, ptrdiff_t csb, float beta, float *c,
+                    ptrdiff_t rsc, ptrdiff_t csc, float *work, int tid, int nt);
+
 /* The micro-tile BLIS gave: rows, columns, and whether it prefers C by rows. */
 void nb__gemm_tile(int *mr, int *nr, int *prefers_rows);
 

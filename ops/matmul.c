@@ -35,6 +35,9 @@ static view as_view(const float *p, int ld, bool trans) {
 
 static view transposed(view v) { return (view){v.p, v.cs, v.rs}; }
 
+/* Workspaces start on 64-byte boundaries (16 floats). */
+static size_t aligned(size_t floats) { return (floats + 15) & ~(size_t)15; }
+
 /* C += or = X·Y, where C is a view of c (beta 0 or 1). */
 static void product(nb_graph *g, int m, int n, int k, view x, view y, float beta, float *c,
                     view cv) {
@@ -68,20 +71,77 @@ static void matmul_backward(nb_graph *g, nb_node *n) {
         product(g, k, nn, m, transposed(av), dy, 1.0f, b->grad, as_view(NULL, ldb, TRANS_B(n)));
 }
 
-/* The largest of the three products' workspaces. */
+/* ---- shared by the graph's team (small batches, see graph/run.c) ---- */
+
+/* Multiply-adds from which a product is split among the team's threads:
+ * below it two barriers cost more than half the product saves. */
+#define TEAM_SPLIT_MIN (1u << 15)
+
+static double macs(const nb_node *n) {
+    const nb_node *a = n->in[0];
+    int k = TRANS_A(n) ? a->shape.dim[0] : a->shape.dim[1];
+    return (double)n->shape.dim[0] * (double)n->shape.dim[1] * (double)k;
+}
+
+/* Backward with both gradients gives each of two threads one whole product
+ * (dA' and dB' take the same multiply-adds), which needs no barrier inside. */
+static bool both_grads(const nb_node *n) { return n->in[0]->grad && n->in[1]->grad; }
+
+static bool matmul_shares(const nb_node *n, bool backward) {
+    return macs(n) >= (backward && both_grads(n) ? TEAM_SPLIT_MIN / 2 : TEAM_SPLIT_MIN);
+}
+
+static void matmul_forward_team(nb_graph *g, nb_node *n, int tid, int nt) {
+    const nb_node *a = n->in[0], *b = n->in[1];
+    int m = n->shape.dim[0], nn = n->shape.dim[1];
+    int k = TRANS_A(n) ? a->shape.dim[0] : a->shape.dim[1];
+    view x = as_view(a->value, a->shape.dim[1], TRANS_A(n)), y = as_view(b->value, b->shape.dim[1], TRANS_B(n));
+    nb__sgemm_team((size_t)m, (size_t)nn, (size_t)k, 1.0f, x.p, x.rs, x.cs, y.p, y.rs, y.cs, 0.0f, n->value,
+                   nn, 1, g->scratch, tid, nt);
+}
+
+static void matmul_backward_team(nb_graph *g, nb_node *n, int tid, int nt) {
+    nb_node *a = n->in[0], *b = n->in[1];
+    int m = n->shape.dim[0], nn = n->shape.dim[1];
+    int k = TRANS_A(n) ? a->shape.dim[0] : a->shape.dim[1];
+    int lda = a->shape.dim[1], ldb = b->shape.dim[1];
+    view dy = as_view(n->grad, nn, false);
+    view av = as_view(a->value, lda, TRANS_A(n)), bv = as_view(b->value, ldb, TRANS_B(n));
+    view ca = as_view(NULL, lda, TRANS_A(n)), cb = as_view(NULL, ldb, TRANS_B(n));
+    view bt = transposed(bv), at = transposed(av);
+    if (nt == 2 && both_grads(n)) { /* the second workspace follows the first */
+        if (tid == 0)
+            nb__sgemm((size_t)m, (size_t)k, (size_t)nn, 1.0f, dy.p, dy.rs, dy.cs, bt.p, bt.rs, bt.cs, 1.0f,
+                      a->grad, ca.rs, ca.cs, g->scratch);
+        else
+            nb__sgemm((size_t)k, (size_t)nn, (size_t)m, 1.0f, at.p, at.rs, at.cs, dy.p, dy.rs, dy.cs, 1.0f,
+                      b->grad, cb.rs, cb.cs, g->scratch + aligned(nb__gemm_workspace((size_t)m, (size_t)k, (size_t)nn)));
+        return;
+    }
+    if (a->grad)
+        nb__sgemm_team((size_t)m, (size_t)k, (size_t)nn, 1.0f, dy.p, dy.rs, dy.cs, bt.p, bt.rs, bt.cs, 1.0f,
+                       a->grad, ca.rs, ca.cs, g->scratch, tid, nt);
+    if (b->grad)
+        nb__sgemm_team((size_t)k, (size_t)nn, (size_t)m, 1.0f, at.p, at.rs, at.cs, dy.p, dy.rs, dy.cs, 1.0f,
+                       b->grad, cb.rs, cb.cs, g->scratch, tid, nt);
+}
+
+/* The largest of the three products' workspaces, or dA's and dB's side by
+ * side when two threads run them at once. */
 static size_t matmul_scratch(const nb_node *n) {
     const nb_node *a = n->in[0];
     size_t m = (size_t)n->shape.dim[0], nn = (size_t)n->shape.dim[1];
     size_t k = (size_t)(TRANS_A(n) ? a->shape.dim[0] : a->shape.dim[1]);
     size_t f = nb__gemm_workspace(m, nn, k), da = nb__gemm_workspace(m, k, nn),
            db = nb__gemm_workspace(k, nn, m);
-    size_t w = f > da ? f : da;
-    return w > db ? w : db;
+    size_t both = aligned(da) + db;
+    return f > both ? f : both;
 }
 
 const nb_op nb_op_matmul = {
     .name = "matmul", .infer = matmul_infer, .forward = matmul_forward, .backward = matmul_backward,
-    .scratch = matmul_scratch,
+    .scratch = matmul_scratch, .shares = matmul_shares, .forward_team = matmul_forward_team,
+    .backward_team = matmul_backward_team,
 };
 
 nb_node *nb_matmul_t(nb_graph *g, nb_node *a, nb_node *b, bool trans_a, bool trans_b) {
