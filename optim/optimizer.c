@@ -254,7 +254,7 @@ void nb_optimizer_reset(nb_optimizer *o) {
 
 /* w, g, s0, s1: [lo, hi) of one tensor's data, gradient and state.
  * Each kind's loop is separate so that it vectorizes. */
-static void update(const kargs *k, float *restrict w, const float *restrict g, float *restrict s0,
+NB_KERNEL_CLONES static void update(const kargs *k, float *restrict w, const float *restrict g, float *restrict s0,
                    float *restrict s1, size_t lo, size_t hi) {
     const float lr = k->lr, eps = k->eps;
     if (k->decay != 0.0f)
