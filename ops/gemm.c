@@ -9,6 +9,9 @@
 #include <omp.h>
 #include <pthread.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "graph/internal.h"
 #include "ops/gemm.h"
@@ -20,6 +23,59 @@ static struct {
     bool prefers_rows;
 } K;
 static pthread_once_t k_once = PTHREAD_ONCE_INIT;
+
+/* dst[p*stride + i] = src[i*ld + p] for i < rows, p < kc: the packing of an
+ * operand whose contiguous axis is the inner dimension (W in dX = dY·W^T,
+ * X in Y = X·W), which a panel wants across it. */
+typedef void transpose_fn(float *dst, size_t stride, const float *src, ptrdiff_t ld, size_t rows, size_t kc);
+
+static void transpose_scalar(float *dst, size_t stride, const float *src, ptrdiff_t ld, size_t rows, size_t kc) {
+    for (size_t i = 0; i < rows; i++) {
+        const float *row = src + (ptrdiff_t)i * ld;
+        for (size_t p = 0; p < kc; p++) dst[p * stride + i] = row[p];
+    }
+}
+
+#if defined(__x86_64__)
+/* 8 x 8 blocks through registers (unpack, shuffle, swap of 128-bit
+ * halves), the rest as above: several times the scalar loop's speed, whose
+ * stores go one float at a time to a new line. */
+__attribute__((target("avx2"))) static void transpose_avx2(float *dst, size_t stride, const float *src, ptrdiff_t ld,
+                                                           size_t rows, size_t kc) {
+    size_t i = 0;
+    for (; i + 8 <= rows; i += 8) {
+        const float *s = src + (ptrdiff_t)i * ld;
+        size_t p = 0;
+        for (; p + 8 <= kc; p += 8) {
+            __m256 r0 = _mm256_loadu_ps(s + p), r1 = _mm256_loadu_ps(s + ld + p);
+            __m256 r2 = _mm256_loadu_ps(s + 2 * ld + p), r3 = _mm256_loadu_ps(s + 3 * ld + p);
+            __m256 r4 = _mm256_loadu_ps(s + 4 * ld + p), r5 = _mm256_loadu_ps(s + 5 * ld + p);
+            __m256 r6 = _mm256_loadu_ps(s + 6 * ld + p), r7 = _mm256_loadu_ps(s + 7 * ld + p);
+            __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+            __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+            __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+            __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+            __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            float *d = dst + p * stride + i;
+            _mm256_storeu_ps(d, _mm256_permute2f128_ps(s0, s4, 0x20));
+            _mm256_storeu_ps(d + stride, _mm256_permute2f128_ps(s1, s5, 0x20));
+            _mm256_storeu_ps(d + 2 * stride, _mm256_permute2f128_ps(s2, s6, 0x20));
+            _mm256_storeu_ps(d + 3 * stride, _mm256_permute2f128_ps(s3, s7, 0x20));
+            _mm256_storeu_ps(d + 4 * stride, _mm256_permute2f128_ps(s0, s4, 0x31));
+            _mm256_storeu_ps(d + 5 * stride, _mm256_permute2f128_ps(s1, s5, 0x31));
+            _mm256_storeu_ps(d + 6 * stride, _mm256_permute2f128_ps(s2, s6, 0x31));
+            _mm256_storeu_ps(d + 7 * stride, _mm256_permute2f128_ps(s3, s7, 0x31));
+        }
+        if (p < kc) transpose_scalar(dst + p * stride + i, stride, s + p, ld, 8, kc - p);
+    }
+    if (i < rows) transpose_scalar(dst + i, stride, src + (ptrdiff_t)i * ld, ld, rows - i, kc);
+}
+#endif
+
+static transpose_fn *transpose = transpose_scalar;
 
 static void k_init(void) {
     nb__runtime_init();
@@ -37,6 +93,10 @@ static void k_init(void) {
     /* keep MC and NC whole numbers of micro-tiles */
     K.mc -= K.mc % K.mr;
     K.nc -= K.nc % K.nr;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) transpose = transpose_avx2;
+#endif
 }
 
 static void k_ready(void) { pthread_once(&k_once, k_init); }
@@ -67,11 +127,8 @@ static void pack_a_panel(size_t q, size_t mc, size_t kc, const float *a, ptrdiff
     const float *src = a + (ptrdiff_t)i0 * rsa;
     if (rsa == 1) { /* columns contiguous (a transposed operand): a copy per column */
         for (size_t p = 0; p < kc; p++) memcpy(dst + p * K.packmr, src + (ptrdiff_t)p * csa, rows * sizeof(float));
-    } else if (csa == 1) { /* rows contiguous: read each row once, scatter by column */
-        for (size_t i = 0; i < rows; i++) {
-            const float *row = src + (ptrdiff_t)i * rsa;
-            for (size_t p = 0; p < kc; p++) dst[p * K.packmr + i] = row[p];
-        }
+    } else if (csa == 1) { /* rows contiguous */
+        transpose(dst, K.packmr, src, rsa, rows, kc);
     } else {
         for (size_t p = 0; p < kc; p++)
             for (size_t i = 0; i < rows; i++)
@@ -98,9 +155,13 @@ static void pack_b_panel(size_t q, size_t nc, size_t kc, const float *b, ptrdiff
             for (; j < K.packnr; j++) d[j] = 0.0f;
         }
     } else {
-        for (size_t j = 0; j < cols; j++) {
-            const float *col = src + (ptrdiff_t)j * csb;
-            for (size_t p = 0; p < kc; p++) dst[p * K.packnr + j] = col[(ptrdiff_t)p * rsb];
+        if (rsb == 1) { /* columns contiguous */
+            transpose(dst, K.packnr, src, csb, cols, kc);
+        } else {
+            for (size_t j = 0; j < cols; j++) {
+                const float *col = src + (ptrdiff_t)j * csb;
+                for (size_t p = 0; p < kc; p++) dst[p * K.packnr + j] = col[(ptrdiff_t)p * rsb];
+            }
         }
         if (cols < K.packnr)
             for (size_t p = 0; p < kc; p++)
