@@ -37,6 +37,9 @@ typedef struct nb_attr {
  * view:     the node's value and gradient are its first input's (reshape);
  *           forward and backward are then NULL.
  * random:   the op draws random numbers (may be made stochastic in inference).
+ * assigns:  backward honours n->assign: for each input k whose bit is set it
+ *           writes in[k]->grad instead of adding to it (the graph then
+ *           skips zeroing that buffer before the pass).
  * shares:   optional; whether the node's forward (backward = false) or
  *           backward pass is worth sharing among a team of threads at its
  *           current shape. When it says so and the graph runs its passes
@@ -54,6 +57,7 @@ typedef struct nb_op {
     size_t (*scratch)(const nb_node *n);
     bool view;
     bool random;
+    bool assigns;
     bool (*shares)(const nb_node *n, bool backward);
     void (*forward_team)(nb_graph *g, nb_node *n, int tid, int nt);
     void (*backward_team)(nb_graph *g, nb_node *n, int tid, int nt);
@@ -81,6 +85,11 @@ struct nb_node {
     bool stochastic;      /* random in inference too (MC dropout) */
     bool force_inference; /* runs as in inference in training passes too (frozen) */
     bool live;            /* scratch for backward planning */
+    bool claimed;         /* backward planning: the first writer overwrites grad */
+    bool written;         /* backward planning: the first writer is known */
+    bool aliased;         /* backward planning: a view shares grad */
+    unsigned assign;      /* bit k: backward overwrites in[k]->grad, its first
+                             writer, rather than adding to it (nb_op.assigns) */
     char name[64];
 };
 

@@ -224,6 +224,36 @@ nb_status nb_forward(nb_graph *g, nb_mode mode) {
     return st;
 }
 
+static bool has_backward(const nb_node *n) { return n->kind == NB_KIND_OP && n->grad && !n->op->view; }
+
+/* The first op of the backward pass to write a node's gradient may
+ * overwrite it when its op can (nb_op.assigns: matmul's beta 0), and the
+ * buffer then needs no zeroing: a step of model a zeroes a megabyte of
+ * weight gradients otherwise. Not for a buffer a view shares, where writers
+ * through the view and around it are hard to order. */
+static void claim_first_writers(nb_graph *g, nb_node *loss) {
+    for (int i = 0; i <= loss->id; i++) g->nodes[i]->claimed = g->nodes[i]->written = g->nodes[i]->aliased = false;
+    for (int i = 0; i <= loss->id; i++) {
+        nb_node *n = g->nodes[i];
+        if (n->kind == NB_KIND_OP && n->op->view) n->in[0]->aliased = true;
+    }
+    for (int i = loss->id; i >= 0; i--) {
+        nb_node *n = g->nodes[i];
+        if (n->kind != NB_KIND_OP) continue;
+        n->assign = 0;
+        if (!has_backward(n)) continue;
+        for (int k = 0; k < n->n_in; k++) {
+            nb_node *x = n->in[k];
+            if (!x->grad || x->written) continue;
+            x->written = true;
+            if (n->op->assigns && !x->aliased && (x->kind == NB_KIND_PARAM || owns_buffers(x))) {
+                n->assign |= 1u << k;
+                x->claimed = true;
+            }
+        }
+    }
+}
+
 /* Decides which nodes get a gradient: those the loss depends on (live) that
  * lead to a trainable parameter (need). Points their grad at their buffer
  * and zeroes it; everything else gets grad = NULL and is skipped. */
@@ -253,7 +283,11 @@ static nb_status prepare_grads(nb_graph *g, nb_node *loss) {
         } else {
             n->grad = NULL;
         }
-        if (n->grad && (n->kind == NB_KIND_PARAM || owns_buffers(n)))
+    }
+    claim_first_writers(g, loss);
+    for (int i = 0; i <= loss->id; i++) {
+        nb_node *n = g->nodes[i];
+        if (n->grad && (n->kind == NB_KIND_PARAM || owns_buffers(n)) && !n->claimed)
             memset(n->grad, 0, n->size * sizeof(float));
     }
     for (int i = loss->id + 1; i < g->n_nodes; i++) {
@@ -264,8 +298,6 @@ static nb_status prepare_grads(nb_graph *g, nb_node *loss) {
     }
     return NB_OK;
 }
-
-static bool has_backward(const nb_node *n) { return n->kind == NB_KIND_OP && n->grad && !n->op->view; }
 
 static nb_status backward_one(nb_graph *g, nb_node *n) {
     n->op->backward(g, n);

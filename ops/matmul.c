@@ -55,6 +55,9 @@ static nb_status matmul_forward(nb_graph *g, nb_node *n) {
     return NB_OK;
 }
 
+/* Overwrite input k's gradient (beta 0) when this is its first writer. */
+static float beta_of(const nb_node *n, int k) { return n->assign >> k & 1u ? 0.0f : 1.0f; }
+
 /* With Y = A'B' (A' = op(A), B' = op(B)): dA' = dY·B'^T and dB' = A'^T·dY.
  * Writing dA' through the same transposed view as A' puts a transposed
  * operand's gradient where it belongs, with no copy. */
@@ -66,9 +69,9 @@ static void matmul_backward(nb_graph *g, nb_node *n) {
     view dy = as_view(n->grad, nn, false);
     view av = as_view(a->value, lda, TRANS_A(n)), bv = as_view(b->value, ldb, TRANS_B(n));
     if (a->grad) /* dA' [M,K] = dY [M,N] · B'^T [N,K] */
-        product(g, m, k, nn, dy, transposed(bv), 1.0f, a->grad, as_view(NULL, lda, TRANS_A(n)));
+        product(g, m, k, nn, dy, transposed(bv), beta_of(n, 0), a->grad, as_view(NULL, lda, TRANS_A(n)));
     if (b->grad) /* dB' [K,N] = A'^T [K,M] · dY [M,N] */
-        product(g, k, nn, m, transposed(av), dy, 1.0f, b->grad, as_view(NULL, ldb, TRANS_B(n)));
+        product(g, k, nn, m, transposed(av), dy, beta_of(n, 1), b->grad, as_view(NULL, ldb, TRANS_B(n)));
 }
 
 /* ---- shared by the graph's team (small batches, see graph/run.c) ---- */
@@ -85,7 +88,9 @@ static double macs(const nb_node *n) {
 
 /* Backward with both gradients gives each of two threads one whole product
  * (dA' and dB' take the same multiply-adds), which needs no barrier inside. */
-static bool both_grads(const nb_node *n) { return n->in[0]->grad && n->in[1]->grad; }
+static bool both_grads(const nb_node *n) {
+    return n->in[0]->grad && n->in[1]->grad && n->in[0]->grad != n->in[1]->grad;
+}
 
 static bool matmul_shares(const nb_node *n, bool backward) {
     return macs(n) >= (backward && both_grads(n) ? TEAM_SPLIT_MIN / 2 : TEAM_SPLIT_MIN);
@@ -111,18 +116,18 @@ static void matmul_backward_team(nb_graph *g, nb_node *n, int tid, int nt) {
     view bt = transposed(bv), at = transposed(av);
     if (nt == 2 && both_grads(n)) { /* the second workspace follows the first */
         if (tid == 0)
-            nb__sgemm((size_t)m, (size_t)k, (size_t)nn, 1.0f, dy.p, dy.rs, dy.cs, bt.p, bt.rs, bt.cs, 1.0f,
+            nb__sgemm((size_t)m, (size_t)k, (size_t)nn, 1.0f, dy.p, dy.rs, dy.cs, bt.p, bt.rs, bt.cs, beta_of(n, 0),
                       a->grad, ca.rs, ca.cs, g->scratch);
         else
-            nb__sgemm((size_t)k, (size_t)nn, (size_t)m, 1.0f, at.p, at.rs, at.cs, dy.p, dy.rs, dy.cs, 1.0f,
+            nb__sgemm((size_t)k, (size_t)nn, (size_t)m, 1.0f, at.p, at.rs, at.cs, dy.p, dy.rs, dy.cs, beta_of(n, 1),
                       b->grad, cb.rs, cb.cs, g->scratch + aligned(nb__gemm_workspace((size_t)m, (size_t)k, (size_t)nn)));
         return;
     }
     if (a->grad)
-        nb__sgemm_team((size_t)m, (size_t)k, (size_t)nn, 1.0f, dy.p, dy.rs, dy.cs, bt.p, bt.rs, bt.cs, 1.0f,
+        nb__sgemm_team((size_t)m, (size_t)k, (size_t)nn, 1.0f, dy.p, dy.rs, dy.cs, bt.p, bt.rs, bt.cs, beta_of(n, 0),
                        a->grad, ca.rs, ca.cs, g->scratch, tid, nt);
     if (b->grad)
-        nb__sgemm_team((size_t)k, (size_t)nn, (size_t)m, 1.0f, at.p, at.rs, at.cs, dy.p, dy.rs, dy.cs, 1.0f,
+        nb__sgemm_team((size_t)k, (size_t)nn, (size_t)m, 1.0f, at.p, at.rs, at.cs, dy.p, dy.rs, dy.cs, beta_of(n, 1),
                        b->grad, cb.rs, cb.cs, g->scratch, tid, nt);
 }
 
@@ -140,7 +145,7 @@ static size_t matmul_scratch(const nb_node *n) {
 
 const nb_op nb_op_matmul = {
     .name = "matmul", .infer = matmul_infer, .forward = matmul_forward, .backward = matmul_backward,
-    .scratch = matmul_scratch, .shares = matmul_shares, .forward_team = matmul_forward_team,
+    .scratch = matmul_scratch, .assigns = true, .shares = matmul_shares, .forward_team = matmul_forward_team,
     .backward_team = matmul_backward_team,
 };
 
