@@ -120,13 +120,17 @@ size_t nb__gemm_workspace(size_t m, size_t n, size_t k) {
 
 /* Packs rows [0, mc) x cols [0, kc) of A into MR-row panels: panel q holds,
  * for each p, PACKMR consecutive values A(q·MR + i, p), zero past mc. */
-static void pack_a_panel(size_t q, size_t mc, size_t kc, const float *a, ptrdiff_t rsa,
+NB_KERNEL_CLONES static void pack_a_panel(size_t q, size_t mc, size_t kc, const float *a, ptrdiff_t rsa,
                          ptrdiff_t csa, float *ap) {
     const size_t i0 = q * K.mr, rows = min_sz(K.mr, mc - i0);
     float *dst = ap + q * K.packmr * kc;
     const float *src = a + (ptrdiff_t)i0 * rsa;
     if (rsa == 1) { /* columns contiguous (a transposed operand): a copy per column */
-        for (size_t p = 0; p < kc; p++) memcpy(dst + p * K.packmr, src + (ptrdiff_t)p * csa, rows * sizeof(float));
+        for (size_t p = 0; p < kc; p++) { /* an inline loop: memcpy's call costs more than 32 floats */
+            const float *restrict from = src + (ptrdiff_t)p * csa;
+            float *restrict to = dst + p * K.packmr;
+            for (size_t i = 0; i < rows; i++) to[i] = from[i];
+        }
     } else if (csa == 1) { /* rows contiguous */
         transpose(dst, K.packmr, src, rsa, rows, kc);
     } else {
@@ -141,7 +145,7 @@ static void pack_a_panel(size_t q, size_t mc, size_t kc, const float *a, ptrdiff
 
 /* Packs B into NR-column panels: panel q holds, for each p, PACKNR
  * consecutive values B(p, q·NR + j), zero past nc. */
-static void pack_b_panel(size_t q, size_t nc, size_t kc, const float *b, ptrdiff_t rsb,
+NB_KERNEL_CLONES static void pack_b_panel(size_t q, size_t nc, size_t kc, const float *b, ptrdiff_t rsb,
                          ptrdiff_t csb, float *bp) {
     const size_t j0 = q * K.nr, cols = min_sz(K.nr, nc - j0);
     float *dst = bp + q * K.packnr * kc;
