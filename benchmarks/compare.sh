@@ -207,6 +207,25 @@ for key in keys:
         fmt(bn and bn["val_accuracy"], "%.4f"), fmt(bp and bp["val_accuracy"], "%.4f"),
         fmt(an, "%.1f"), fmt(ap, "%.0f"), fmt(syscalls(key, 1), "%.1f"), fmt(syscalls(key, 2), "%.1f")))
 
+# the spread over --repeat runs: each run's median step, min and max
+reps = max([r.get("repeats", 1) for r in nb + pt] or [1])
+if reps > 1:
+    print()
+    print("Step time over the %d repeats at each one's best thread count: median (min-max), ms; the ratio's range"
+          % reps)
+    print("pairs nabla's slowest run with PyTorch's fastest and the other way round.")
+    h2 = "%-3s %5s | %-26s | %-26s | %7s %-13s" % ("mdl", "batch", "nabla ms/step", "PyTorch ms/step", "ratio", "range")
+    print(h2)
+    print("-" * len(h2))
+    for key in keys:
+        bn, bp = pick(nb, key), pick(pt, key)
+        if not (bn and bp):
+            continue
+        lo, hi = bp["step_ms_min"] / bn["step_ms_max"], bp["step_ms_max"] / bn["step_ms_min"]
+        print("%-3s %5d | %8.4f (%.4f-%.4f) | %8.4f (%.4f-%.4f) | %6.2fx %.2f-%.2fx" % (
+            key[0], key[1], bn["step_ms"], bn["step_ms_min"], bn["step_ms_max"], bp["step_ms"], bp["step_ms_min"],
+            bp["step_ms_max"], bp["step_ms"] / bn["step_ms"], lo, hi))
+
 # MC dropout (model e)
 f = "mc_images_passes_per_second"
 def pick_mc(rs, threads=None):
