@@ -63,7 +63,7 @@
 /* log(1+exp(x)) = max(x,0) + log1p(exp(-|x|)): exp never overflows, and
  * exp(-|x|) is in (0, 1], log1p's vectorizable range. */
 static inline float softplus_f(float x) {
-    return (x > 0.0f ? x : 0.0f) + nb__log1p_small(nb__exp(-fabsf(x)));
+    return (x > 0.0f ? x : 0.0f) + nb__log1p_small(nb__exp_neg(-fabsf(x)));
 }
 
 /* swish' = s + x·s·(1-s) with s = sigmoid(x); y/x would divide by zero. */
@@ -77,12 +77,12 @@ UNARY_OP(tanh, nb__tanh(x), 1.0f - y * y);
 /* x < 0 ? 0 : x rather than fmaxf, which would turn NaN into 0 */
 UNARY_OP(relu, x < 0.0f ? 0.0f : x, x > 0.0f ? 1.0f : 0.0f);
 UNARY_OP(leaky_relu, x > 0.0f ? x : a * x, x > 0.0f ? 1.0f : a);
-/* expm1 of min(x, 0) (NaN kept): the positive side never reaches exp's
- * clamp, and its result is not used there.
+/* expm1 of min(x, 0) (NaN kept): the positive side, whose result is not
+ * used, stays in expm1_neg's domain.
  * For x <= 0: d/dx a·(e^x - 1) = a·e^x = y + a */
-UNARY_OP(elu, x > 0.0f ? x : a * nb__expm1(0.0f < x ? 0.0f : x), x > 0.0f ? 1.0f : y + a);
+UNARY_OP(elu, x > 0.0f ? x : a * nb__expm1_neg(0.0f < x ? 0.0f : x), x > 0.0f ? 1.0f : y + a);
 UNARY_OP(selu,
-         x > 0.0f ? SELU_SCALE * x : SELU_SCALE * SELU_ALPHA * nb__expm1(0.0f < x ? 0.0f : x),
+         x > 0.0f ? SELU_SCALE * x : SELU_SCALE * SELU_ALPHA * nb__expm1_neg(0.0f < x ? 0.0f : x),
          x > 0.0f ? SELU_SCALE : y + SELU_SCALE * SELU_ALPHA);
 /* Keras's exact GELU (approximate=False), x·Φ(x) = 0.5·x·(1 + erf(x/√2)),
  * with Φ through erfc of |x| (nb__normal_cdf), which keeps its precision

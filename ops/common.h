@@ -3,6 +3,7 @@
 #define NABLA_OPS_COMMON_H
 
 #include <math.h>
+#include <stdbool.h>
 
 #include "graph/internal.h"
 
@@ -63,10 +64,12 @@ static inline nb_status nb__norm_check_affine(nb_graph *g, const char *op, const
  * infinities: exp(88) = 1.65e38). */
 #define NB__EXP_SHIFT 12583039.0f /* 1.5·2^23 + 127 */
 
-/* x clamped to [-87.3, 88] with NaN kept; t holds n + 127 in its low bits,
- * r the reduced argument. */
-static inline float nb__exp_reduce(float x, float *t_out) {
-    float c = 88.0f < x ? 88.0f : x;
+/* x clamped to [-87.3, 88] with NaN kept (only from below where the
+ * caller knows x <= 0: every clamp costs the kernel compares and selects);
+ * t holds n + 127 in its low bits, r is the reduced argument. */
+static inline float nb__exp_reduce(float x, float *t_out, bool nonpositive) {
+    float c = x;
+    if (!nonpositive) c = 88.0f < c ? 88.0f : c;
     c = -87.3f > c ? -87.3f : c;
     const float t = c * 1.44269504f + NB__EXP_SHIFT;
     const float n = t - NB__EXP_SHIFT;
@@ -84,20 +87,31 @@ static inline float nb__exp_scale(float t) {
     return s;
 }
 
-/* exp(x): exp(r) by its degree-5 minimax polynomial (relative error 7.5e-8
- * on |r| <= ln2/2, fitted with Lawson's algorithm). Within 2e-7 relative of
- * exp (1.7 float ulps) on [-87.3, 88]; exp(x < -87.3) is 1.2e-38, exp(x >
- * 88) is 1.65e38, NaN gives NaN. */
-static inline float nb__exp(float x) {
-    float t;
-    const float r = nb__exp_reduce(x, &t);
+static inline float nb__exp_poly(float r) {
     float p = 8.297654800e-3f;
     p = p * r + 4.191538319e-2f;
     p = p * r + 1.666757464e-1f;
     p = p * r + 4.999889433e-1f;
     p = p * r + 9.999997020e-1f;
-    p = p * r + 1.000000119e+0f;
-    return p * nb__exp_scale(t);
+    return p * r + 1.000000119e+0f;
+}
+
+/* exp(x): exp(r) by its degree-5 minimax polynomial (relative error 7.5e-8
+ * on |r| <= ln2/2, fitted with Lawson's algorithm). Within 3e-7 relative of
+ * exp (2.5 float ulps) on [-87.3, 88]; exp(x < -87.3) is 1.2e-38, exp(x >
+ * 88) is 1.65e38, NaN gives NaN. */
+static inline float nb__exp(float x) {
+    float t;
+    const float r = nb__exp_reduce(x, &t, false);
+    return nb__exp_poly(r) * nb__exp_scale(t);
+}
+
+/* The same for x <= 0 (or NaN), e.g. exp(-|x|), exp(x - max): no upper
+ * clamp. */
+static inline float nb__exp_neg(float x) {
+    float t;
+    const float r = nb__exp_reduce(x, &t, true);
+    return nb__exp_poly(r) * nb__exp_scale(t);
 }
 
 /* exp(r) - 1 for |r| <= ln2/2 as r·P(r), P of degree 5 fitted for the
@@ -117,49 +131,41 @@ static inline float nb__expm1_reduced(float r) {
  * expm1(r) itself, so small x keeps its relative precision; elsewhere the
  * two terms do not cancel. Within 3e-7 relative of expm1 on [-87.3, 88];
  * -1 below -87.3. Used for the negative side of ELU, SELU and for tanh. */
-static inline float nb__expm1(float x) {
+static inline float nb__expm1_clamped(float x, bool nonpositive) {
     float t;
-    const float r = nb__exp_reduce(x, &t);
+    const float r = nb__exp_reduce(x, &t, nonpositive);
     const float s = nb__exp_scale(t), e = nb__expm1_reduced(r);
     return s * e + (s - 1.0f);
 }
+static inline float nb__expm1(float x) { return nb__expm1_clamped(x, false); }
 
-/* The name the kernels used for x <= 0; the same function. */
-static inline float nb__expm1_neg(float x) { return nb__expm1(x); }
+/* The same for x <= 0 (or NaN): the negative side of ELU and SELU, tanh. */
+static inline float nb__expm1_neg(float x) { return nb__expm1_clamped(x, true); }
 
-/* exp(a + b) for a large |a| known exactly and a small correction b
- * (|b| <= 2): the reduction subtracts n·ln2 from a exactly before adding b,
- * so a's magnitude costs no precision, unlike rounding a + b first. a is
- * clamped to [-85.3, 86] and b to [-2, 2], so a + b stays in exp's range;
- * the callers' b is within [-1.4, 0.1] wherever a is not clamped. */
+/* exp(a + b) for a <= 0 of large magnitude known exactly and a small
+ * correction b: the reduction subtracts n·ln2 from a exactly before adding
+ * b, so a's magnitude costs no precision, unlike rounding a + b first. a is
+ * clamped below at -85.3; the result is valid where b is in [-2, 2] (the
+ * callers' b is within [-1.4, 0.1] wherever they use the result). */
 static inline float nb__exp_sum(float a, float b) {
-    float c = 86.0f < a ? 86.0f : a;
-    c = -85.3f > c ? -85.3f : c;
-    b = 2.0f < b ? 2.0f : b;
-    b = -2.0f > b ? -2.0f : b;
+    const float c = -85.3f > a ? -85.3f : a;
     const float t = (c + b) * 1.44269504f + NB__EXP_SHIFT;
     const float n = t - NB__EXP_SHIFT;
     const float r = ((c - n * 0.693145752f) + b) - n * 1.42860677e-6f;
-    float p = 8.297654800e-3f;
-    p = p * r + 4.191538319e-2f;
-    p = p * r + 1.666757464e-1f;
-    p = p * r + 4.999889433e-1f;
-    p = p * r + 9.999997020e-1f;
-    p = p * r + 1.000000119e+0f;
-    return p * nb__exp_scale(t);
+    return nb__exp_poly(r) * nb__exp_scale(t);
 }
 
 /* tanh(x) = -t/(2 + t) with t = expm1(-2|x|), signed: no cancellation near
  * 0 (t keeps its relative precision there) and no overflow. */
 static inline float nb__tanh(float x) {
-    const float t = nb__expm1(-2.0f * fabsf(x)), h = -t / (2.0f + t);
+    const float t = nb__expm1_neg(-2.0f * fabsf(x)), h = -t / (2.0f + t);
     return x < 0.0f ? -h : h;
 }
 
 /* The logistic function 1/(1 + exp(-x)), through exp of -|x| so nothing
  * overflows, branch-free. */
 static inline float nb__sigmoid(float x) {
-    const float e = nb__exp(-fabsf(x)), s = 1.0f / (1.0f + e);
+    const float e = nb__exp_neg(-fabsf(x)), s = 1.0f / (1.0f + e);
     return x >= 0.0f ? s : e * s; /* e/(1+e): no cancellation in 1 - s */
 }
 
