@@ -15,8 +15,6 @@
 #include "ops/common.h"
 #include "nabla/ops.h"
 
-#define INV_SQRT2 0.70710678118654752440f
-#define INV_SQRT_2PI 0.39894228040143267794f
 /* Klambauer et al., "Self-Normalizing Neural Networks" (2017), as in Keras. */
 #define SELU_ALPHA 1.6732632423543772848170429916717f
 #define SELU_SCALE 1.0507009873554804934193349852946f
@@ -62,12 +60,11 @@
     const nb_op nb_op_##NAME = {.name = #NAME, .infer = nb__infer_like_input,               \
                                 .forward = NAME##_forward, .backward = NAME##_backward}
 
-/* Φ(x) through erfc, which keeps its precision in the left tail where
- * 1 + erf(x/√2) would cancel. */
-static inline float normal_cdf(float x) { return 0.5f * erfcf(-x * INV_SQRT2); }
-
-/* log(1+exp(x)) = max(x,0) + log1p(exp(-|x|)): exp never overflows. */
-static inline float softplus_f(float x) { return fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x))); }
+/* log(1+exp(x)) = max(x,0) + log1p(exp(-|x|)): exp never overflows, and
+ * exp(-|x|) is in (0, 1], log1p's vectorizable range. */
+static inline float softplus_f(float x) {
+    return (x > 0.0f ? x : 0.0f) + nb__log1p_small(nb__exp_neg(-fabsf(x)));
+}
 
 /* swish' = s + x·s·(1-s) with s = sigmoid(x); y/x would divide by zero. */
 static inline float swish_deriv(float x) {
@@ -80,12 +77,17 @@ UNARY_OP(tanh, nb__tanh(x), 1.0f - y * y);
 /* x < 0 ? 0 : x rather than fmaxf, which would turn NaN into 0 */
 UNARY_OP(relu, x < 0.0f ? 0.0f : x, x > 0.0f ? 1.0f : 0.0f);
 UNARY_OP(leaky_relu, x > 0.0f ? x : a * x, x > 0.0f ? 1.0f : a);
-/* for x <= 0: d/dx a·(e^x - 1) = a·e^x = y + a */
-UNARY_OP(elu, x > 0.0f ? x : a * nb__expm1_neg(x), x > 0.0f ? 1.0f : y + a);
-UNARY_OP(selu, x > 0.0f ? SELU_SCALE * x : SELU_SCALE * SELU_ALPHA * nb__expm1_neg(x),
+/* expm1 of min(x, 0) (NaN kept): the positive side, whose result is not
+ * used, stays in expm1_neg's domain.
+ * For x <= 0: d/dx a·(e^x - 1) = a·e^x = y + a */
+UNARY_OP(elu, x > 0.0f ? x : a * nb__expm1_neg(0.0f < x ? 0.0f : x), x > 0.0f ? 1.0f : y + a);
+UNARY_OP(selu,
+         x > 0.0f ? SELU_SCALE * x : SELU_SCALE * SELU_ALPHA * nb__expm1_neg(0.0f < x ? 0.0f : x),
          x > 0.0f ? SELU_SCALE : y + SELU_SCALE * SELU_ALPHA);
-/* d/dx x·Φ(x) = Φ(x) + x·φ(x) */
-UNARY_OP(gelu, x * normal_cdf(x), normal_cdf(x) + x * INV_SQRT_2PI * expf(-0.5f * x * x));
+/* Keras's exact GELU (approximate=False), x·Φ(x) = 0.5·x·(1 + erf(x/√2)),
+ * with Φ through erfc of |x| (nb__normal_cdf), which keeps its precision
+ * in the left tail where 1 + erf would cancel. d/dx x·Φ(x) = Φ(x) + x·φ(x) */
+UNARY_OP(gelu, x * nb__normal_cdf(x), nb__normal_cdf(x) + x * nb__normal_pdf(x));
 UNARY_OP(swish, x * nb__sigmoid(x), swish_deriv(x));
 UNARY_OP(softplus, softplus_f(x), nb__sigmoid(x));
 

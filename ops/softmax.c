@@ -2,8 +2,10 @@
  *
  * The input is seen as rows of its last dimension. Each row is shifted by
  * its maximum before exponentiating, so logits of any size give finite
- * results; the normalizer is summed in double. Rows are independent, so the
- * row loop may run in parallel without changing any result. Backward needs
+ * results; exponentials come from nb__exp (ops/common.h, vectorizable, no
+ * libm call per element) and the normalizer is summed in float lanes that
+ * are added in double. Rows are independent, so the row loop may run in
+ * parallel without changing any result. Backward needs
  * only the output (y, or exp(y) for log-softmax), so nothing goes in aux. */
 #include <math.h>
 
@@ -24,6 +26,65 @@ static nb_status softmax_infer(nb_graph *g, nb_node *n) {
     return NB_OK;
 }
 
+/* Row reductions run in NB_LANES independent lanes, element j going to
+ * lane j % NB_LANES, and the lanes are added in double at the end: the
+ * compiler keeps the lanes in one vector register (a single accumulator
+ * would be a serial chain it may not reorder), and the order is fixed by
+ * the code, not by the vector width or the thread count. */
+#define NB_LANES 16
+
+static inline float row_max(const float *restrict xr, size_t len) {
+    float mx[NB_LANES];
+    for (size_t k = 0; k < NB_LANES; k++) mx[k] = xr[0];
+    size_t j = 0;
+    for (; j + NB_LANES <= len; j += NB_LANES)
+        for (size_t k = 0; k < NB_LANES; k++) mx[k] = xr[j + k] > mx[k] ? xr[j + k] : mx[k];
+    for (; j < len; j++) mx[0] = xr[j] > mx[0] ? xr[j] : mx[0];
+    float m = mx[0];
+    for (size_t k = 1; k < NB_LANES; k++) m = mx[k] > m ? mx[k] : m;
+    return m;
+}
+
+static inline double lanes_total(const float *acc) {
+    double s = 0.0;
+    for (size_t k = 0; k < NB_LANES; k++) s += acc[k];
+    return s;
+}
+
+/* Rows lo..hi-1 of length len. y first holds the shifted exponentials
+ * exp(x - max) (each <= 1, so the float lanes cannot overflow), then is
+ * scaled by 1/sum, or becomes x - max - log(sum) for log-softmax. */
+NB_KERNEL_CLONES
+static void softmax_rows(size_t lo, size_t hi, size_t len, const float *restrict x, float *restrict y,
+                         bool log_out) {
+    for (size_t r = lo; r < hi; r++) {
+        const float *restrict xr = x + r * len;
+        float *restrict yr = y + r * len;
+        const float m = row_max(xr, len);
+        float acc[NB_LANES] = {0};
+        size_t j = 0;
+        for (; j + NB_LANES <= len; j += NB_LANES)
+            for (size_t k = 0; k < NB_LANES; k++) {
+                const float e = nb__exp_neg(xr[j + k] - m);
+                yr[j + k] = e;
+                acc[k] += e;
+            }
+        for (; j < len; j++) {
+            const float e = nb__exp_neg(xr[j] - m);
+            yr[j] = e;
+            acc[0] += e;
+        }
+        const double s = lanes_total(acc);
+        if (log_out) {
+            const float lse = (float)log(s); /* >= 0: the maximum contributes 1 */
+            for (j = 0; j < len; j++) yr[j] = (xr[j] - m) - lse;
+        } else {
+            const float inv = (float)(1.0 / s);
+            for (j = 0; j < len; j++) yr[j] *= inv;
+        }
+    }
+}
+
 // x: [..., C] -> y: [..., C], y = exp(x - max) / sum(exp(x - max)) or its log
 static nb_status softmax_forward(nb_graph *g, nb_node *n) {
     (void)g;
@@ -31,56 +92,48 @@ static nb_status softmax_forward(nb_graph *g, nb_node *n) {
     nb__rows_of(n->in[0], &rows, &len);
     const float *x = n->in[0]->value;
     float *y = n->value;
-    bool log_out = LOG(n);
-    size_t size = n->size;
-    NB_PARALLEL_FOR_IF(size >= NB_PAR_MIN, r, rows, {
-        const float *xr = x + r * len;
-        float *yr = y + r * len;
-        float m = xr[0];
-        for (size_t j = 1; j < len; j++) m = xr[j] > m ? xr[j] : m;
-        double s = 0.0;
-        if (log_out) {
-            for (size_t j = 0; j < len; j++) s += exp((double)xr[j] - m);
-            double lse = log(s); /* >= 0: the maximum contributes 1 */
-            for (size_t j = 0; j < len; j++) yr[j] = (float)((double)xr[j] - m - lse);
-        } else {
-            /* y holds the shifted exponentials first, then is scaled */
-            for (size_t j = 0; j < len; j++) {
-                float e = expf(xr[j] - m);
-                yr[j] = e;
-                s += e;
-            }
-            float inv = (float)(1.0 / s);
-            for (size_t j = 0; j < len; j++) yr[j] *= inv;
-        }
-    });
+    const bool log_out = LOG(n);
+    NB_PARALLEL_RANGE_IF(n->size >= NB_PAR_MIN, lo, hi, rows, softmax_rows(lo, hi, len, x, y, log_out));
     return NB_OK;
 }
 
 /* softmax:     dx = y·(dy - sum(dy·y))
  * log-softmax: dx = dy - exp(y)·sum(dy) */
+NB_KERNEL_CLONES
+static void softmax_backward_rows(size_t lo, size_t hi, size_t len, const float *restrict y,
+                                  const float *restrict dy, float *restrict dx, bool log_out) {
+    for (size_t r = lo; r < hi; r++) {
+        const float *restrict yr = y + r * len, *restrict dyr = dy + r * len;
+        float *restrict dxr = dx + r * len;
+        float acc[NB_LANES] = {0};
+        size_t j = 0;
+        if (log_out) {
+            for (; j + NB_LANES <= len; j += NB_LANES)
+                for (size_t k = 0; k < NB_LANES; k++) acc[k] += dyr[j + k];
+            for (; j < len; j++) acc[0] += dyr[j];
+            const float sf = (float)lanes_total(acc);
+            /* y <= 0 up to rounding: a log-probability */
+            for (j = 0; j < len; j++) dxr[j] += dyr[j] - nb__exp_neg(yr[j]) * sf;
+        } else {
+            for (; j + NB_LANES <= len; j += NB_LANES)
+                for (size_t k = 0; k < NB_LANES; k++) acc[k] += dyr[j + k] * yr[j + k];
+            for (; j < len; j++) acc[0] += dyr[j] * yr[j];
+            const float sf = (float)lanes_total(acc);
+            for (j = 0; j < len; j++) dxr[j] += yr[j] * (dyr[j] - sf);
+        }
+    }
+}
+
 static void softmax_backward(nb_graph *g, nb_node *n) {
     (void)g;
     size_t rows, len;
     nb__rows_of(n->in[0], &rows, &len);
     const float *y = n->value, *dy = n->grad;
     float *dx = n->in[0]->grad;
-    bool log_out = LOG(n);
-    size_t size = n->size;
-    NB_PARALLEL_FOR_IF(size >= NB_PAR_MIN, r, rows, {
-        const float *yr = y + r * len, *dyr = dy + r * len;
-        float *dxr = dx + r * len;
-        double s = 0.0;
-        if (log_out) {
-            for (size_t j = 0; j < len; j++) s += dyr[j];
-            float sf = (float)s;
-            for (size_t j = 0; j < len; j++) dxr[j] += dyr[j] - expf(yr[j]) * sf;
-        } else {
-            for (size_t j = 0; j < len; j++) s += (double)dyr[j] * yr[j];
-            float sf = (float)s;
-            for (size_t j = 0; j < len; j++) dxr[j] += yr[j] * (dyr[j] - sf);
-        }
-    });
+    if (!dx) return;
+    const bool log_out = LOG(n);
+    NB_PARALLEL_RANGE_IF(n->size >= NB_PAR_MIN, lo, hi, rows,
+                         softmax_backward_rows(lo, hi, len, y, dy, dx, log_out));
 }
 
 const nb_op nb_op_softmax = {.name = "softmax", .infer = softmax_infer, .forward = softmax_forward,
