@@ -8,6 +8,7 @@
 #ifndef NABLA_OPS_GEMM_H
 #define NABLA_OPS_GEMM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Floats of workspace nb__sgemm needs for an m x n x k product. */
@@ -29,6 +30,17 @@ void nb__sgemm(size_t m, size_t n, size_t k, float alpha, const float *a, ptrdif
 void nb__sgemm_team(size_t m, size_t n, size_t k, float alpha, const float *a, ptrdiff_t rsa,
                     ptrdiff_t csa, const float *b, ptrdiff_t rsb, ptrdiff_t csb, float beta, float *c,
                     ptrdiff_t rsc, ptrdiff_t csc, float *work, int tid, int nt);
+
+/* ---- ops/gemm_direct.c: small products without packing ---- */
+
+/* Whether this CPU runs the direct kernels (AVX-512F). */
+bool nb__gemm_direct_available(void);
+
+/* Columns [j0, j1) of C = A·B (add false) or C += A·B (add true), for C
+ * m x n row-major (ldc), A(i,p) = a[i*rsa + p*csa] and B k x n row-major
+ * (ldb). Only where nb__gemm_direct_available(). */
+void nb__sgemm_direct(size_t m, size_t j0, size_t j1, size_t k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
+                      const float *b, ptrdiff_t ldb, bool add, float *c, ptrdiff_t ldc);
 
 /* The micro-tile BLIS gave: rows, columns, and whether it prefers C by rows. */
 void nb__gemm_tile(int *mr, int *nr, int *prefers_rows);
