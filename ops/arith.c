@@ -5,6 +5,7 @@
  * element. The output is then seen as rows of the smaller operand's size,
  * and the smaller operand's gradient is the sum of the rows' gradients. */
 #include "graph/internal.h"
+#include "ops/blocksum.h"
 #include "ops/common.h"
 #include "nabla/ops.h"
 
@@ -89,37 +90,138 @@ static nb_status binary_forward(nb_graph *g, nb_node *n) {
     return NB_OK;
 }
 
-/* Broadcast operands accumulate over rows, so their loops stay serial: each
- * of their elements is written by many output elements. */
+/* ---- backward ----
+ * The large operand's gradient is elementwise: kernels over a range of
+ * elements (or of rows, the small operand repeating along each), parallel
+ * from NB_PAR_MIN elements. The small operand's gradient sums over rows:
+ * column sums (ops/blocksum.h) in double, whose order depends on the row
+ * index only, parallel over chunks of columns, or a whole-tensor block sum
+ * when the small operand is a single element. Both are the same on any
+ * number of threads. div's small-operand gradient, rare, stays a serial loop. */
+
+// dy: [m] -> d[i] += s·dy[i]
+NB_KERNEL_CLONES static void axpy_k(size_t m, float s, const float *restrict dy, float *restrict d) {
+    for (size_t i = 0; i < m; i++) d[i] += s * dy[i];
+}
+// d[i] += dy[i]·o[i]
+NB_KERNEL_CLONES static void mul_k(size_t m, const float *restrict dy, const float *restrict o, float *restrict d) {
+    for (size_t i = 0; i < m; i++) d[i] += dy[i] * o[i];
+}
+// d[i] += dy[i] / o[i]
+NB_KERNEL_CLONES static void div_k(size_t m, const float *restrict dy, const float *restrict o, float *restrict d) {
+    for (size_t i = 0; i < m; i++) d[i] += dy[i] / o[i];
+}
+// both gradients of a same-shape add/sub in one pass over dy: da += dy, db += s·dy
+NB_KERNEL_CLONES static void add2_k(size_t m, float s, const float *restrict dy, float *restrict da,
+                                    float *restrict db) {
+    for (size_t i = 0; i < m; i++) da[i] += dy[i], db[i] += s * dy[i];
+}
+// both gradients of a same-shape mul in one pass: da += dy·b, db += dy·a
+NB_KERNEL_CLONES static void mul2_k(size_t m, const float *restrict dy, const float *restrict a,
+                                    const float *restrict b, float *restrict da, float *restrict db) {
+    for (size_t i = 0; i < m; i++) {
+        const float g = dy[i];
+        da[i] += g * b[i], db[i] += g * a[i];
+    }
+}
+
+enum { K_AXPY, K_MUL, K_DIV };
+
+/* d += the big operand's gradient over rows [lo, hi) of `inner` elements;
+ * o repeats along each row when o_rows is false. */
+static void big_rows(int k, float s, size_t lo, size_t hi, size_t inner, const float *dy, const float *o,
+                     bool o_rows, float *d) {
+    if (o_rows || k == K_AXPY) { /* one flat range */
+        const size_t e0 = lo * inner, m = (hi - lo) * inner;
+        if (k == K_AXPY) axpy_k(m, s, dy + e0, d + e0);
+        else if (k == K_MUL) mul_k(m, dy + e0, o + e0, d + e0);
+        else div_k(m, dy + e0, o + e0, d + e0);
+        return;
+    }
+    for (size_t r = lo; r < hi; r++) {
+        const size_t e0 = r * inner;
+        if (k == K_MUL) mul_k(inner, dy + e0, o, d + e0);
+        else div_k(inner, dy + e0, o, d + e0);
+    }
+}
+
+static void big_grad(int k, float s, size_t n, size_t inner, const float *dy, const float *o, bool o_rows,
+                     float *d) {
+    const size_t rows = n / inner;
+    NB_PARALLEL_RANGE_IF(n >= NB_PAR_MIN, lo, hi, rows, big_rows(k, s, lo, hi, inner, dy, o, o_rows, d));
+}
+
+// ds[j] += s·sum_r dy[r, j] (·o[r, j] if o) for the column chunks [lo, hi)
+static void col_chunks(size_t lo, size_t hi, size_t rows, size_t inner, float s, const float *dy,
+                       const float *o, float *ds) {
+    double acc[NB_COL_CHUNK];
+    for (size_t c = lo; c < hi; c++) {
+        const size_t j0 = c * NB_COL_CHUNK, w = inner - j0 < NB_COL_CHUNK ? inner - j0 : NB_COL_CHUNK;
+        if (o) nb__col_sums_prod(rows, inner, w, dy + j0, o + j0, acc);
+        else nb__col_sums(rows, inner, w, dy + j0, NULL, acc);
+        for (size_t j = 0; j < w; j++) ds[j0 + j] += (float)(s * acc[j]);
+    }
+}
+
+/* ds += s·(the sum over rows of dy, times o elementwise if given): the
+ * small operand's gradient, inner elements. */
+static void small_grad(nb_graph *g, float s, size_t n, size_t inner, const float *dy, const float *o,
+                       float *ds) {
+    const size_t rows = n / inner;
+    if (inner == 1 && !o) { /* a single element: a whole-tensor sum */
+        ds[0] += (float)(s * nb__sum_all(NB_SUM_PLAIN, dy, n, g->scratch));
+        return;
+    }
+    const size_t chunks = (inner + NB_COL_CHUNK - 1) / NB_COL_CHUNK;
+    NB_PARALLEL_RANGE_IF(n >= NB_PAR_MIN, lo, hi, chunks, col_chunks(lo, hi, rows, inner, s, dy, o, ds));
+}
+
 static void binary_backward(nb_graph *g, nb_node *n) {
-    (void)g;
     nb_node *an = n->in[0], *bn = n->in[1];
     const float *a = an->value, *b = bn->value, *y = n->value, *dy = n->grad;
     float *da = an->grad, *db = bn->grad;
     size_t na = an->size, nb = bn->size, nn = n->size;
     int op = n->attr.i[0];
-    if (da) {
-        switch (op) {
-        case OP_ADD:
-        case OP_SUB: BROADCAST_LOOP(nn, na, nb, da[ia] += dy[i]); break;
-        case OP_MUL: BROADCAST_LOOP(nn, na, nb, da[ia] += dy[i] * b[ib]); break;
-        default:     BROADCAST_LOOP(nn, na, nb, da[ia] += dy[i] / b[ib]); break;
+    const float sb = op == OP_SUB ? -1.0f : 1.0f; /* db's sign for add and sub */
+    if (na == nn && nb == nn) {
+        /* fused when the gradients are two buffers (not x·x or x+x) */
+        if (da && db && da != db && op != OP_DIV) {
+            if (op == OP_MUL) NB_PARALLEL_RANGE(lo, hi, nn, mul2_k(hi - lo, dy + lo, a + lo, b + lo, da + lo, db + lo));
+            else NB_PARALLEL_RANGE(lo, hi, nn, add2_k(hi - lo, sb, dy + lo, da + lo, db + lo));
+            return;
         }
+        if (da) big_grad(op == OP_MUL ? K_MUL : op == OP_DIV ? K_DIV : K_AXPY, 1.0f, nn, nn, dy, b, true, da);
+        if (db) {
+            if (op == OP_DIV) BROADCAST_LOOP(nn, na, nb, db[ib] -= dy[i] * y[i] / b[ib]);
+            else big_grad(op == OP_MUL ? K_MUL : K_AXPY, sb, nn, nn, dy, a, true, db);
+        }
+        return;
+    }
+    const bool b_small = nb < nn;
+    const size_t inner = b_small ? nb : na;
+    if (da) {
+        if (b_small) /* a is big */
+            big_grad(op == OP_MUL ? K_MUL : op == OP_DIV ? K_DIV : K_AXPY, 1.0f, nn, inner, dy, b, false, da);
+        else if (op == OP_DIV) BROADCAST_LOOP(nn, na, nb, da[ia] += dy[i] / b[ib]);
+        else small_grad(g, 1.0f, nn, inner, dy, op == OP_MUL ? b : NULL, da);
     }
     if (db) {
-        switch (op) {
-        case OP_ADD: BROADCAST_LOOP(nn, na, nb, db[ib] += dy[i]); break;
-        case OP_SUB: BROADCAST_LOOP(nn, na, nb, db[ib] -= dy[i]); break;
-        case OP_MUL: BROADCAST_LOOP(nn, na, nb, db[ib] += dy[i] * a[ia]); break;
-        default:     BROADCAST_LOOP(nn, na, nb, db[ib] -= dy[i] * y[i] / b[ib]); break;
-        }
+        if (op == OP_DIV) BROADCAST_LOOP(nn, na, nb, db[ib] -= dy[i] * y[i] / b[ib]);
+        else if (b_small) small_grad(g, sb, nn, inner, dy, op == OP_MUL ? a : NULL, db);
+        else big_grad(op == OP_MUL ? K_MUL : K_AXPY, sb, nn, inner, dy, a, false, db);
     }
 }
 
-const nb_op nb_op_add = {.name = "add", .infer = binary_infer, .forward = binary_forward, .backward = binary_backward};
-const nb_op nb_op_sub = {.name = "sub", .infer = binary_infer, .forward = binary_forward, .backward = binary_backward};
-const nb_op nb_op_mul = {.name = "mul", .infer = binary_infer, .forward = binary_forward, .backward = binary_backward};
-const nb_op nb_op_div = {.name = "div", .infer = binary_infer, .forward = binary_forward, .backward = binary_backward};
+static size_t binary_scratch(const nb_node *n) { return NB_SUM_SCRATCH(n->size); }
+
+const nb_op nb_op_add = {.name = "add", .infer = binary_infer, .forward = binary_forward, .backward = binary_backward,
+                        .scratch = binary_scratch};
+const nb_op nb_op_sub = {.name = "sub", .infer = binary_infer, .forward = binary_forward, .backward = binary_backward,
+                        .scratch = binary_scratch};
+const nb_op nb_op_mul = {.name = "mul", .infer = binary_infer, .forward = binary_forward, .backward = binary_backward,
+                        .scratch = binary_scratch};
+const nb_op nb_op_div = {.name = "div", .infer = binary_infer, .forward = binary_forward, .backward = binary_backward,
+                        .scratch = binary_scratch};
 
 static nb_node *binary(nb_graph *g, const nb_op *op, int code, nb_node *a, nb_node *b) {
     nb_attr attr = {.i = {code}};

@@ -1,12 +1,14 @@
 /* ops/lpnorm.c — the L1 norm, the L2 norm and the sum of squares of a whole
  * tensor, as rank-0 results (weight penalties, gradient norms).
  *
- * The sums run serially in double in a fixed order, so a norm does not
- * depend on the number of threads and does not lose the small terms of a
- * long sum. The backward passes are elementwise. */
+ * The sums are ops/blocksum.h's: vectorized, in parallel over fixed blocks
+ * added in a fixed order, so a norm does not depend on the number of
+ * threads, and in double across blocks, so it does not lose the small
+ * terms of a long sum. The backward passes are elementwise. */
 #include <math.h>
 
 #include "graph/internal.h"
+#include "ops/blocksum.h"
 #include "nabla/ops.h"
 
 enum { NORM_L1, NORM_L2, NORM_SQ };
@@ -21,17 +23,13 @@ static nb_status norm_infer(nb_graph *g, nb_node *n) {
 
 // x: any shape -> y: [] = sum |x|, sqrt(sum x^2) or sum x^2
 static nb_status norm_forward(nb_graph *g, nb_node *n) {
-    (void)g;
     const nb_node *x = n->in[0];
-    const float *xv = x->value;
-    double acc = 0.0;
-    if (KIND(n) == NORM_L1)
-        for (size_t i = 0; i < x->size; i++) acc += fabs((double)xv[i]);
-    else
-        for (size_t i = 0; i < x->size; i++) acc += (double)xv[i] * (double)xv[i];
+    const double acc = nb__sum_all(KIND(n) == NORM_L1 ? NB_SUM_ABS : NB_SUM_SQUARES, x->value, x->size, g->scratch);
     n->value[0] = (float)(KIND(n) == NORM_L2 ? sqrt(acc) : acc);
     return NB_OK;
 }
+
+static size_t norm_scratch(const nb_node *n) { return NB_SUM_SCRATCH(n->in[0]->size); }
 
 /* d|x|/dx is sign(x), taken as 0 at 0 (the subgradient that leaves zeros
  * alone); d||x||/dx = x/||x||, taken as 0 at x = 0 where it is undefined;
@@ -65,9 +63,12 @@ static void norm_backward(nb_graph *g, nb_node *n) {
     }
 }
 
-const nb_op nb_op_l1_norm = {.name = "l1_norm", .infer = norm_infer, .forward = norm_forward, .backward = norm_backward};
-const nb_op nb_op_l2_norm = {.name = "l2_norm", .infer = norm_infer, .forward = norm_forward, .backward = norm_backward};
-const nb_op nb_op_sum_squares = {.name = "sum_squares", .infer = norm_infer, .forward = norm_forward, .backward = norm_backward};
+const nb_op nb_op_l1_norm = {.name = "l1_norm", .infer = norm_infer, .forward = norm_forward, .backward = norm_backward,
+                             .scratch = norm_scratch};
+const nb_op nb_op_l2_norm = {.name = "l2_norm", .infer = norm_infer, .forward = norm_forward, .backward = norm_backward,
+                             .scratch = norm_scratch};
+const nb_op nb_op_sum_squares = {.name = "sum_squares", .infer = norm_infer, .forward = norm_forward, .backward = norm_backward,
+                             .scratch = norm_scratch};
 
 static nb_node *norm(nb_graph *g, const nb_op *op, int kind, nb_node *x) {
     nb_attr attr = {.i = {kind}};

@@ -1,7 +1,10 @@
 /* ops/reduce.c — sum and mean, of everything or along one axis.
- * Sums accumulate in double, serially and in a fixed order, so results do
- * not depend on the number of threads. */
+ * A whole-tensor sum is ops/blocksum.h's (fixed blocks, float lanes flushed
+ * to double, blocks in parallel and added in block order); along an axis,
+ * each output is a double sum in the axis's order, vectorized across the
+ * outputs next to each other. Neither depends on the number of threads. */
 #include "graph/internal.h"
+#include "ops/blocksum.h"
 #include "nabla/ops.h"
 
 #define AXIS(n) ((n)->attr.i[0]) /* normalized axis */
@@ -36,26 +39,43 @@ static nb_status reduce_infer(nb_graph *g, nb_node *n) {
     return NB_OK;
 }
 
+// sums along the axis of x seen as [outer, len, inner], for the outer rows [lo, hi)
+static void axis_rows(size_t lo, size_t hi, size_t len, size_t inner, bool mean, const float *xv, float *y) {
+    double acc[NB_COL_CHUNK];
+    for (size_t o = lo; o < hi; o++) {
+        const float *xo = xv + o * len * inner;
+        if (inner == 1) { /* a contiguous run: block sums, in order */
+            double t = 0.0;
+            for (size_t e0 = 0; e0 < len; e0 += NB_SUM_BLOCK)
+                t += nb__block_sum_plain(xo + e0, len - e0 < NB_SUM_BLOCK ? len - e0 : NB_SUM_BLOCK);
+            y[o] = (float)(mean ? t / (double)len : t);
+            continue;
+        }
+        for (size_t j0 = 0; j0 < inner; j0 += NB_COL_CHUNK) {
+            const size_t w = inner - j0 < NB_COL_CHUNK ? inner - j0 : NB_COL_CHUNK;
+            nb__col_sums(len, inner, w, xo + j0, NULL, acc);
+            for (size_t j = 0; j < w; j++) y[o * inner + j0 + j] = (float)(mean ? acc[j] / (double)len : acc[j]);
+        }
+    }
+}
+
 static nb_status reduce_forward(nb_graph *g, nb_node *n) {
-    (void)g;
     const nb_node *x = n->in[0];
     const float *xv = x->value;
     if (ALL(n)) {
-        double acc = 0.0;
-        for (size_t i = 0; i < x->size; i++) acc += xv[i];
+        const double acc = nb__sum_all(NB_SUM_PLAIN, xv, x->size, g->scratch);
         n->value[0] = (float)(MEAN(n) ? acc / (double)x->size : acc);
         return NB_OK;
     }
     size_t outer, len, inner;
     split(x, AXIS(n), &outer, &len, &inner);
-    for (size_t o = 0; o < outer; o++)
-        for (size_t i = 0; i < inner; i++) {
-            double acc = 0.0;
-            for (size_t l = 0; l < len; l++) acc += xv[(o * len + l) * inner + i];
-            n->value[o * inner + i] = (float)(MEAN(n) ? acc / (double)len : acc);
-        }
+    float *y = n->value;
+    const bool mean = MEAN(n);
+    NB_PARALLEL_RANGE_IF(x->size >= NB_PAR_MIN, lo, hi, outer, axis_rows(lo, hi, len, inner, mean, xv, y));
     return NB_OK;
 }
+
+static size_t reduce_scratch(const nb_node *n) { return ALL(n) ? NB_SUM_SCRATCH(n->in[0]->size) : 0; }
 
 static void reduce_backward(nb_graph *g, nb_node *n) {
     (void)g;
@@ -76,8 +96,10 @@ static void reduce_backward(nb_graph *g, nb_node *n) {
             for (size_t i = 0; i < inner; i++) dx[(o * len + l) * inner + i] += k * dy[o * inner + i];
 }
 
-const nb_op nb_op_sum = {.name = "sum", .infer = reduce_infer, .forward = reduce_forward, .backward = reduce_backward};
-const nb_op nb_op_mean = {.name = "mean", .infer = reduce_infer, .forward = reduce_forward, .backward = reduce_backward};
+const nb_op nb_op_sum = {.name = "sum", .infer = reduce_infer, .forward = reduce_forward, .backward = reduce_backward,
+                        .scratch = reduce_scratch};
+const nb_op nb_op_mean = {.name = "mean", .infer = reduce_infer, .forward = reduce_forward, .backward = reduce_backward,
+                        .scratch = reduce_scratch};
 
 static nb_node *reduce(nb_graph *g, const nb_op *op, nb_node *x, int axis, bool mean, bool all) {
     nb_attr attr = {.i = {axis, mean, axis, all}};

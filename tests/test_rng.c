@@ -91,3 +91,35 @@ Test(rng, batched_philox_gives_the_same_words_as_one_block_at_a_time) {
         for (int j = 0; j < 4; j++) cr_assert_eq(out[4 * b + j], ref[j], "block %llu word %d", (unsigned long long)b, j);
     }
 }
+
+#include "graph/rng_internal.h"
+
+/* Every instruction-set path the CPU has gives Philox4x32-10's words for
+ * any count (whole vector groups, a partial last group, none) and a start
+ * whose low counter word wraps inside a group. */
+Test(rng, every_batched_philox_path_matches_the_reference) {
+    const uint32_t key[2] = {0x01234567, 0x89abcdef};
+    const uint64_t starts[] = {0, 5, 0xffffffe3ull, 0x1ffffffffull};
+    enum { MAX = 77 };
+    uint32_t out[4 * MAX + 4];
+    int paths = 0;
+    for (int isa = NB_PHILOX_PORTABLE; isa <= NB_PHILOX_AVX512; isa++)
+        for (size_t s = 0; s < sizeof starts / sizeof *starts; s++)
+            for (size_t count = 0; count <= MAX; count += count < 40 ? 1 : 9) {
+                out[4 * count] = 0xfeedf00d; /* nothing written past the end */
+                if (!nb__philox_blocks_isa(isa, key, 0x5555, 0xa0a0a0a0, starts[s], count, out)) continue;
+                paths += s == 0 && count == 0;
+                cr_assert_eq(out[4 * count], 0xfeedf00du, "isa %d count %zu wrote past the end", isa, count);
+                for (size_t b = 0; b < count; b++) {
+                    const uint64_t blk = starts[s] + b;
+                    const uint32_t ctr[4] = {(uint32_t)blk, (uint32_t)(blk >> 32), 0x5555, 0xa0a0a0a0};
+                    uint32_t ref[4];
+                    nb_philox4x32(ctr, key, ref);
+                    for (int j = 0; j < 4; j++)
+                        cr_assert_eq(out[4 * b + j], ref[j], "isa %d start %llx count %zu block %zu word %d", isa,
+                                     (unsigned long long)starts[s], count, b, j);
+                }
+            }
+    cr_assert(paths >= 1, "the portable path always runs");
+    cr_log_info("%d Philox paths checked", paths);
+}
