@@ -9,9 +9,13 @@
  * and the forward pass keeps mean and inv_std in aux, with the mode it ran
  * in, so the backward pass differentiates the map the forward pass applied.
  *
- * Statistics are sums over rows. They accumulate in double, row by row in a
- * fixed order, with the features split across threads (never the rows), so
- * the results do not depend on the number of threads. */
+ * Every pass runs along rows, so the inner loops run along the contiguous
+ * feature axis and vectorize, with per-feature accumulators in arrays of F.
+ * Sums over rows are made per block of rows (a fixed number of rows, a
+ * function of F only), in double, each block's into its own slot of the
+ * graph's scratch; the blocks are then combined one after the other in
+ * block order. Threads take whole blocks, so the results are the same bits
+ * whatever the number of threads. */
 #include <math.h>
 
 #include "graph/internal.h"
@@ -23,14 +27,35 @@
 #define RUNNING_MEAN(n) ((nb_tensor *)(n)->attr.p[0])
 #define RUNNING_VAR(n) ((nb_tensor *)(n)->attr.p[1])
 
-/* Features per block of the per-feature reductions: each block's double
- * accumulators live on the stack of the thread that owns it. */
-#define FBLOCK 64
+/* Elements per block of rows: 128 KB, so the second pass over a block (the
+ * squared deviations from its mean) reads it from L2, not memory. */
+#define BLOCK_ELEMS 32768
 
+/* Rows summed in float before a sum goes into its double accumulator: one
+ * double add (and conversion) per 8 elements instead of per element. A
+ * sum of 8 floats is within 3 ulp of the exact (a tree of depth 3); in the
+ * statistics the terms are deviations from a shift near the mean, so the
+ * error is relative to the spread of x, not to its mean. */
+#define GROUP 8
+
+
+static size_t block_rows(size_t F) {
+    const size_t rb = BLOCK_ELEMS / F / GROUP * GROUP; /* whole groups of rows */
+    return rb ? rb : GROUP;
+}
+static size_t block_count(size_t R, size_t F) { return (R + block_rows(F) - 1) / block_rows(F); }
 
 /* aux: mean [F], inv_std [F], then one float: 1 if the forward pass used
  * the running statistics (inference), 0 if the batch's (training). */
 static size_t bn_aux(const nb_node *n) { return 2 * nb__norm_features(n) + 1; }
+
+/* scratch: two doubles per feature per block of rows (4 floats; the arena
+ * is 64-byte aligned), two more per feature for their combination, then
+ * the per-feature coefficients of the elementwise pass (up to 4 floats). */
+static size_t bn_scratch(const nb_node *n) {
+    const size_t F = nb__norm_features(n), R = n->in[0]->size / F;
+    return 6 * block_count(R, F) * F + 8 * F;
+}
 
 static nb_status check_running(nb_graph *g, const nb_node *x, const nb_tensor *t, const char *what) {
     int F = x->shape.dim[x->shape.rank - 1];
@@ -60,54 +85,150 @@ static nb_status bn_infer(nb_graph *g, nb_node *n) {
     return NB_OK;
 }
 
-// x: [R,F] -> sum: [F] in double, rows added in order; the features of
-// [f0, f1) only (at most FBLOCK of them).
-static void column_sums(const float *x, size_t R, size_t F, size_t f0, size_t f1, double *sum) {
-    for (size_t j = f0; j < f1; j++) sum[j - f0] = 0.0;
-    for (size_t r = 0; r < R; r++) {
-        const float *row = x + r * F;
-        for (size_t j = f0; j < f1; j++) sum[j - f0] += row[j];
+/* x: [R,F], blocks [b0, b1) of rb rows -> part: per block, the block's
+ * mean [F] then the sum of squared deviations from it [F], in double, with
+ * c [F] (in the third slot) as scratch. One pass over the block after the
+ * first rows: sums of d = x - c and of d² for c the mean of the first
+ * GROUP rows, then M2 = sum(d²) - sum(d)²/n. That cancels only by the
+ * factor 1 + ((mean - c)/std)², about 1 here, where the sums of x and x²
+ * would cancel by 1 + (mean/std)². */
+NB_KERNEL_CLONES
+static void stat_blocks(size_t b0, size_t b1, const float *restrict x, size_t R, size_t F,
+                        size_t rb, double *restrict part) {
+    for (size_t b = b0; b < b1; b++) {
+        const size_t r0 = b * rb, r1 = r0 + rb < R ? r0 + rb : R, n = r1 - r0;
+        double *restrict s = part + 3 * b * F, *restrict q = s + F, *restrict cd = q + F;
+        const float *restrict xb = x + r0 * F;
+        const size_t nc = n < GROUP ? n : GROUP;
+        const float inv_nc = 1.0f / (float)nc;
+        float *restrict c = (float *)(void *)cd;
+        for (size_t j = 0; j < F; j++) c[j] = 0.0f, s[j] = 0.0, q[j] = 0.0;
+        for (size_t r = 0; r < nc; r++)
+            for (size_t j = 0; j < F; j++) c[j] += xb[r * F + j];
+        for (size_t j = 0; j < F; j++) c[j] *= inv_nc;
+        size_t r = 0;
+        for (; r + GROUP <= n; r += GROUP) {
+            const float *restrict xr = xb + r * F;
+            for (size_t j = 0; j < F; j++) {
+                const float d0 = xr[j] - c[j], d1 = xr[F + j] - c[j];
+                const float d2 = xr[2 * F + j] - c[j], d3 = xr[3 * F + j] - c[j];
+                const float d4 = xr[4 * F + j] - c[j], d5 = xr[5 * F + j] - c[j];
+                const float d6 = xr[6 * F + j] - c[j], d7 = xr[7 * F + j] - c[j];
+                s[j] += (double)(((d0 + d1) + (d2 + d3)) + ((d4 + d5) + (d6 + d7)));
+                q[j] += (double)(((d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)) +
+                                 ((d4 * d4 + d5 * d5) + (d6 * d6 + d7 * d7)));
+            }
+        }
+        for (; r < n; r++) {
+            const float *restrict xr = xb + r * F;
+            for (size_t j = 0; j < F; j++) {
+                const float d = xr[j] - c[j];
+                s[j] += (double)d;
+                q[j] += (double)(d * d);
+            }
+        }
+        const double inv_n = 1.0 / (double)n;
+        for (size_t j = 0; j < F; j++) {
+            const double mean_d = s[j] * inv_n;
+            q[j] = q[j] - s[j] * mean_d; /* M2 */
+            s[j] = (double)c[j] + mean_d;
+        }
+    }
+}
+
+/* part: the blocks' means and squared deviations -> m: the mean [F], v:
+ * the sum of squared deviations from it [F]; blocks in order, each block's
+ * deviations about its own mean plus its count times the square of its
+ * mean's distance to the whole mean. Loops over blocks outside, features
+ * inside, so they vectorize. */
+NB_KERNEL_CLONES
+static void combine_stats(const double *restrict part, size_t R, size_t F, size_t rb,
+                          size_t blocks, double *restrict m, double *restrict v) {
+    for (size_t j = 0; j < F; j++) m[j] = 0.0, v[j] = 0.0;
+    for (size_t b = 0; b < blocks; b++) {
+        const double cnt = (double)(b + 1 < blocks ? rb : R - b * rb);
+        const double *restrict mb = part + 3 * b * F;
+        for (size_t j = 0; j < F; j++) m[j] += cnt * mb[j];
+    }
+    const double inv_r = 1.0 / (double)R;
+    for (size_t j = 0; j < F; j++) m[j] *= inv_r;
+    for (size_t b = 0; b < blocks; b++) {
+        const double cnt = (double)(b + 1 < blocks ? rb : R - b * rb);
+        const double *restrict mb = part + 3 * b * F, *restrict vb = mb + F;
+        for (size_t j = 0; j < F; j++) {
+            const double d = mb[j] - m[j];
+            v[j] += vb[j] + cnt * d * d;
+        }
+    }
+}
+
+/* m, v: the batch's mean and squared deviations [F] -> mean, inv_std [F],
+ * and the running statistics moved towards the batch's. The variance is
+ * biased, for normalizing and for the moving variance alike: Keras 3 (and
+ * tf.keras on Dense outputs) use the batch's own moments, with no Bessel
+ * correction. */
+NB_KERNEL_CLONES
+static void finish_stats(size_t F, size_t R, const double *restrict m, const double *restrict v,
+                         double eps, double mom, float *restrict mean, float *restrict inv_std,
+                         float *restrict rm, float *restrict rv) {
+    const double inv_r = 1.0 / (double)R;
+    for (size_t j = 0; j < F; j++) {
+        const double var = v[j] * inv_r;
+        mean[j] = (float)m[j];
+        inv_std[j] = 1.0f / sqrtf((float)(var + eps)); /* within 1 ulp; float vectors are twice as wide */
+        rm[j] = (float)(mom * rm[j] + (1.0 - mom) * m[j]);
+        rv[j] = (float)(mom * rv[j] + (1.0 - mom) * var);
+    }
+}
+
+// x: [R,F], mean, a, c: [F] -> y: [R,F], rows [r0, r1): y = (x - mean)·a + c.
+// Four rows at a time, so each load of mean, a and c serves four elements
+// (loads, not arithmetic, bound this loop when x is in cache).
+NB_KERNEL_CLONES
+static void affine_rows(size_t r0, size_t r1, const float *restrict x, size_t F,
+                        const float *restrict mean, const float *restrict a,
+                        const float *restrict c, float *restrict y) {
+    size_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const float *restrict xr = x + r * F;
+        float *restrict yr = y + r * F;
+        for (size_t j = 0; j < F; j++) {
+            const float m = mean[j], aj = a[j], cj = c[j];
+            yr[j] = (xr[j] - m) * aj + cj;
+            yr[F + j] = (xr[F + j] - m) * aj + cj;
+            yr[2 * F + j] = (xr[2 * F + j] - m) * aj + cj;
+            yr[3 * F + j] = (xr[3 * F + j] - m) * aj + cj;
+        }
+    }
+    for (; r < r1; r++) {
+        const float *restrict xr = x + r * F;
+        float *restrict yr = y + r * F;
+        for (size_t j = 0; j < F; j++) yr[j] = (xr[j] - mean[j]) * a[j] + c[j];
     }
 }
 
 static nb_status bn_forward(nb_graph *g, nb_node *n) {
     const nb_node *x = n->in[0], *gamma = nb__norm_gamma(n), *beta = nb__norm_beta(n);
-    const size_t F = nb__norm_features(n), R = x->size / F;
+    const size_t F = nb__norm_features(n), R = x->size / F, size = x->size;
     const float *xv = x->value, *gv = gamma ? gamma->value : NULL, *bv = beta ? beta->value : NULL;
     float *mean = n->aux, *inv_std = n->aux + F, *y = n->value;
+    const size_t rb = block_rows(F), blocks = block_count(R, F);
+    double *part = (double *)(void *)g->scratch;
+    float *a = g->scratch + 6 * blocks * F + 4 * F, *c = a + F;
     const double eps = EPS(n);
     const bool training = nb__node_training(g, n);
     n->aux[2 * F] = training ? 0.0f : 1.0f;
 
     if (training) {
-        nb_tensor *rm = RUNNING_MEAN(n), *rv = RUNNING_VAR(n);
-        const double mom = MOMENTUM(n);
-        const size_t blocks = (F + FBLOCK - 1) / FBLOCK, size = x->size;
-        /* two passes (mean, then squared deviations) rather than sum and
-         * sum of squares, which cancel when |mean| >> std */
-        NB_PARALLEL_FOR_IF(size >= NB_PAR_MIN && blocks > 1, b, blocks, {
-            const size_t f0 = b * FBLOCK, f1 = f0 + FBLOCK < F ? f0 + FBLOCK : F;
-            double m[FBLOCK], v[FBLOCK];
-            column_sums(xv, R, F, f0, f1, m);
-            for (size_t j = f0; j < f1; j++) m[j - f0] /= (double)R, v[j - f0] = 0.0;
-            for (size_t r = 0; r < R; r++) {
-                const float *row = xv + r * F;
-                for (size_t j = f0; j < f1; j++) {
-                    double d = row[j] - m[j - f0];
-                    v[j - f0] += d * d;
-                }
-            }
-            for (size_t j = f0; j < f1; j++) {
-                /* biased, for normalizing and for the moving variance alike:
-                 * Keras 3 (and tf.keras on Dense outputs) use the batch's
-                 * own moments, with no Bessel correction */
-                double var = v[j - f0] / (double)R;
-                mean[j] = (float)m[j - f0];
-                inv_std[j] = (float)(1.0 / sqrt(var + eps));
-                rm->data[j] = (float)(mom * rm->data[j] + (1.0 - mom) * m[j - f0]);
-                rv->data[j] = (float)(mom * rv->data[j] + (1.0 - mom) * var);
-            }
-        });
+        NB_PARALLEL_RANGE_IF(size >= NB_PAR_MIN && blocks > 1, b0, b1, blocks,
+                             stat_blocks(b0, b1, xv, R, F, rb, part));
+        double *m = part, *v = part + F; /* one block: its own statistics */
+        if (blocks > 1) {
+            m = part + 3 * blocks * F, v = m + F;
+            combine_stats(part, R, F, rb, blocks, m, v);
+        }
+        finish_stats(F, R, m, v, eps, MOMENTUM(n), mean, inv_std, RUNNING_MEAN(n)->data,
+                     RUNNING_VAR(n)->data);
     } else {
         const float *rm = RUNNING_MEAN(n)->data, *rv = RUNNING_VAR(n)->data;
         for (size_t j = 0; j < F; j++) {
@@ -116,72 +237,152 @@ static nb_status bn_forward(nb_graph *g, nb_node *n) {
         }
     }
 
-    // x: [R,F], mean, inv_std, gamma, beta: [F] -> y: [R,F]
-    const size_t size = x->size;
-    NB_PARALLEL_FOR_IF(size >= NB_PAR_MIN, r, R, {
-        const float *xr = xv + r * F;
-        float *yr = y + r * F;
-        for (size_t j = 0; j < F; j++) {
-            float xhat = (xr[j] - mean[j]) * inv_std[j];
-            yr[j] = (gv ? gv[j] * xhat : xhat) + (bv ? bv[j] : 0.0f);
-        }
-    });
+    /* gamma folded into the scale once per feature, absent gamma and beta
+     * as 1 and 0, so the elementwise pass is one subtraction and one
+     * multiply-add per element, with no branch */
+    for (size_t j = 0; j < F; j++) a[j] = gv ? gv[j] * inv_std[j] : inv_std[j];
+    for (size_t j = 0; j < F; j++) c[j] = bv ? bv[j] : 0.0f;
+    NB_PARALLEL_RANGE_IF(size >= NB_PAR_MIN, r0, r1, R, affine_rows(r0, r1, xv, F, mean, a, c, y));
     return NB_OK;
+}
+
+/* dy, x: [R,F], blocks [b0, b1) of rb rows -> part: per block, the sums
+ * over its rows of dy [F] then of dy·(x - mean) [F], in double (groups of
+ * rows summed in float first). */
+NB_KERNEL_CLONES
+static void grad_sum_blocks(size_t b0, size_t b1, const float *restrict x, const float *restrict dy,
+                            size_t R, size_t F, size_t rb, const float *restrict mean,
+                            double *restrict part) {
+    for (size_t b = b0; b < b1; b++) {
+        const size_t r0 = b * rb, r1 = r0 + rb < R ? r0 + rb : R;
+        double *restrict s = part + 3 * b * F, *restrict sx = s + F;
+        for (size_t j = 0; j < F; j++) s[j] = 0.0, sx[j] = 0.0;
+        size_t r = r0;
+        for (; r + GROUP <= r1; r += GROUP) {
+            const float *restrict xr = x + r * F, *restrict d = dy + r * F;
+            for (size_t j = 0; j < F; j++) {
+                const float m = mean[j];
+                s[j] += (double)(((d[j] + d[F + j]) + (d[2 * F + j] + d[3 * F + j])) +
+                                 ((d[4 * F + j] + d[5 * F + j]) + (d[6 * F + j] + d[7 * F + j])));
+                sx[j] += (double)(((d[j] * (xr[j] - m) + d[F + j] * (xr[F + j] - m)) +
+                                   (d[2 * F + j] * (xr[2 * F + j] - m) + d[3 * F + j] * (xr[3 * F + j] - m))) +
+                                  ((d[4 * F + j] * (xr[4 * F + j] - m) + d[5 * F + j] * (xr[5 * F + j] - m)) +
+                                   (d[6 * F + j] * (xr[6 * F + j] - m) + d[7 * F + j] * (xr[7 * F + j] - m))));
+            }
+        }
+        for (; r < r1; r++) {
+            const float *restrict xr = x + r * F, *restrict d = dy + r * F;
+            for (size_t j = 0; j < F; j++) {
+                s[j] += (double)d[j];
+                sx[j] += (double)(d[j] * (xr[j] - mean[j]));
+            }
+        }
+    }
+}
+
+/* part: the blocks' sums -> sdy: sum(dy), sdyx: sum(dy·(x - mean)) [F],
+ * blocks in order. */
+NB_KERNEL_CLONES
+static void combine_sums(const double *restrict part, size_t F, size_t blocks,
+                         double *restrict sdy, double *restrict sdyx) {
+    for (size_t j = 0; j < F; j++) sdy[j] = 0.0, sdyx[j] = 0.0;
+    for (size_t b = 0; b < blocks; b++) {
+        const double *restrict s = part + 3 * b * F, *restrict sx = s + F;
+        for (size_t j = 0; j < F; j++) sdy[j] += s[j], sdyx[j] += sx[j];
+    }
+}
+
+/* The training coefficients of dx = k·(dy - sum(dy)/R - xhat·sum(dy·xhat)/R),
+ * k = gamma·inv_std in a: b multiplies x - mean, c is the constant. sdyx
+ * is sum(dy·(x - mean)), so sum(dy·xhat) = inv_std·sdyx. */
+NB_KERNEL_CLONES
+static void grad_coefs(size_t F, size_t R, const double *restrict sdy, const double *restrict sdyx,
+                       const float *restrict inv_std, const float *restrict a, float *restrict b,
+                       float *restrict c) {
+    const double inv_r = 1.0 / (double)R;
+    for (size_t j = 0; j < F; j++) {
+        const double k = a[j], is = inv_std[j];
+        b[j] = (float)(-k * is * is * sdyx[j] * inv_r);
+        c[j] = (float)(-k * sdy[j] * inv_r);
+    }
+}
+
+// dy, x: [R,F], mean, a, b, c: [F] -> dx: [R,F] += a·dy + b·(x - mean) + c,
+// rows [r0, r1), four at a time as in affine_rows
+NB_KERNEL_CLONES
+static void grad_rows(size_t r0, size_t r1, const float *restrict x, const float *restrict dy,
+                      size_t F, const float *restrict mean, const float *restrict a,
+                      const float *restrict b, const float *restrict c, float *restrict dx) {
+    size_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const float *restrict xr = x + r * F, *restrict d = dy + r * F;
+        float *restrict o = dx + r * F;
+        for (size_t j = 0; j < F; j++) {
+            const float m = mean[j], aj = a[j], bj = b[j], cj = c[j];
+            o[j] += aj * d[j] + bj * (xr[j] - m) + cj;
+            o[F + j] += aj * d[F + j] + bj * (xr[F + j] - m) + cj;
+            o[2 * F + j] += aj * d[2 * F + j] + bj * (xr[2 * F + j] - m) + cj;
+            o[3 * F + j] += aj * d[3 * F + j] + bj * (xr[3 * F + j] - m) + cj;
+        }
+    }
+    for (; r < r1; r++) {
+        const float *restrict xr = x + r * F, *restrict d = dy + r * F;
+        float *restrict o = dx + r * F;
+        for (size_t j = 0; j < F; j++) o[j] += a[j] * d[j] + b[j] * (xr[j] - mean[j]) + c[j];
+    }
 }
 
 /* Training:  dx = gamma·inv_std · (dy - sum(dy)/R - xhat·sum(dy·xhat)/R)
  * (the batch's mean and variance depend on x). Inference: the statistics
  * are constants, dx = gamma·inv_std·dy. Both: dgamma = sum(dy·xhat),
- * dbeta = sum(dy), sums over the R rows. */
+ * dbeta = sum(dy), sums over the R rows. Two passes: the column sums, then
+ * dx as a·dy + b·(x - mean) + c with per-feature coefficients. */
 static void bn_backward(nb_graph *g, nb_node *n) {
-    (void)g;
     nb_node *x = n->in[0], *gamma = nb__norm_gamma(n), *beta = nb__norm_beta(n);
     const size_t F = nb__norm_features(n), R = x->size / F, size = x->size;
     const float *xv = x->value, *dy = n->grad, *gv = gamma ? gamma->value : NULL;
     const float *mean = n->aux, *inv_std = n->aux + F;
     const bool training = n->aux[2 * F] == 0.0f;
     float *dx = x->grad, *dgamma = gamma ? gamma->grad : NULL, *dbeta = beta ? beta->grad : NULL;
-    /* each block of features first sums dy and dy·xhat over all rows, then
-     * makes its columns of dx: the sums stay on the owning thread's stack */
-    const size_t blocks = (F + FBLOCK - 1) / FBLOCK;
-    NB_PARALLEL_FOR_IF(size >= NB_PAR_MIN && blocks > 1, b, blocks, {
-        const size_t f0 = b * FBLOCK, f1 = f0 + FBLOCK < F ? f0 + FBLOCK : F;
-        double sdy[FBLOCK], sdyx[FBLOCK];
-        column_sums(dy, R, F, f0, f1, sdy);
-        for (size_t j = f0; j < f1; j++) sdyx[j - f0] = 0.0;
-        for (size_t r = 0; r < R; r++) {
-            const float *xr = xv + r * F, *dyr = dy + r * F;
-            for (size_t j = f0; j < f1; j++)
-                sdyx[j - f0] += (double)dyr[j] * ((xr[j] - mean[j]) * inv_std[j]);
+    const size_t rb = block_rows(F), blocks = block_count(R, F);
+    double *part = (double *)(void *)g->scratch;
+    float *ca = g->scratch + 6 * blocks * F + 4 * F, *cb = ca + F, *cc = cb + F;
+
+    const bool sums = training ? dx || dgamma || dbeta : dgamma || dbeta;
+    double *sdy = part, *sdyx = part + F; /* one block: its own sums */
+    if (sums) {
+        NB_PARALLEL_RANGE_IF(size >= NB_PAR_MIN && blocks > 1, b0, b1, blocks,
+                             grad_sum_blocks(b0, b1, xv, dy, R, F, rb, mean, part));
+        if (blocks > 1) {
+            sdy = part + 3 * blocks * F, sdyx = sdy + F;
+            combine_sums(part, F, blocks, sdy, sdyx);
         }
-        for (size_t j = f0; j < f1; j++) {
-            if (dgamma) dgamma[j] += (float)sdyx[j - f0];
-            if (dbeta) dbeta[j] += (float)sdy[j - f0];
-        }
-        if (!dx) continue;
-        float k[FBLOCK], mdy[FBLOCK], mdyx[FBLOCK];
-        for (size_t j = f0; j < f1; j++) {
-            k[j - f0] = (gv ? gv[j] : 1.0f) * inv_std[j];
-            mdy[j - f0] = training ? (float)(sdy[j - f0] / (double)R) : 0.0f;
-            mdyx[j - f0] = training ? (float)(sdyx[j - f0] / (double)R) : 0.0f;
-        }
-        // dy, x: [R,F] -> dx: [R,F], this block's features
-        for (size_t r = 0; r < R; r++) {
-            const float *xr = xv + r * F, *dyr = dy + r * F;
-            float *dxr = dx + r * F;
-            for (size_t j = f0; j < f1; j++) {
-                float xhat = (xr[j] - mean[j]) * inv_std[j];
-                dxr[j] += k[j - f0] * (dyr[j] - mdy[j - f0] - xhat * mdyx[j - f0]);
-            }
-        }
-    });
+        if (dgamma)
+            for (size_t j = 0; j < F; j++) dgamma[j] += (float)(sdyx[j] * inv_std[j]);
+        if (dbeta)
+            for (size_t j = 0; j < F; j++) dbeta[j] += (float)sdy[j];
+    }
+    if (!dx) return;
+    if (gv) {
+        for (size_t j = 0; j < F; j++) ca[j] = gv[j] * inv_std[j];
+    } else {
+        for (size_t j = 0; j < F; j++) ca[j] = inv_std[j];
+    }
+    if (training) {
+        grad_coefs(F, R, sdy, sdyx, inv_std, ca, cb, cc);
+    } else {
+        for (size_t j = 0; j < F; j++) cb[j] = 0.0f, cc[j] = 0.0f;
+    }
+    NB_PARALLEL_RANGE_IF(size >= NB_PAR_MIN, r0, r1, R,
+                         grad_rows(r0, r1, xv, dy, F, mean, ca, cb, cc, dx));
 }
 
 const nb_op nb_op_batchnorm = {.name = "batchnorm",
                                .infer = bn_infer,
                                .aux = bn_aux,
                                .forward = bn_forward,
-                               .backward = bn_backward};
+                               .backward = bn_backward,
+                               .scratch = bn_scratch};
 
 nb_node *nb_batchnorm(nb_graph *g, nb_node *x, nb_node *gamma, nb_node *beta,
                       nb_tensor *running_mean, nb_tensor *running_var, float momentum, float eps) {
