@@ -6,8 +6,8 @@
  * place, a row of 16 or 32 columns per step of the inner dimension (B must
  * be contiguous along its rows: nabla's weights and row-major activations),
  * and A one element at a time, broadcast to a vector, through any strides
- * (X by rows in Y = X·W, X by columns in dW = X^T·dY). An 8 x 32 tile of C
- * stays in 16 AVX-512 registers while the inner dimension runs, in blocks
+ * (X by rows in Y = X·W, X by columns in dW = X^T·dY). An 8 x 48 tile of C
+ * stays in 24 AVX-512 registers while the inner dimension runs, in blocks
  * of KC so that B's panel stays in the L1 cache.
  *
  * Each element of C is one chain of fused multiply-adds over the inner
@@ -18,49 +18,49 @@
 
 #include "ops/gemm.h"
 
-#define KC 128 /* 128 x 32 floats of B: 16 KB, half of the L1 cache */
+#define KC 128 /* 128 x 48 floats of B: 24 KB, most of the L1 cache */
+#define NV_MAX 3 /* vectors of 16 columns per row of a tile */
+#define NR (16 * NV_MAX)
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 
 typedef void tile_fn(size_t k, const float *a, ptrdiff_t rsa, ptrdiff_t csa, const float *b, ptrdiff_t ldb,
-                     __mmask16 m0, __mmask16 m1, bool load_c, float *c, ptrdiff_t ldc);
+                     const __mmask16 *mask, bool load_c, float *c, ptrdiff_t ldc);
 
-/* C(MR x 16·NV) (+)= A(MR x k)·B(k x 16·NV); m0 and m1 mask the columns of
- * the two vectors (the last tile of a row is partial). */
+/* C(MR x 16·NV) (+)= A(MR x k)·B(k x 16·NV); mask[v] masks the columns of
+ * vector v (the last tile of a row is partial). Three vectors per row
+ * make 24 multiply-adds per 8 broadcasts of A, which share the FMA units. */
 #define TILE(MR, NV)                                                                                      \
     __attribute__((target("avx512f"))) static void tile_##MR##_##NV(                                      \
         size_t k, const float *a, ptrdiff_t rsa, ptrdiff_t csa, const float *b, ptrdiff_t ldb,           \
-        __mmask16 m0, __mmask16 m1, bool load_c, float *c, ptrdiff_t ldc) {                             \
-        __m512 acc[MR][NV];                                                                               \
-        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                            \
-            acc[r][0] = load_c ? _mm512_maskz_loadu_ps(m0, c + r * ldc) : _mm512_setzero_ps();            \
-            if (NV > 1) acc[r][NV - 1] = load_c ? _mm512_maskz_loadu_ps(m1, c + r * ldc + 16)           \
-                                                : _mm512_setzero_ps();                                    \
-        }                                                                                                 \
+        const __mmask16 *mask, bool load_c, float *c, ptrdiff_t ldc) {                                    \
+        __m512 acc[MR][NV], bv[NV];                                                                       \
+        __mmask16 mk[NV];                                                                                 \
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) mk[v] = mask[v];                            \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)                                              \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                                          \
+                acc[r][v] = load_c ? _mm512_maskz_loadu_ps(mk[v], c + r * ldc + 16 * v) : _mm512_setzero_ps(); \
         for (size_t p = 0; p < k; p++) {                                                                  \
             const float *bp = b + (ptrdiff_t)p * ldb, *ap = a + (ptrdiff_t)p * csa;                      \
-            const __m512 b0 = _mm512_maskz_loadu_ps(m0, bp);                                              \
-            const __m512 b1 = NV > 1 ? _mm512_maskz_loadu_ps(m1, bp + 16) : b0;                          \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) bv[v] = _mm512_maskz_loadu_ps(mk[v], bp + 16 * v); \
             _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                        \
                 const __m512 ar = _mm512_set1_ps(ap[r * rsa]);                                            \
-                acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);                                           \
-                if (NV > 1) acc[r][NV - 1] = _mm512_fmadd_ps(ar, b1, acc[r][NV - 1]);                   \
+                _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                                      \
+                    acc[r][v] = _mm512_fmadd_ps(ar, bv[v], acc[r][v]);                                    \
             }                                                                                             \
         }                                                                                                 \
-        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                            \
-            _mm512_mask_storeu_ps(c + r * ldc, m0, acc[r][0]);                                            \
-            if (NV > 1) _mm512_mask_storeu_ps(c + r * ldc + 16, m1, acc[r][NV - 1]);                     \
-        }                                                                                                 \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)                                              \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                                          \
+                _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mk[v], acc[r][v]);                           \
     }
 
-TILE(1, 1) TILE(2, 1) TILE(3, 1) TILE(4, 1) TILE(5, 1) TILE(6, 1) TILE(7, 1) TILE(8, 1)
-TILE(1, 2) TILE(2, 2) TILE(3, 2) TILE(4, 2) TILE(5, 2) TILE(6, 2) TILE(7, 2) TILE(8, 2)
-
-static tile_fn *const tiles[2][8] = {
-    {tile_1_1, tile_2_1, tile_3_1, tile_4_1, tile_5_1, tile_6_1, tile_7_1, tile_8_1},
-    {tile_1_2, tile_2_2, tile_3_2, tile_4_2, tile_5_2, tile_6_2, tile_7_2, tile_8_2},
-};
+#define TILES(NV) TILE(1, NV) TILE(2, NV) TILE(3, NV) TILE(4, NV) TILE(5, NV) TILE(6, NV) TILE(7, NV) TILE(8, NV)
+TILES(1)
+TILES(2)
+TILES(3)
+#define ROW(NV) {tile_1_##NV, tile_2_##NV, tile_3_##NV, tile_4_##NV, tile_5_##NV, tile_6_##NV, tile_7_##NV, tile_8_##NV}
+static tile_fn *const tiles[NV_MAX][8] = {ROW(1), ROW(2), ROW(3)};
 
 static __mmask16 mask_of(size_t cols) { return cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1); }
 
@@ -80,14 +80,15 @@ void nb__sgemm_direct(size_t m, size_t j0, size_t j1, size_t k, const float *a, 
     for (size_t pc = 0; pc < k; pc += KC) {
         const size_t kc = k - pc < KC ? k - pc : KC;
         const bool load_c = add || pc > 0;
-        for (size_t j = j0; j < j1; j += 32) {
-            const size_t w = j1 - j < 32 ? j1 - j : 32;
-            const int nv = w > 16 ? 2 : 1;
-            const __mmask16 m0 = mask_of(w), m1 = nv > 1 ? mask_of(w - 16) : 0;
+        for (size_t j = j0; j < j1; j += NR) {
+            const size_t w = j1 - j < NR ? j1 - j : NR;
+            const int nv = (int)((w + 15) / 16);
+            __mmask16 mask[NV_MAX];
+            for (int v = 0; v < NV_MAX; v++) mask[v] = w > 16 * (size_t)v ? mask_of(w - 16 * (size_t)v) : 0;
             for (size_t i = 0; i < m; i += 8) {
                 const size_t mr = m - i < 8 ? m - i : 8;
                 tiles[nv - 1][mr - 1](kc, a + (ptrdiff_t)i * rsa + (ptrdiff_t)pc * csa, rsa, csa,
-                                      b + (ptrdiff_t)pc * ldb + (ptrdiff_t)j, ldb, m0, m1, load_c,
+                                      b + (ptrdiff_t)pc * ldb + (ptrdiff_t)j, ldb, mask, load_c,
                                       c + (ptrdiff_t)i * ldc + (ptrdiff_t)j, ldc);
             }
         }
