@@ -281,29 +281,47 @@ static bool direct_fits(size_t m, size_t n, size_t k, float alpha, float beta, p
            direct_shape(m, n, k);
 }
 
-/* This thread's share of a direct product: columns [j0, j1) of C, or with
- * few column blocks and B by rows, rows [i0, i1). */
+/* [lo, hi) of tid's share of `blocks` blocks of `unit`, capped at `limit`. */
+static void share(size_t blocks, size_t unit, size_t limit, int tid, int nt, size_t *lo, size_t *hi) {
+    *lo = min_sz(limit, blocks * (size_t)tid / (size_t)nt * unit);
+    *hi = min_sz(limit, blocks * (size_t)(tid + 1) / (size_t)nt * unit);
+}
+
+/* How much longer the busiest thread works than the average when `blocks`
+ * are dealt to nt threads. */
+static double imbalance(size_t blocks, int nt) { return (double)ceil_div(blocks, (size_t)nt) * nt / (double)blocks; }
+
+/* This thread's share of a direct product: columns of C in blocks of 16
+ * (each thread then reads only its part of B, the weights), or rows in
+ * blocks of 8 when columns would split unevenly (100 columns are 7
+ * blocks). A transposed B is copied by columns, each thread its share,
+ * and the team waits for the whole copy when it splits by rows. */
 static void direct(size_t m, size_t n, size_t k, const float *a, ptrdiff_t rsa, ptrdiff_t csa, const float *b,
                    ptrdiff_t rsb, ptrdiff_t csb, float beta, float *c, ptrdiff_t rsc, float *work, int tid, int nt) {
     size_t i0 = 0, i1 = m, j0 = 0, j1 = n;
     const size_t col_blocks = ceil_div(n, 16), row_blocks = ceil_div(m, 8);
+    bool by_rows = false;
     if (nt > 1) {
-        if (col_blocks >= 2 * (size_t)nt || csb != 1 || row_blocks < (size_t)nt) {
-            j0 = min_sz(n, col_blocks * (size_t)tid / (size_t)nt * 16);
-            j1 = min_sz(n, col_blocks * (size_t)(tid + 1) / (size_t)nt * 16);
-        } else {
-            i0 = row_blocks * (size_t)tid / (size_t)nt * 8;
-            i1 = min_sz(m, row_blocks * (size_t)(tid + 1) / (size_t)nt * 8);
-        }
+        const double ic = imbalance(col_blocks, nt), ir = imbalance(row_blocks, nt);
+        by_rows = ic > 1.10 && ir < ic;
+        if (by_rows)
+            share(row_blocks, 8, m, tid, nt, &i0, &i1);
+        else
+            share(col_blocks, 16, n, tid, nt, &j0, &j1);
     }
-    if (i0 >= i1 || j0 >= j1) return;
     ptrdiff_t ldb = rsb;
-    if (csb != 1) { /* B(p,j) = b[j*csb + p]: its columns, this thread's, as rows of work */
-        transpose(work + j0, n, b + (ptrdiff_t)j0 * csb, csb, j1 - j0, k);
+    if (csb != 1) { /* B(p,j) = b[j*csb + p]: columns as rows of work */
+        size_t t0 = j0, t1 = j1;
+        if (by_rows) share(col_blocks, 16, n, tid, nt, &t0, &t1);
+        if (t0 < t1) transpose(work + t0, n, b + (ptrdiff_t)t0 * csb, csb, t1 - t0, k);
+        if (by_rows) {
+#pragma omp barrier
+        }
         b = work, ldb = (ptrdiff_t)n;
     }
-    nb__sgemm_direct(i1 - i0, j0, j1, k, a + (ptrdiff_t)i0 * rsa, rsa, csa, b, ldb, beta != 0.0f,
-                     c + (ptrdiff_t)i0 * rsc, rsc);
+    if (i0 < i1 && j0 < j1)
+        nb__sgemm_direct(i1 - i0, j0, j1, k, a + (ptrdiff_t)i0 * rsa, rsa, csa, b, ldb, beta != 0.0f,
+                         c + (ptrdiff_t)i0 * rsc, rsc);
 }
 
 void nb__sgemm(size_t m, size_t n, size_t k, float alpha, const float *a, ptrdiff_t rsa,
