@@ -19,6 +19,7 @@
 #include "ops/gemm.h"
 
 #define KC 128 /* 128 x 48 floats of B: 24 KB, most of the L1 cache */
+#define MC 192 /* rows of A per block: 192 x 128 floats, 96 KB, stay in L2 while B's panels pass */
 #define NV_MAX 3 /* vectors of 16 columns per row of a tile */
 #define NR (16 * NV_MAX)
 
@@ -80,16 +81,19 @@ void nb__sgemm_direct(size_t m, size_t j0, size_t j1, size_t k, const float *a, 
     for (size_t pc = 0; pc < k; pc += KC) {
         const size_t kc = k - pc < KC ? k - pc : KC;
         const bool load_c = add || pc > 0;
-        for (size_t j = j0; j < j1; j += NR) {
-            const size_t w = j1 - j < NR ? j1 - j : NR;
-            const int nv = (int)((w + 15) / 16);
-            __mmask16 mask[NV_MAX];
-            for (int v = 0; v < NV_MAX; v++) mask[v] = w > 16 * (size_t)v ? mask_of(w - 16 * (size_t)v) : 0;
-            for (size_t i = 0; i < m; i += 8) {
-                const size_t mr = m - i < 8 ? m - i : 8;
-                tiles[nv - 1][mr - 1](kc, a + (ptrdiff_t)i * rsa + (ptrdiff_t)pc * csa, rsa, csa,
-                                      b + (ptrdiff_t)pc * ldb + (ptrdiff_t)j, ldb, mask, load_c,
-                                      c + (ptrdiff_t)i * ldc + (ptrdiff_t)j, ldc);
+        for (size_t ic = 0; ic < m; ic += MC) {
+            const size_t me = m - ic < MC ? m : ic + MC;
+            for (size_t j = j0; j < j1; j += NR) {
+                const size_t w = j1 - j < NR ? j1 - j : NR;
+                const int nv = (int)((w + 15) / 16);
+                __mmask16 mask[NV_MAX];
+                for (int v = 0; v < NV_MAX; v++) mask[v] = w > 16 * (size_t)v ? mask_of(w - 16 * (size_t)v) : 0;
+                for (size_t i = ic; i < me; i += 8) {
+                    const size_t mr = me - i < 8 ? me - i : 8;
+                    tiles[nv - 1][mr - 1](kc, a + (ptrdiff_t)i * rsa + (ptrdiff_t)pc * csa, rsa, csa,
+                                          b + (ptrdiff_t)pc * ldb + (ptrdiff_t)j, ldb, mask, load_c,
+                                          c + (ptrdiff_t)i * ldc + (ptrdiff_t)j, ldc);
+                }
             }
         }
     }
