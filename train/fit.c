@@ -359,8 +359,9 @@ nb_status nb_predict_mc(nb_model *m, const nb_dataset *d, int batch_size, int sa
     if (session_open(&s, m, d, batch_size, true, seed, "predict_mc") != NB_OK) return NB_ERROR;
     const int c = s.classes;
     double *sum = malloc(sizeof(double) * (size_t)batch_size * c), *sq = malloc(sizeof(double) * (size_t)batch_size * c);
-    if (!sum || !sq) {
-        free(sum), free(sq), session_close(&s);
+    double *e = malloc(sizeof(double) * (size_t)c);
+    if (!sum || !sq || !e) {
+        free(sum), free(sq), free(e), session_close(&s);
         nb__set_last_error("predict_mc: out of memory");
         return NB_ERROR;
     }
@@ -376,13 +377,13 @@ nb_status nb_predict_mc(nb_model *m, const nb_dataset *d, int batch_size, int sa
             const float *z = nb_node_value(s.logits);
             for (int r = 0; r < b; r++) { /* softmax of the row, in double */
                 const float *row = z + (size_t)r * c;
-                double mx = row[0], norm = 0;
+                double mx = row[0], norm = 0, *sr = sum + (size_t)r * c, *qr = sq + (size_t)r * c;
                 for (int j = 1; j < c; j++) mx = row[j] > mx ? row[j] : mx;
-                for (int j = 0; j < c; j++) norm += exp(row[j] - mx);
+                for (int j = 0; j < c; j++) norm += (e[j] = exp(row[j] - mx)); /* one exp per class */
                 for (int j = 0; j < c; j++) {
-                    double p = exp(row[j] - mx) / norm;
-                    sum[r * c + j] += p;
-                    sq[r * c + j] += p * p;
+                    const double p = e[j] / norm;
+                    sr[j] += p;
+                    qr[j] += p * p;
                 }
             }
         }
@@ -399,7 +400,7 @@ nb_status nb_predict_mc(nb_model *m, const nb_dataset *d, int batch_size, int sa
     }
     if (st != NB_OK) session_error(&s, "predict_mc");
     else if (accuracy) *accuracy = (double)correct / d->n;
-    free(sum), free(sq);
+    free(sum), free(sq), free(e);
     session_close(&s);
     return st;
 }
