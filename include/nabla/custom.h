@@ -53,6 +53,9 @@ typedef struct nb_custom_op {
 } nb_custom_op;
 
 /* Adds a node computing op over the n inputs (1 to NB_CUSTOM_MAX_INPUTS).
+ * forward and backward are called on one thread, which at small batches is
+ * thread 0 of nabla's parallel region for the pass (nabla/threads.h): a
+ * parallel region they open themselves then runs on one thread.
  * op and user are borrowed: they must outlive the graph. Errors: NULL op or
  * callback, bad input count, the shape callback's own error. */
 nb_node *nb_custom(nb_graph *g, const nb_custom_op *op, int n, nb_node *const *in, void *user);

@@ -1,13 +1,27 @@
 /* nabla/threads.h — one thread count for OpenMP and BLIS.
  *
  * nabla's elementwise and row-wise kernels run under OpenMP (serially below
- * a size threshold), and so do its matrix products: nabla packs and blocks
- * them itself and calls only BLIS's micro-kernels, from its own parallel
- * regions. BLIS's own threading is never used, so nothing nests and the
- * cores are never oversubscribed. The count starts from NABLA_NUM_THREADS,
- * else OMP_NUM_THREADS, else the number of processors, and is at most
+ * a size threshold), and so do its matrix products. On CPUs with AVX-512
+ * (x86-64 with AVX512F and AVX512VL) nabla multiplies with its own kernels,
+ * which read the operands in place (ops/gemm_direct.c); elsewhere, and for
+ * products above 512 in every dimension, it packs and blocks them itself
+ * and calls only BLIS's micro-kernels. Setting NABLA_NO_DIRECT_GEMM before
+ * the first product keeps every product on the BLIS path. BLIS's own
+ * threading is never used, so nothing nests and the cores are never
+ * oversubscribed. The count starts from NABLA_NUM_THREADS, else
+ * OMP_NUM_THREADS, else the number of processors, and is at most
  * NB_MAX_THREADS. nabla never changes the calling program's own OpenMP
  * settings: it passes its count to each of its parallel regions.
+ *
+ * Small batches: when no activation of a graph reaches 32,768 elements
+ * (batch 32 of the book's models), a forward or backward pass opens one
+ * parallel region for the whole pass instead of one per large op. Thread 0
+ * runs the ops in turn and the other threads join it only for the matrix
+ * products, splitting them by columns or rows (a custom op therefore runs
+ * on thread 0 inside that region: an OpenMP region it opens runs on one
+ * thread). Results are bit-identical whatever the thread count. Between
+ * ops the waiting threads spin (libgomp's default policy): on a machine
+ * whose cores are busy with other work, fewer threads may well be faster.
  *
  * On first use (the first nb_graph_new or thread call) nabla also picks
  * BLIS's kernels from the CPU's features when the user has not set
