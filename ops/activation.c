@@ -21,7 +21,9 @@
 
 /* Defines NAME's forward, backward and op-table entry from two expressions:
  * FWD gives y from x, DERIV gives dy/dx from x and y; both may use a, the
- * op's scalar parameter (attr.f[0]). */
+ * op's scalar parameter (attr.f[0]). Backward overwrites dx when the node
+ * is its first writer (n->assign, see nb_op.assigns: the graph then skips
+ * zeroing it) and adds to it otherwise; the branch is outside the loops. */
 #define UNARY_OP(NAME, FWD, DERIV)                                                          \
     NB_KERNEL_CLONES                                                                        \
     static void NAME##_forward_range(size_t lo, size_t hi, const float *restrict xv,        \
@@ -35,12 +37,20 @@
     NB_KERNEL_CLONES                                                                        \
     static void NAME##_backward_range(size_t lo, size_t hi, const float *restrict xv,       \
                                       const float *restrict yv, const float *restrict dy,   \
-                                      float *restrict dx, float a) {                        \
+                                      float *restrict dx, float a, bool assign) {           \
         (void)a;                                                                            \
-        for (size_t i = lo; i < hi; i++) {                                                  \
-            const float x = xv[i], y = yv[i];                                               \
-            (void)x, (void)y;                                                               \
-            dx[i] += dy[i] * (DERIV);                                                       \
+        if (assign) {                                                                       \
+            for (size_t i = lo; i < hi; i++) {                                              \
+                const float x = xv[i], y = yv[i];                                           \
+                (void)x, (void)y;                                                           \
+                dx[i] = dy[i] * (DERIV);                                                    \
+            }                                                                               \
+        } else {                                                                            \
+            for (size_t i = lo; i < hi; i++) {                                              \
+                const float x = xv[i], y = yv[i];                                           \
+                (void)x, (void)y;                                                           \
+                dx[i] += dy[i] * (DERIV);                                                   \
+            }                                                                               \
         }                                                                                   \
     }                                                                                       \
     static nb_status NAME##_forward(nb_graph *g, nb_node *n) {                              \
@@ -54,11 +64,14 @@
         (void)g;                                                                            \
         const float *xv = n->in[0]->value, *yv = n->value, *dy = n->grad, a = n->attr.f[0]; \
         float *dx = n->in[0]->grad;                                                         \
+        const bool assign = n->assign & 1u;                                                 \
         if (!dx) return;                                                                    \
-        NB_PARALLEL_RANGE(lo, hi, n->size, NAME##_backward_range(lo, hi, xv, yv, dy, dx, a)); \
+        NB_PARALLEL_RANGE(lo, hi, n->size,                                                  \
+                          NAME##_backward_range(lo, hi, xv, yv, dy, dx, a, assign));        \
     }                                                                                       \
     const nb_op nb_op_##NAME = {.name = #NAME, .infer = nb__infer_like_input,               \
-                                .forward = NAME##_forward, .backward = NAME##_backward}
+                                .forward = NAME##_forward, .backward = NAME##_backward,     \
+                                .assigns = true}
 
 /* log(1+exp(x)) = max(x,0) + log1p(exp(-|x|)): exp never overflows, and
  * exp(-|x|) is in (0, 1], log1p's vectorizable range. */
@@ -125,7 +138,9 @@ static void prelu_backward(nb_graph *g, nb_node *n) {
     const float *xv = n->in[0]->value, *alpha = n->in[1]->value, *dy = n->grad;
     float *dx = n->in[0]->grad, *dalpha = n->in[1]->grad;
     size_t F = n->in[1]->size, rows = n->size / F;
-    if (dx) NB_PARALLEL_FOR(i, n->size, dx[i] += xv[i] > 0.0f ? dy[i] : alpha[i % F] * dy[i]);
+    const bool set_dx = n->assign & 1u, set_dalpha = n->assign >> 1 & 1u;
+    if (dx && set_dx) NB_PARALLEL_FOR(i, n->size, dx[i] = xv[i] > 0.0f ? dy[i] : alpha[i % F] * dy[i]);
+    else if (dx) NB_PARALLEL_FOR(i, n->size, dx[i] += xv[i] > 0.0f ? dy[i] : alpha[i % F] * dy[i]);
     if (dalpha) {
         double *acc = (double *)(void *)n->aux;
         for (size_t f = 0; f < F; f++) acc[f] = 0.0;
@@ -134,12 +149,12 @@ static void prelu_backward(nb_graph *g, nb_node *n) {
             for (size_t f = 0; f < F; f++)
                 if (!(x[f] > 0.0f)) acc[f] += (double)d[f] * (double)x[f];
         }
-        for (size_t f = 0; f < F; f++) dalpha[f] += (float)acc[f];
+        for (size_t f = 0; f < F; f++) dalpha[f] = (set_dalpha ? 0.0f : dalpha[f]) + (float)acc[f];
     }
 }
 
 const nb_op nb_op_prelu = {.name = "prelu", .infer = prelu_infer, .aux = prelu_aux,
-                           .forward = prelu_forward, .backward = prelu_backward};
+                           .forward = prelu_forward, .backward = prelu_backward, .assigns = true};
 
 /* ---- rrelu: a random slope per element in training ---- */
 
@@ -184,16 +199,21 @@ static void rrelu_backward(nb_graph *g, nb_node *n) {
     const float *xv = n->in[0]->value, *dy = n->grad, *slope = n->aux;
     float *dx = n->in[0]->grad;
     if (!dx) return;
+    /* the first writer of dx overwrites it (n->assign), others add */
+    const bool set = n->assign & 1u;
     if (nb__random_active(g, n)) {
-        NB_PARALLEL_FOR(i, n->size, dx[i] += xv[i] > 0.0f ? dy[i] : slope[i] * dy[i]);
+        if (set) NB_PARALLEL_FOR(i, n->size, dx[i] = xv[i] > 0.0f ? dy[i] : slope[i] * dy[i]);
+        else NB_PARALLEL_FOR(i, n->size, dx[i] += xv[i] > 0.0f ? dy[i] : slope[i] * dy[i]);
     } else {
         const float s = rrelu_mean(n);
-        NB_PARALLEL_FOR(i, n->size, dx[i] += xv[i] > 0.0f ? dy[i] : s * dy[i]);
+        if (set) NB_PARALLEL_FOR(i, n->size, dx[i] = xv[i] > 0.0f ? dy[i] : s * dy[i]);
+        else NB_PARALLEL_FOR(i, n->size, dx[i] += xv[i] > 0.0f ? dy[i] : s * dy[i]);
     }
 }
 
 const nb_op nb_op_rrelu = {.name = "rrelu", .infer = nb__infer_like_input, .aux = rrelu_aux,
-                           .forward = rrelu_forward, .backward = rrelu_backward, .random = true};
+                           .forward = rrelu_forward, .backward = rrelu_backward, .random = true,
+                           .assigns = true};
 
 /* ---- constructors ---- */
 

@@ -98,10 +98,12 @@ static nb_status softmax_forward(nb_graph *g, nb_node *n) {
 }
 
 /* softmax:     dx = y·(dy - sum(dy·y))
- * log-softmax: dx = dy - exp(y)·sum(dy) */
+ * log-softmax: dx = dy - exp(y)·sum(dy)
+ * written with = when the node is dx's first writer (n->assign: the graph
+ * did not zero dx), with += otherwise. */
 NB_KERNEL_CLONES
 static void softmax_backward_rows(size_t lo, size_t hi, size_t len, const float *restrict y,
-                                  const float *restrict dy, float *restrict dx, bool log_out) {
+                                  const float *restrict dy, float *restrict dx, bool log_out, bool assign) {
     for (size_t r = lo; r < hi; r++) {
         const float *restrict yr = y + r * len, *restrict dyr = dy + r * len;
         float *restrict dxr = dx + r * len;
@@ -113,13 +115,19 @@ static void softmax_backward_rows(size_t lo, size_t hi, size_t len, const float 
             for (; j < len; j++) acc[0] += dyr[j];
             const float sf = (float)lanes_total(acc);
             /* y <= 0 up to rounding: a log-probability */
-            for (j = 0; j < len; j++) dxr[j] += dyr[j] - nb__exp_neg(yr[j]) * sf;
+            if (assign)
+                for (j = 0; j < len; j++) dxr[j] = dyr[j] - nb__exp_neg(yr[j]) * sf;
+            else
+                for (j = 0; j < len; j++) dxr[j] += dyr[j] - nb__exp_neg(yr[j]) * sf;
         } else {
             for (; j + NB_LANES <= len; j += NB_LANES)
                 for (size_t k = 0; k < NB_LANES; k++) acc[k] += dyr[j + k] * yr[j + k];
             for (; j < len; j++) acc[0] += dyr[j] * yr[j];
             const float sf = (float)lanes_total(acc);
-            for (j = 0; j < len; j++) dxr[j] += yr[j] * (dyr[j] - sf);
+            if (assign)
+                for (j = 0; j < len; j++) dxr[j] = yr[j] * (dyr[j] - sf);
+            else
+                for (j = 0; j < len; j++) dxr[j] += yr[j] * (dyr[j] - sf);
         }
     }
 }
@@ -131,15 +139,15 @@ static void softmax_backward(nb_graph *g, nb_node *n) {
     const float *y = n->value, *dy = n->grad;
     float *dx = n->in[0]->grad;
     if (!dx) return;
-    const bool log_out = LOG(n);
+    const bool log_out = LOG(n), assign = n->assign & 1u;
     NB_PARALLEL_RANGE_IF(n->size >= NB_PAR_MIN, lo, hi, rows,
-                         softmax_backward_rows(lo, hi, len, y, dy, dx, log_out));
+                         softmax_backward_rows(lo, hi, len, y, dy, dx, log_out, assign));
 }
 
 const nb_op nb_op_softmax = {.name = "softmax", .infer = softmax_infer, .forward = softmax_forward,
-                             .backward = softmax_backward};
+                             .backward = softmax_backward, .assigns = true};
 const nb_op nb_op_log_softmax = {.name = "log_softmax", .infer = softmax_infer,
-                                 .forward = softmax_forward, .backward = softmax_backward};
+                                 .forward = softmax_forward, .backward = softmax_backward, .assigns = true};
 
 nb_node *nb_softmax(nb_graph *g, nb_node *x) {
     nb_attr attr = {.i = {0}};
