@@ -50,30 +50,44 @@
         }                                                                                     \
     }
 /* NAME##_backward512 from VDERIV, an __m512 expression of x only (these
- * ops' derivatives do not read y): dx = or += dy·VDERIV. */
-#define V512_BWD_LOOP(STORE)                                                                  \
-    for (; i + 16 <= hi; i += 16) {                                                           \
-        const __m512 x = _mm512_loadu_ps(xv + i), g = _mm512_loadu_ps(dy + i);                \
+ * ops' derivatives do not read y): dx = or += dy·VDERIV, four vectors per
+ * iteration as in forward. */
+#define V512_BWD_LOOP(NAME, STORE)                                                            \
+    for (; i + 64 <= hi; i += 64) {                                                           \
+        const __m512 d0 = NAME##_d512(_mm512_loadu_ps(xv + i));                               \
+        const __m512 d1 = NAME##_d512(_mm512_loadu_ps(xv + i + 16));                          \
+        const __m512 d2 = NAME##_d512(_mm512_loadu_ps(xv + i + 32));                          \
+        const __m512 d3 = NAME##_d512(_mm512_loadu_ps(xv + i + 48));                          \
         const __mmask16 m = 0xffff;                                                           \
-        (void)m;                                                                              \
+        size_t j = i;                                                                         \
+        __m512 d = d0;                                                                        \
+        STORE;                                                                                \
+        j += 16, d = d1;                                                                      \
+        STORE;                                                                                \
+        j += 16, d = d2;                                                                      \
+        STORE;                                                                                \
+        j += 16, d = d3;                                                                      \
         STORE;                                                                                \
     }                                                                                         \
-    if (i < hi) {                                                                             \
-        const __mmask16 m = (__mmask16)((1u << (hi - i)) - 1u);                               \
-        const __m512 x = _mm512_maskz_loadu_ps(m, xv + i), g = _mm512_maskz_loadu_ps(m, dy + i); \
+    for (; i < hi; i += 16) {                                                                 \
+        const __mmask16 m = hi - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (hi - i)) - 1u); \
+        const size_t j = i;                                                                   \
+        const __m512 d = NAME##_d512(_mm512_maskz_loadu_ps(m, xv + i));                       \
         STORE;                                                                                \
     }
 #define V512_BACKWARD(NAME, VDERIV)                                                           \
+    NB_V512 static inline __m512 NAME##_d512(__m512 x) { return (VDERIV); }                   \
     NB_V512 static void NAME##_backward512(size_t lo, size_t hi, const float *restrict xv,    \
                                            const float *restrict yv, const float *restrict dy, \
                                            float *restrict dx, float a, bool assign) {        \
         (void)yv, (void)a;                                                                    \
         size_t i = lo;                                                                        \
         if (assign) {                                                                         \
-            V512_BWD_LOOP(_mm512_mask_storeu_ps(dx + i, m, _mm512_mul_ps(g, (VDERIV))))       \
+            V512_BWD_LOOP(NAME, _mm512_mask_storeu_ps(dx + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dy + j), d))) \
         } else {                                                                              \
-            V512_BWD_LOOP(_mm512_mask_storeu_ps(                                              \
-                dx + i, m, _mm512_fmadd_ps(g, (VDERIV), _mm512_maskz_loadu_ps(m, dx + i))))   \
+            V512_BWD_LOOP(NAME, _mm512_mask_storeu_ps(dx + j, m,                              \
+                                                      _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, dy + j), d, \
+                                                                      _mm512_maskz_loadu_ps(m, dx + j)))) \
         }                                                                                     \
     }
 #define V512(f) f
