@@ -91,6 +91,7 @@
         }                                                                                     \
     }
 #define V512(f) f
+bool nb__v512_disabled = false;
 #else
 #define V512_FORWARD(NAME, VFWD)
 #define V512_BACKWARD(NAME, VDERIV)

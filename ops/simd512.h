@@ -38,8 +38,13 @@
 #define NB_V512 __attribute__((target("avx512f"), optimize("schedule-insns", "sched-pressure")))
 #endif
 
-/* Whether this CPU runs the NB_V512 kernels. */
-static inline bool nb__v512(void) { return __builtin_cpu_supports("avx512f"); }
+/* Set by tests to run the portable kernels on an AVX-512 CPU too (defined
+ * in ops/activation.c). */
+extern bool nb__v512_disabled;
+
+/* Whether the NB_V512 kernels run: the CPU has AVX-512 and the tests did
+ * not turn them off. */
+static inline bool nb__v512(void) { return !nb__v512_disabled && __builtin_cpu_supports("avx512f"); }
 
 /* 2^(j/32) rounded to float, for j = 0..31, with j << 18 subtracted from
  * its bits: adding k << 18 for k = 32n + j then gives 2^n·2^(j/32)'s bits

@@ -9,6 +9,7 @@
 #include "graph/internal.h"
 #include "helpers.h"
 #include "nabla/testing.h"
+#include "ops/simd512.h"
 
 typedef nb_node *(*act_fn)(nb_graph *, nb_node *);
 static nb_node *mk_elu(nb_graph *g, nb_node *x) { return nb_elu(g, x, 0.7f); }
@@ -20,7 +21,7 @@ static const act_fn acts[] = {nb_sigmoid, nb_tanh, nb_relu, mk_leaky, mk_elu, nb
 enum { N_ACTS = sizeof acts / sizeof acts[0] };
 
 /* x -> act -> sum(y·w): act is x's only writer, so it overwrites. */
-Test(act_first_writer, the_only_writer_overwrites_and_a_second_backward_agrees) {
+static void only_writer(void) {
     for (int k = 0; k < N_ACTS; k++) {
         nb_graph *g = nb_graph_new();
         /* values away from relu's kink, so finite differences are fair */
@@ -51,7 +52,7 @@ Test(act_first_writer, the_only_writer_overwrites_and_a_second_backward_agrees) 
 
 /* x feeds the activation and a scale (before or after it in the graph), or
  * two activations: whichever writes x's gradient second must add. */
-Test(act_first_writer, a_second_writer_adds) {
+static void second_writer(void) {
     for (int k = 0; k < N_ACTS; k++)
         for (int order = 0; order < 3; order++) {
             nb_graph *g = nb_graph_new();
@@ -107,3 +108,16 @@ Test(act_first_writer, an_intermediate_gradient_is_overwritten_correctly) {
         nb_tensor_free(x), nb_tensor_free(c);
     }
 }
+
+Test(act_first_writer, the_only_writer_overwrites_and_a_second_backward_agrees) { only_writer(); }
+Test(act_first_writer, a_second_writer_adds) { second_writer(); }
+
+/* The same through the portable kernels, which CPUs without AVX-512 run
+ * (each test is its own process, so the switch lasts for one test). */
+#ifdef NB_HAVE_V512
+Test(act_first_writer, portable_kernels_overwrite_and_add_as_told) {
+    nb__v512_disabled = true;
+    only_writer();
+    second_writer();
+}
+#endif
