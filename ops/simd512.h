@@ -14,14 +14,15 @@
  * (bounds stated there and below); the portable ops/common.h functions
  * stay as the fallback (other CPUs, other architectures).
  *
- * Only where NB_HAVE_V512 is defined (x86-64 with GCC or clang); callers
+ * Only where NB_HAVE_V512 is defined (x86-64 with GCC or clang, unless
+ * built with -DNB_NO_SIMD512 to check the portable build); callers
  * check nb__v512() at run time before calling a kernel built with NB_V512.
  * NaN goes through every function: clamps are max/min with x as the second
  * operand, which returns x when it is NaN. */
 #ifndef NABLA_OPS_SIMD512_H
 #define NABLA_OPS_SIMD512_H
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(NB_NO_SIMD512)
 #define NB_HAVE_V512 1
 
 #include <immintrin.h>
