@@ -96,7 +96,6 @@ bool nb__v512_disabled = false;
 #define V512_FORWARD(NAME, VFWD)
 #define V512_BACKWARD(NAME, VDERIV)
 #define V512(f) NULL
-static inline bool nb__v512(void) { return false; }
 #endif
 
 /* Defines NAME's forward, backward and op-table entry from two expressions:

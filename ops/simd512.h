@@ -270,5 +270,8 @@ NB_V512 static inline __m512 nb__v_normal_pdf(__m512 x) {
     return _mm512_mask_mov_ps(d, far, _mm512_setzero_ps());
 }
 
+#else
+#include <stdbool.h>
+static inline bool nb__v512(void) { return false; }
 #endif
 #endif
