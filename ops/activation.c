@@ -13,16 +13,99 @@
 
 #include "graph/internal.h"
 #include "ops/common.h"
+#include "ops/simd512.h"
 #include "nabla/ops.h"
 
 /* Klambauer et al., "Self-Normalizing Neural Networks" (2017), as in Keras. */
 #define SELU_ALPHA 1.6732632423543772848170429916717f
 #define SELU_SCALE 1.0507009873554804934193349852946f
 
+#ifdef NB_HAVE_V512
+/* NAME##_forward512 over [lo, hi) from VFWD, an __m512 expression of x
+ * (and va, the parameter a in every lane); the tail by masked loads and
+ * stores, so no scalar code path differs from the vector one. */
+#define V512_FORWARD(NAME, VFWD)                                                              \
+    NB_V512 static inline __m512 NAME##_v512(__m512 x, __m512 va) {                           \
+        (void)va;                                                                             \
+        return (VFWD);                                                                        \
+    }                                                                                         \
+    NB_V512 static void NAME##_forward512(size_t lo, size_t hi, const float *restrict xv,     \
+                                          float *restrict yv, float a) {                      \
+        const __m512 va = _mm512_set1_ps(a);                                                  \
+        size_t i = lo;                                                                        \
+        for (; i + 64 <= hi; i += 64) {                                                       \
+            const __m512 y0 = NAME##_v512(_mm512_loadu_ps(xv + i), va);                       \
+            const __m512 y1 = NAME##_v512(_mm512_loadu_ps(xv + i + 16), va);                  \
+            const __m512 y2 = NAME##_v512(_mm512_loadu_ps(xv + i + 32), va);                  \
+            const __m512 y3 = NAME##_v512(_mm512_loadu_ps(xv + i + 48), va);                  \
+            _mm512_storeu_ps(yv + i, y0);                                                     \
+            _mm512_storeu_ps(yv + i + 16, y1);                                                \
+            _mm512_storeu_ps(yv + i + 32, y2);                                                \
+            _mm512_storeu_ps(yv + i + 48, y3);                                                \
+        }                                                                                     \
+        for (; i + 16 <= hi; i += 16) _mm512_storeu_ps(yv + i, NAME##_v512(_mm512_loadu_ps(xv + i), va)); \
+        if (i < hi) {                                                                         \
+            const __mmask16 m = (__mmask16)((1u << (hi - i)) - 1u);                           \
+            _mm512_mask_storeu_ps(yv + i, m, NAME##_v512(_mm512_maskz_loadu_ps(m, xv + i), va)); \
+        }                                                                                     \
+    }
+/* NAME##_backward512 from VDERIV, an __m512 expression of x only (these
+ * ops' derivatives do not read y): dx = or += dy·VDERIV, four vectors per
+ * iteration as in forward. */
+#define V512_BWD_LOOP(NAME, STORE)                                                            \
+    for (; i + 64 <= hi; i += 64) {                                                           \
+        const __m512 d0 = NAME##_d512(_mm512_loadu_ps(xv + i));                               \
+        const __m512 d1 = NAME##_d512(_mm512_loadu_ps(xv + i + 16));                          \
+        const __m512 d2 = NAME##_d512(_mm512_loadu_ps(xv + i + 32));                          \
+        const __m512 d3 = NAME##_d512(_mm512_loadu_ps(xv + i + 48));                          \
+        const __mmask16 m = 0xffff;                                                           \
+        size_t j = i;                                                                         \
+        __m512 d = d0;                                                                        \
+        STORE;                                                                                \
+        j += 16, d = d1;                                                                      \
+        STORE;                                                                                \
+        j += 16, d = d2;                                                                      \
+        STORE;                                                                                \
+        j += 16, d = d3;                                                                      \
+        STORE;                                                                                \
+    }                                                                                         \
+    for (; i < hi; i += 16) {                                                                 \
+        const __mmask16 m = hi - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (hi - i)) - 1u); \
+        const size_t j = i;                                                                   \
+        const __m512 d = NAME##_d512(_mm512_maskz_loadu_ps(m, xv + i));                       \
+        STORE;                                                                                \
+    }
+#define V512_BACKWARD(NAME, VDERIV)                                                           \
+    NB_V512 static inline __m512 NAME##_d512(__m512 x) { return (VDERIV); }                   \
+    NB_V512 static void NAME##_backward512(size_t lo, size_t hi, const float *restrict xv,    \
+                                           const float *restrict yv, const float *restrict dy, \
+                                           float *restrict dx, float a, bool assign) {        \
+        (void)yv, (void)a;                                                                    \
+        size_t i = lo;                                                                        \
+        if (assign) {                                                                         \
+            V512_BWD_LOOP(NAME, _mm512_mask_storeu_ps(dx + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dy + j), d))) \
+        } else {                                                                              \
+            V512_BWD_LOOP(NAME, _mm512_mask_storeu_ps(dx + j, m,                              \
+                                                      _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, dy + j), d, \
+                                                                      _mm512_maskz_loadu_ps(m, dx + j)))) \
+        }                                                                                     \
+    }
+#define V512(f) f
+bool nb__v512_disabled = false;
+#else
+#define V512_FORWARD(NAME, VFWD)
+#define V512_BACKWARD(NAME, VDERIV)
+#define V512(f) NULL
+#endif
+
 /* Defines NAME's forward, backward and op-table entry from two expressions:
  * FWD gives y from x, DERIV gives dy/dx from x and y; both may use a, the
- * op's scalar parameter (attr.f[0]). */
-#define UNARY_OP(NAME, FWD, DERIV)                                                          \
+ * op's scalar parameter (attr.f[0]). Backward overwrites dx when the node
+ * is its first writer (n->assign, see nb_op.assigns: the graph then skips
+ * zeroing it) and adds to it otherwise; the branch is outside the loops.
+ * FWD512 and BWD512 are AVX-512 kernels (V512(name)) or NULL, run instead
+ * of the portable loops where the CPU has AVX-512. */
+#define UNARY_OP(NAME, FWD, DERIV, FWD512, BWD512)                                                        \
     NB_KERNEL_CLONES                                                                        \
     static void NAME##_forward_range(size_t lo, size_t hi, const float *restrict xv,        \
                                      float *restrict yv, float a) {                         \
@@ -35,30 +118,48 @@
     NB_KERNEL_CLONES                                                                        \
     static void NAME##_backward_range(size_t lo, size_t hi, const float *restrict xv,       \
                                       const float *restrict yv, const float *restrict dy,   \
-                                      float *restrict dx, float a) {                        \
+                                      float *restrict dx, float a, bool assign) {           \
         (void)a;                                                                            \
-        for (size_t i = lo; i < hi; i++) {                                                  \
-            const float x = xv[i], y = yv[i];                                               \
-            (void)x, (void)y;                                                               \
-            dx[i] += dy[i] * (DERIV);                                                       \
+        if (assign) {                                                                       \
+            for (size_t i = lo; i < hi; i++) {                                              \
+                const float x = xv[i], y = yv[i];                                           \
+                (void)x, (void)y;                                                           \
+                dx[i] = dy[i] * (DERIV);                                                    \
+            }                                                                               \
+        } else {                                                                            \
+            for (size_t i = lo; i < hi; i++) {                                              \
+                const float x = xv[i], y = yv[i];                                           \
+                (void)x, (void)y;                                                           \
+                dx[i] += dy[i] * (DERIV);                                                   \
+            }                                                                               \
         }                                                                                   \
     }                                                                                       \
     static nb_status NAME##_forward(nb_graph *g, nb_node *n) {                              \
         (void)g;                                                                            \
         const float *xv = n->in[0]->value, a = n->attr.f[0];                                \
         float *yv = n->value;                                                               \
-        NB_PARALLEL_RANGE(lo, hi, n->size, NAME##_forward_range(lo, hi, xv, yv, a));        \
+        void (*k)(size_t, size_t, const float *, float *, float) = NAME##_forward_range;   \
+        void (*v)(size_t, size_t, const float *, float *, float) = (FWD512);               \
+        if (v && nb__v512()) k = v;                                                         \
+        NB_PARALLEL_RANGE(lo, hi, n->size, k(lo, hi, xv, yv, a));                           \
         return NB_OK;                                                                       \
     }                                                                                       \
     static void NAME##_backward(nb_graph *g, nb_node *n) {                                  \
         (void)g;                                                                            \
         const float *xv = n->in[0]->value, *yv = n->value, *dy = n->grad, a = n->attr.f[0]; \
         float *dx = n->in[0]->grad;                                                         \
+        const bool assign = n->assign & 1u;                                                 \
         if (!dx) return;                                                                    \
-        NB_PARALLEL_RANGE(lo, hi, n->size, NAME##_backward_range(lo, hi, xv, yv, dy, dx, a)); \
+        void (*k)(size_t, size_t, const float *, const float *, const float *, float *,     \
+                  float, bool) = NAME##_backward_range;                                     \
+        void (*v)(size_t, size_t, const float *, const float *, const float *, float *,     \
+                  float, bool) = (BWD512);                                                  \
+        if (v && nb__v512()) k = v;                                                         \
+        NB_PARALLEL_RANGE(lo, hi, n->size, k(lo, hi, xv, yv, dy, dx, a, assign));           \
     }                                                                                       \
     const nb_op nb_op_##NAME = {.name = #NAME, .infer = nb__infer_like_input,               \
-                                .forward = NAME##_forward, .backward = NAME##_backward}
+                                .forward = NAME##_forward, .backward = NAME##_backward,     \
+                                .assigns = true}
 
 /* log(1+exp(x)) = max(x,0) + log1p(exp(-|x|)): exp never overflows, and
  * exp(-|x|) is in (0, 1], log1p's vectorizable range. */
@@ -72,24 +173,52 @@ static inline float swish_deriv(float x) {
     return s * (1.0f + x * (1.0f - s));
 }
 
-UNARY_OP(sigmoid, nb__sigmoid(x), y * (1.0f - y));
-UNARY_OP(tanh, nb__tanh(x), 1.0f - y * y);
+V512_FORWARD(sigmoid, nb__v_sigmoid(x))
+V512_FORWARD(tanh, nb__v_tanh(x))
+/* the negative side from expm1 of max(x, -87.3): where x > 0 it computes
+ * a value the blend drops (no trap: the project masks FP exceptions) */
+V512_FORWARD(elu, _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GT_OQ),
+                                       _mm512_mul_ps(va, nb__v_expm1_clamped(_mm512_max_ps(_mm512_set1_ps(-87.3f), x))),
+                                       x))
+V512_FORWARD(selu, _mm512_mask_blend_ps(
+                       _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GT_OQ),
+                       _mm512_mul_ps(_mm512_set1_ps(SELU_SCALE * SELU_ALPHA),
+                                     nb__v_expm1_clamped(_mm512_max_ps(_mm512_set1_ps(-87.3f), x))),
+                       _mm512_mul_ps(_mm512_set1_ps(SELU_SCALE), x)))
+V512_FORWARD(gelu, _mm512_mul_ps(x, nb__v_normal_cdf(x)))
+V512_BACKWARD(gelu, _mm512_fmadd_ps(x, nb__v_normal_pdf(x), nb__v_normal_cdf(x)))
+V512_FORWARD(swish, _mm512_mul_ps(x, nb__v_sigmoid(x)))
+#ifdef NB_HAVE_V512
+/* swish' = s + s·x·(1 - s) = s + s·(x - x·s) */
+NB_V512 static inline __m512 swish_deriv512(__m512 x) {
+    const __m512 s = nb__v_sigmoid(x);
+    return _mm512_fmadd_ps(s, _mm512_fnmadd_ps(x, s, x), s);
+}
+#endif
+V512_BACKWARD(swish, swish_deriv512(x))
+V512_FORWARD(softplus, nb__v_softplus(x))
+V512_BACKWARD(softplus, nb__v_sigmoid(x))
+
+UNARY_OP(sigmoid, nb__sigmoid(x), y * (1.0f - y), V512(sigmoid_forward512), NULL);
+UNARY_OP(tanh, nb__tanh(x), 1.0f - y * y, V512(tanh_forward512), NULL);
 /* x < 0 ? 0 : x rather than fmaxf, which would turn NaN into 0 */
-UNARY_OP(relu, x < 0.0f ? 0.0f : x, x > 0.0f ? 1.0f : 0.0f);
-UNARY_OP(leaky_relu, x > 0.0f ? x : a * x, x > 0.0f ? 1.0f : a);
+UNARY_OP(relu, x < 0.0f ? 0.0f : x, x > 0.0f ? 1.0f : 0.0f, NULL, NULL);
+UNARY_OP(leaky_relu, x > 0.0f ? x : a * x, x > 0.0f ? 1.0f : a, NULL, NULL);
 /* expm1 of min(x, 0) (NaN kept): the positive side, whose result is not
  * used, stays in expm1_neg's domain.
  * For x <= 0: d/dx a·(e^x - 1) = a·e^x = y + a */
-UNARY_OP(elu, x > 0.0f ? x : a * nb__expm1_neg(0.0f < x ? 0.0f : x), x > 0.0f ? 1.0f : y + a);
+UNARY_OP(elu, x > 0.0f ? x : a * nb__expm1_neg(0.0f < x ? 0.0f : x), x > 0.0f ? 1.0f : y + a,
+         V512(elu_forward512), NULL);
 UNARY_OP(selu,
          x > 0.0f ? SELU_SCALE * x : SELU_SCALE * SELU_ALPHA * nb__expm1_neg(0.0f < x ? 0.0f : x),
-         x > 0.0f ? SELU_SCALE : y + SELU_SCALE * SELU_ALPHA);
+         x > 0.0f ? SELU_SCALE : y + SELU_SCALE * SELU_ALPHA, V512(selu_forward512), NULL);
 /* Keras's exact GELU (approximate=False), x·Φ(x) = 0.5·x·(1 + erf(x/√2)),
  * with Φ through erfc of |x| (nb__normal_cdf), which keeps its precision
  * in the left tail where 1 + erf would cancel. d/dx x·Φ(x) = Φ(x) + x·φ(x) */
-UNARY_OP(gelu, x * nb__normal_cdf(x), nb__normal_cdf(x) + x * nb__normal_pdf(x));
-UNARY_OP(swish, x * nb__sigmoid(x), swish_deriv(x));
-UNARY_OP(softplus, softplus_f(x), nb__sigmoid(x));
+UNARY_OP(gelu, x * nb__normal_cdf(x), nb__normal_cdf(x) + x * nb__normal_pdf(x), V512(gelu_forward512),
+         V512(gelu_backward512));
+UNARY_OP(swish, x * nb__sigmoid(x), swish_deriv(x), V512(swish_forward512), V512(swish_backward512));
+UNARY_OP(softplus, softplus_f(x), nb__sigmoid(x), V512(softplus_forward512), V512(softplus_backward512));
 
 /* ---- prelu: a learned slope per feature ---- */
 
@@ -125,7 +254,9 @@ static void prelu_backward(nb_graph *g, nb_node *n) {
     const float *xv = n->in[0]->value, *alpha = n->in[1]->value, *dy = n->grad;
     float *dx = n->in[0]->grad, *dalpha = n->in[1]->grad;
     size_t F = n->in[1]->size, rows = n->size / F;
-    if (dx) NB_PARALLEL_FOR(i, n->size, dx[i] += xv[i] > 0.0f ? dy[i] : alpha[i % F] * dy[i]);
+    const bool set_dx = n->assign & 1u, set_dalpha = n->assign >> 1 & 1u;
+    if (dx && set_dx) NB_PARALLEL_FOR(i, n->size, dx[i] = xv[i] > 0.0f ? dy[i] : alpha[i % F] * dy[i]);
+    else if (dx) NB_PARALLEL_FOR(i, n->size, dx[i] += xv[i] > 0.0f ? dy[i] : alpha[i % F] * dy[i]);
     if (dalpha) {
         double *acc = (double *)(void *)n->aux;
         for (size_t f = 0; f < F; f++) acc[f] = 0.0;
@@ -134,12 +265,12 @@ static void prelu_backward(nb_graph *g, nb_node *n) {
             for (size_t f = 0; f < F; f++)
                 if (!(x[f] > 0.0f)) acc[f] += (double)d[f] * (double)x[f];
         }
-        for (size_t f = 0; f < F; f++) dalpha[f] += (float)acc[f];
+        for (size_t f = 0; f < F; f++) dalpha[f] = (set_dalpha ? 0.0f : dalpha[f]) + (float)acc[f];
     }
 }
 
 const nb_op nb_op_prelu = {.name = "prelu", .infer = prelu_infer, .aux = prelu_aux,
-                           .forward = prelu_forward, .backward = prelu_backward};
+                           .forward = prelu_forward, .backward = prelu_backward, .assigns = true};
 
 /* ---- rrelu: a random slope per element in training ---- */
 
@@ -184,16 +315,21 @@ static void rrelu_backward(nb_graph *g, nb_node *n) {
     const float *xv = n->in[0]->value, *dy = n->grad, *slope = n->aux;
     float *dx = n->in[0]->grad;
     if (!dx) return;
+    /* the first writer of dx overwrites it (n->assign), others add */
+    const bool set = n->assign & 1u;
     if (nb__random_active(g, n)) {
-        NB_PARALLEL_FOR(i, n->size, dx[i] += xv[i] > 0.0f ? dy[i] : slope[i] * dy[i]);
+        if (set) NB_PARALLEL_FOR(i, n->size, dx[i] = xv[i] > 0.0f ? dy[i] : slope[i] * dy[i]);
+        else NB_PARALLEL_FOR(i, n->size, dx[i] += xv[i] > 0.0f ? dy[i] : slope[i] * dy[i]);
     } else {
         const float s = rrelu_mean(n);
-        NB_PARALLEL_FOR(i, n->size, dx[i] += xv[i] > 0.0f ? dy[i] : s * dy[i]);
+        if (set) NB_PARALLEL_FOR(i, n->size, dx[i] = xv[i] > 0.0f ? dy[i] : s * dy[i]);
+        else NB_PARALLEL_FOR(i, n->size, dx[i] += xv[i] > 0.0f ? dy[i] : s * dy[i]);
     }
 }
 
 const nb_op nb_op_rrelu = {.name = "rrelu", .infer = nb__infer_like_input, .aux = rrelu_aux,
-                           .forward = rrelu_forward, .backward = rrelu_backward, .random = true};
+                           .forward = rrelu_forward, .backward = rrelu_backward, .random = true,
+                           .assigns = true};
 
 /* ---- constructors ---- */
 

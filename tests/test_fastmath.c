@@ -3,7 +3,10 @@
  * GELU) against libm in double, with each function's stated error bound,
  * over their whole ranges and at the extremes (±0, tiny, huge, ±inf, NaN);
  * then the same through the activation ops, whose kernels run the
- * AVX-512/AVX2 clones, with NaN in every lane position. */
+ * AVX-512/AVX2 clones, with NaN in every lane position; then the AVX-512
+ * versions of ops/simd512.h (what the ops run on an AVX-512 CPU), with
+ * their own bounds, and the derivatives of the ops with vector backward
+ * kernels. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
@@ -11,6 +14,16 @@
 #include "helpers.h"
 #include "nabla/testing.h"
 #include "ops/common.h"
+
+#include "ops/simd512.h"
+
+/* Makes the activation ops run their portable kernels (each test is its
+ * own process, so this lasts for one test). */
+static void portable_kernels(void) {
+#ifdef NB_HAVE_V512
+    nb__v512_disabled = true;
+#endif
+}
 
 typedef struct worst {
     double rel;
@@ -155,11 +168,11 @@ static double ref_op(int k, double x) {
 static const unary_fn ops[] = {nb_sigmoid, nb_tanh, mk_elu, nb_selu, nb_gelu, nb_swish, nb_softplus, nb_relu, mk_leaky};
 static const char *const names[] = {"sigmoid", "tanh", "elu", "selu", "gelu", "swish", "softplus", "relu", "leaky_relu"};
 
-/* 40,000 inputs from -40 to 40 (a large graph: the parallel path when
+/* 40,100 inputs from -40 to 40 (a large graph: the parallel path when
  * threads are set), each op against its double formula: within 1e-6
  * relative or 1e-30 absolute (GELU's far tail). */
-Test(fastmath, activation_ops_match_double_references_over_a_wide_range) {
-    enum { N = 40000 };
+static void ops_match_double_references(void) {
+    enum { N = 40100 }; /* not a multiple of 64: the kernels' tails too */
     float *data = malloc(N * sizeof *data), *want = malloc(N * sizeof *want);
     for (int i = 0; i < N; i++) data[i] = -40.0f + 80.0f * (float)i / (float)(N - 1);
     for (int k = 0; k < 9; k++) {
@@ -178,9 +191,17 @@ Test(fastmath, activation_ops_match_double_references_over_a_wide_range) {
     free(want);
 }
 
+Test(fastmath, activation_ops_match_double_references_over_a_wide_range) { ops_match_double_references(); }
+
+/* The portable kernels, which CPUs without AVX-512 run, the same way. */
+Test(fastmath, portable_activation_ops_match_double_references_over_a_wide_range) {
+    portable_kernels();
+    ops_match_double_references();
+}
+
 /* NaN at every position of a 16-lane vector and in the scalar tail comes
  * out NaN, forward and backward; the other elements stay finite. */
-Test(fastmath, nan_in_any_lane_comes_out_of_every_activation) {
+static void nan_in_any_lane(void) {
     enum { N = 67 };
     float data[N];
     for (int i = 0; i < N; i++) data[i] = (i % 3 == 0) ? NAN : -3.0f + 0.1f * (float)i;
@@ -204,4 +225,193 @@ Test(fastmath, nan_in_any_lane_comes_out_of_every_activation) {
         nb_graph_free(g);
         nb_tensor_free(t);
     }
+}
+
+Test(fastmath, nan_in_any_lane_comes_out_of_every_activation) { nan_in_any_lane(); }
+Test(fastmath, nan_in_any_lane_comes_out_of_every_portable_activation) {
+    portable_kernels();
+    nan_in_any_lane();
+}
+
+/* ---- the AVX-512 versions (ops/simd512.h), which the activation ops run
+ * where the CPU has AVX-512: the same scans against libm in double ---- */
+#ifdef NB_HAVE_V512
+
+typedef enum vfun { V_EXP, V_EXP_NEG, V_EXPM1, V_SIGMOID, V_TANH, V_SOFTPLUS, V_LOG1P, V_CDF, V_PDF } vfun;
+
+/* f over n floats, n a multiple of 16. */
+NB_V512 static void v_apply(vfun f, const float *x, float *y, size_t n) {
+    for (size_t i = 0; i < n; i += 16) {
+        const __m512 v = _mm512_loadu_ps(x + i);
+        __m512 r;
+        switch (f) {
+        case V_EXP: r = nb__v_exp_clamped(v); break;
+        case V_EXP_NEG: r = nb__v_exp_neg_clamped(v); break;
+        case V_EXPM1: r = nb__v_expm1_clamped(v); break;
+        case V_SIGMOID: r = nb__v_sigmoid(v); break;
+        case V_TANH: r = nb__v_tanh(v); break;
+        case V_SOFTPLUS: r = nb__v_softplus(v); break;
+        case V_LOG1P: r = nb__v_log1p_small(v); break;
+        case V_CDF: r = nb__v_normal_cdf(v); break;
+        default: r = nb__v_normal_pdf(v); break;
+        }
+        _mm512_storeu_ps(y + i, r);
+    }
+}
+
+static float v_one(vfun f, float x) {
+    float in[16], out[16];
+    for (int i = 0; i < 16; i++) in[i] = x;
+    v_apply(f, in, out, 16);
+    return out[0];
+}
+
+static double r_exp_neg(double x) { return exp(-x); }
+static double r_softplus(double x) { return (x > 0 ? x : 0.0) + log1p(exp(-fabs(x))); }
+
+/* As scan, 4096 inputs per call of the vector function. */
+static worst vscan(vfun f, double (*ref)(double), double lo, double hi, double step) {
+    enum { B = 4096 };
+    static float in[B], out[B];
+    worst w = {0, 0};
+    double x = lo;
+    while (x <= hi) {
+        size_t n = 0;
+        for (; n < B && x <= hi; n++, x += step) in[n] = (float)x;
+        for (size_t i = n; i < B; i++) in[i] = (float)lo;
+        v_apply(f, in, out, B);
+        for (size_t i = 0; i < n; i++) {
+            const double want = ref(in[i]), got = out[i];
+            if (want == 0.0) continue;
+            const double e = fabs(got - want) / fabs(want);
+            if (!(e <= w.rel)) w = (worst){e, in[i]};
+        }
+    }
+    return w;
+}
+
+#define CHECK_VSCAN(f, ref, lo, hi, step, bound)                                                      \
+    do {                                                                                              \
+        worst w_ = vscan(f, ref, lo, hi, step);                                                       \
+        cr_log_info(#f " on [%g, %g]: worst relative error %.3g at %.9g", (double)(lo), (double)(hi), \
+                    w_.rel, w_.at);                                                                   \
+        cr_assert(w_.rel < (bound), #f ": relative error %.3g at %.9g > %g", w_.rel, w_.at,          \
+                  (double)(bound));                                                                   \
+    } while (0)
+
+#define NEED_AVX512()                                                                                 \
+    do {                                                                                              \
+        if (!nb__v512()) cr_skip_test("no AVX-512 on this CPU: the ops run the portable code");        \
+    } while (0)
+
+/* 3.4 float ulps (epsilon 1.19e-7) at most, most of them 2. */
+Test(fastmath, avx512_exp_and_expm1_are_within_3e7_relative) {
+    NEED_AVX512();
+    CHECK_VSCAN(V_EXP, exp, -87.3, 88.5, 1e-4, 2.5e-7);
+    CHECK_VSCAN(V_EXP, exp, -1e-3, 1e-3, 1e-8, 2.5e-7);
+    CHECK_VSCAN(V_EXP_NEG, r_exp_neg, -88.5, 87.3, 1e-4, 2.5e-7);
+    CHECK_VSCAN(V_EXPM1, expm1, -87.3, 88.5, 1e-4, 3e-7);
+    CHECK_VSCAN(V_EXPM1, expm1, -1.0, 1.0, 1e-7, 3e-7);
+    /* near 0, where exp(x) - 1 would cancel: relative precision kept */
+    CHECK_VSCAN(V_EXPM1, expm1, -1e-3, 1e-3, 1e-10, 3e-7);
+    CHECK_VSCAN(V_EXPM1, expm1, -1e-30, 1e-30, 1e-33, 3e-7);
+}
+
+Test(fastmath, avx512_sigmoid_tanh_softplus_are_within_4e7_relative) {
+    NEED_AVX512();
+    CHECK_VSCAN(V_SIGMOID, r_sigmoid, -87.0, 87.0, 1e-5, 4e-7);
+    CHECK_VSCAN(V_TANH, tanh, -20.0, 20.0, 1e-6, 4e-7);
+    CHECK_VSCAN(V_TANH, tanh, -1e-3, 1e-3, 1e-10, 4e-7);
+    CHECK_VSCAN(V_TANH, tanh, -1e-30, 1e-30, 1e-33, 4e-7);
+    CHECK_VSCAN(V_SOFTPLUS, r_softplus, -87.0, 87.0, 1e-5, 4e-7);
+    CHECK_VSCAN(V_LOG1P, log1p, 0.0, 1.0, 1e-7, 4e-7);
+}
+
+Test(fastmath, avx512_normal_cdf_and_pdf_are_within_1e6_relative) {
+    NEED_AVX512();
+    CHECK_VSCAN(V_CDF, r_cdf, -12.9, 10.0, 1e-6, 1e-6);
+    CHECK_VSCAN(V_PDF, r_pdf, -13.0, 13.0, 1e-6, 5e-7);
+}
+
+Test(fastmath, avx512_extremes_zero_tiny_huge_infinities_and_nan) {
+    NEED_AVX512();
+    const float z[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-40f /* denormal */, -1e-40f};
+    for (size_t i = 0; i < sizeof z / sizeof z[0]; i++) {
+        const float x = z[i];
+        cr_assert_float_eq(v_one(V_EXP, x), 1.0f, 1.2e-7f, "exp(%g)", (double)x);
+        cr_assert_float_eq(v_one(V_EXPM1, x), x, 1e-45f, "expm1(%g)", (double)x);
+        cr_assert_float_eq(v_one(V_TANH, x), x, 1e-45f, "tanh(%g)", (double)x);
+        cr_assert_eq(signbit(v_one(V_TANH, x)), signbit(x), "tanh(%g) has the wrong sign", (double)x);
+        cr_assert_float_eq(v_one(V_SIGMOID, x), 0.5f, 1e-7f, "sigmoid(%g)", (double)x);
+        cr_assert_float_eq(v_one(V_SOFTPLUS, x), 0.69314718f, 1e-7f, "softplus(%g)", (double)x);
+        cr_assert_float_eq(v_one(V_CDF, x), 0.5f, 1e-7f, "cdf(%g)", (double)x);
+        cr_assert_float_eq(v_one(V_PDF, x), 0.39894228f, 1e-7f, "pdf(%g)", (double)x);
+    }
+    const float huge[] = {100.0f, 1e30f, INFINITY};
+    for (size_t i = 0; i < 3; i++) {
+        const float x = huge[i];
+        cr_assert_eq(v_one(V_TANH, x), 1.0f);
+        cr_assert_eq(v_one(V_TANH, -x), -1.0f);
+        cr_assert_eq(v_one(V_SIGMOID, x), 1.0f);
+        const float sn = v_one(V_SIGMOID, -x);
+        cr_assert(sn > 0.0f && sn < 1.3e-38f, "sigmoid(%g) = %g", -(double)x, (double)sn);
+        cr_assert_eq(v_one(V_SOFTPLUS, x), x, "softplus(%g)", (double)x);
+        const float sp = v_one(V_SOFTPLUS, -x);
+        cr_assert(sp >= 0.0f && sp < 1.3e-38f, "softplus(%g) = %g", -(double)x, (double)sp);
+        cr_assert_eq(v_one(V_CDF, x), 1.0f);
+        cr_assert_eq(v_one(V_CDF, -x), 0.0f);
+        cr_assert_eq(v_one(V_PDF, x), 0.0f);
+        cr_assert_eq(v_one(V_PDF, -x), 0.0f);
+    }
+    /* the clamped ends: finite, no wrapped exponents */
+    cr_assert_float_eq(v_one(V_EXP, 88.5f), (float)exp(88.5), 1e32f);
+    cr_assert_float_eq(v_one(V_EXP, -87.3f), (float)exp((double)-87.3f), 1e-44f);
+    cr_assert_float_eq(v_one(V_EXPM1, -87.3f), -1.0f, 1e-7f);
+    cr_assert_float_eq(v_one(V_EXP_NEG, 87.3f), (float)exp((double)-87.3f), 1e-44f);
+    for (int f = V_EXP; f <= V_PDF; f++) cr_assert(isnan(v_one((vfun)f, NAN)), "function %d of NaN", f);
+}
+
+#else
+Test(fastmath, avx512_versions_are_not_built_here) { cr_log_info("not x86-64: only the portable code"); }
+#endif
+
+/* The gradients of the ops whose backward has its own vector kernel (gelu,
+ * swish, softplus), with dy = 1: against their double derivatives, within
+ * 1e-6 relative or 1e-30 absolute, on 40,100 inputs from -40 to 40; GELU's
+ * and swish's within 2e-7 absolute too, where their derivatives cancel to
+ * 0 (Φ(x) + x·φ(x) at x = -0.75, terms of 0.23; s·(1 + x·(1 - s)) at x =
+ * -1.28). */
+static double d_gelu(double x) { return 0.5 * erfc(-x / sqrt(2.0)) + x * exp(-0.5 * x * x) / sqrt(2.0 * M_PI); }
+static double d_swish(double x) {
+    const double s = 1.0 / (1.0 + exp(-x));
+    return s * (1.0 + x * (1.0 - s));
+}
+static void derivatives_match_double_references(void) {
+    enum { N = 40100 }; /* not a multiple of 64: the kernels' tails too */
+    static const unary_fn dops[] = {nb_gelu, nb_swish, nb_softplus};
+    static double (*const dref[])(double) = {d_gelu, d_swish, r_sigmoid};
+    float *data = malloc(N * sizeof *data), *want = malloc(N * sizeof *want);
+    for (int i = 0; i < N; i++) data[i] = -40.0f + 80.0f * (float)i / (float)(N - 1);
+    for (int k = 0; k < 3; k++) {
+        nb_graph *g = nb_graph_new();
+        nb_tensor *t = t_tensor_of("x", 2, (int[]){N / 100, 100}, data);
+        nb_node *loss = nb_sum(g, dops[k](g, nb_param(g, t)));
+        t_ok(g);
+        cr_assert(nb_forward(g, NB_TRAINING) == NB_OK, "%s", nb_graph_error(g));
+        nb_backward(g, loss);
+        t_ok(g);
+        for (int i = 0; i < N; i++) want[i] = (float)dref[k](data[i]);
+        nb_assert_near(t->grad, want, (size_t)N, k < 2 ? 2e-7 : 1e-30, 1e-6);
+        nb_graph_free(g);
+        nb_tensor_free(t);
+    }
+    free(data);
+    free(want);
+}
+Test(fastmath, activation_derivatives_match_double_references_over_a_wide_range) {
+    derivatives_match_double_references();
+}
+Test(fastmath, portable_activation_derivatives_match_double_references_over_a_wide_range) {
+    portable_kernels();
+    derivatives_match_double_references();
 }

@@ -230,3 +230,45 @@ Test(softmax, softmax_large_input_is_thread_independent) { check_thread_independ
 Test(softmax, log_softmax_large_input_is_thread_independent) {
     check_thread_independence(nb_log_softmax, true);
 }
+
+/* Rows of 37 (two vectors and a tail) and 300, logits in [-30, 30]:
+ * within 4e-6 relative of the double reference (or 1e-30 absolute, for
+ * probabilities that underflow), softmax and log-softmax. Most of that is
+ * the float subtraction x - max, which rounds by up to |x - max|·2^-24
+ * (3.6e-6 at 60) before exp turns it into relative error. Log-softmax
+ * also within 1e-6 absolute: (x - max) - log(sum) cancels near 0. */
+static void check_accuracy(void) {
+    const int lens[] = {37, 300};
+    for (int l = 0; l < 2; l++) {
+        const int len = lens[l], rows = 64;
+        nb_tensor *x = t_tensor("x", 2, (int[]){rows, len}, -30, 30, 40 + (uint64_t)l);
+        float *ref = malloc(x->size * sizeof *ref);
+        for (int lg = 0; lg < 2; lg++) {
+            nb_graph *g = nb_graph_new();
+            nb_node *y = (lg ? nb_log_softmax : nb_softmax)(g, nb_param(g, x));
+            cr_assert(nb_forward(g, NB_INFERENCE) == NB_OK);
+            reference(x->data, (size_t)rows, (size_t)len, lg, ref);
+            cr_log_info("len %d, %s", len, lg ? "log_softmax" : "softmax");
+            nb_assert_near(nb_node_value(y), ref, x->size, lg ? 1e-6 : 1e-30, 4e-6);
+            nb_graph_free(g);
+        }
+        free(ref);
+        nb_tensor_free(x);
+    }
+}
+
+Test(softmax, values_are_within_4e6_relative_of_double) { check_accuracy(); }
+
+/* The portable kernels, which CPUs without AVX-512 run, through the same
+ * checks (each test is its own process, so the switch lasts for one). */
+#include "ops/simd512.h"
+#ifdef NB_HAVE_V512
+Test(softmax, portable_kernels_match_the_reference_too) {
+    nb__v512_disabled = true;
+    check_accuracy();
+    check_values_and_gradient(nb_softmax, false, 2, (int[]){4, 5});
+    check_values_and_gradient(nb_log_softmax, true, 3, (int[]){2, 3, 4});
+    check_thread_independence(nb_softmax, false);
+    check_thread_independence(nb_log_softmax, true);
+}
+#endif
