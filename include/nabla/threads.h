@@ -13,8 +13,8 @@
  * NB_MAX_THREADS. nabla never changes the calling program's own OpenMP
  * settings: it passes its count to each of its parallel regions.
  *
- * Small batches: when no activation of a graph reaches 32,768 elements
- * (batch 32 of the book's models), a forward or backward pass opens one
+ * Small batches: when no op of a graph outputs 131,072 elements or more
+ * (the book's models up to batch 256), a forward or backward pass opens one
  * parallel region for the whole pass instead of one per large op. Thread 0
  * runs the ops in turn and the other threads join it only for the matrix
  * products, splitting them by columns or rows (a custom op therefore runs
