@@ -130,6 +130,14 @@ static nb_status masked_forward(nb_graph *g, nb_node *n, masked_map f) {
     return NB_OK;
 }
 
+/* A function over a range with restrict pointers: the same loop written
+ * inside NB_PARALLEL_FOR lost them in the outlined region and ran 1.3-7x
+ * slower on two threads than on one. */
+NB_KERNEL_CLONES static void mask_grad_range(size_t lo, size_t hi, float *restrict dx, const float *restrict dy,
+                                             const float *restrict mask) {
+    for (size_t i = lo; i < hi; i++) dx[i] += mask[i] * dy[i];
+}
+
 static void masked_backward(nb_node *n) {
     float *restrict dx = n->in[0]->grad;
     if (!dx) return;
@@ -139,7 +147,7 @@ static void masked_backward(nb_node *n) {
         add_into(dx, dy, size);
         return;
     }
-    NB_PARALLEL_FOR(i, size, dx[i] += mask[i] * dy[i]);
+    NB_PARALLEL_RANGE(lo, hi, size, mask_grad_range(lo, hi, dx, dy, mask));
 }
 
 /* ---- inverted dropout ---- */
