@@ -626,16 +626,18 @@ typedef struct {
     float *c, *dx, *dw;
 } gemm_arg;
 
-/* forward: C = X·W; backward: dX += dY·W^T, dW += X^T·dY (beta 1, as
- * nabla's backward accumulates). X [M,K], W [K,N], dY [M,N]. */
+/* forward: C = X·W; backward: dX = dY·W^T, dW = X^T·dY (beta 0: in the
+ * benchmark's graph the product is the first and only writer of both
+ * gradients, which nabla's backward then overwrites rather than adds to).
+ * X [M,K], W [K,N], dY [M,N]. */
 static void blis_fn(void *p) {
     gemm_arg *a = p;
     if (!a->bwd) {
         blis_gemm(a->threads, false, false, a->m, a->n, a->k, a->x, a->k, a->w, a->n, 0.0f, a->c, a->n);
         return;
     }
-    blis_gemm(a->threads, false, true, a->m, a->k, a->n, a->dy, a->n, a->w, a->n, 1.0f, a->dx, a->k);
-    blis_gemm(a->threads, true, false, a->k, a->n, a->m, a->x, a->k, a->dy, a->n, 1.0f, a->dw, a->n);
+    blis_gemm(a->threads, false, true, a->m, a->k, a->n, a->dy, a->n, a->w, a->n, 0.0f, a->dx, a->k);
+    blis_gemm(a->threads, true, false, a->k, a->n, a->m, a->x, a->k, a->dy, a->n, 0.0f, a->dw, a->n);
 }
 
 static void openblas_fn(void *p) {
@@ -645,9 +647,9 @@ static void openblas_fn(void *p) {
                  a->c, a->n);
         return;
     }
-    ob.sgemm(ROW_MAJOR, NO_TRANS, TRANS, a->m, a->k, a->n, 1.0f, a->dy, a->n, a->w, a->n, 1.0f, a->dx,
+    ob.sgemm(ROW_MAJOR, NO_TRANS, TRANS, a->m, a->k, a->n, 1.0f, a->dy, a->n, a->w, a->n, 0.0f, a->dx,
              a->k);
-    ob.sgemm(ROW_MAJOR, TRANS, NO_TRANS, a->k, a->n, a->m, 1.0f, a->x, a->k, a->dy, a->n, 1.0f, a->dw,
+    ob.sgemm(ROW_MAJOR, TRANS, NO_TRANS, a->k, a->n, a->m, 1.0f, a->x, a->k, a->dy, a->n, 0.0f, a->dw,
              a->n);
 }
 
