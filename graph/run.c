@@ -162,34 +162,7 @@ static nb_status forward_serial(nb_graph *g) {
     return NB_OK;
 }
 
-/* Every thread takes the same decisions in the same order, so they reach
- * the same barriers; a failure is read right after a barrier, where all
- * threads see the same value. */
-static nb_status forward_team(nb_graph *g, int nt) {
-    bool failed = false;
-#pragma omp parallel num_threads(nt)
-    {
-        const int tid = omp_get_thread_num(), team = omp_get_num_threads();
-        bool dirty = false;
-        for (int i = 0; i < g->n_nodes; i++) {
-            nb_node *n = g->nodes[i];
-            if (!runs(n)) continue;
-            if (team > 1 && n->op->shares && n->op->shares(n, false)) {
-                if (dirty) {
-#pragma omp barrier
-                }
-                if (failed) break;
-                n->op->forward_team(g, n, tid, team);
-#pragma omp barrier
-                dirty = false;
-            } else {
-                if (tid == 0 && !failed && forward_one(g, n) != NB_OK) failed = true;
-                dirty = true;
-            }
-        }
-    }
-    return failed ? NB_ERROR : NB_OK;
-}
+static nb_status team_pass(nb_graph *g, const nb_node *loss, int nt);
 
 nb_status nb__forward_at(nb_graph *g, nb_mode mode, uint64_t step) {
     if (!g || g->status != NB_OK) return NB_ERROR;
@@ -220,7 +193,7 @@ nb_status nb__forward_at(nb_graph *g, nb_mode mode, uint64_t step) {
             n->value = n->in[0]->value;
     }
     const int nt = team_size(g);
-    return nt > 1 ? forward_team(g, nt) : forward_serial(g);
+    return nt > 1 ? team_pass(g, NULL, nt) : forward_serial(g);
 }
 
 nb_status nb_forward(nb_graph *g, nb_mode mode) {
@@ -321,26 +294,32 @@ static nb_status backward_serial(nb_graph *g, nb_node *loss) {
     return NB_OK;
 }
 
-/* As forward_team, in reverse. */
-static nb_status backward_team(nb_graph *g, nb_node *loss, int nt) {
+/* A pass in the team: forward over every node (loss NULL), or backward
+ * from the loss down. Every thread takes the same decisions in the same
+ * order, so they reach the same barriers; a failure is read right after a
+ * barrier, where all threads see the same value. */
+static nb_status team_pass(nb_graph *g, const nb_node *loss, int nt) {
+    const bool backward = loss != NULL;
+    const int count = backward ? loss->id + 1 : g->n_nodes;
     bool failed = false;
 #pragma omp parallel num_threads(nt)
     {
         const int tid = omp_get_thread_num(), team = omp_get_num_threads();
         bool dirty = false;
-        for (int i = loss->id; i >= 0; i--) {
-            nb_node *n = g->nodes[i];
-            if (!has_backward(n)) continue;
-            if (team > 1 && n->op->shares && n->op->shares(n, true)) {
+        for (int k = 0; k < count; k++) {
+            nb_node *n = g->nodes[backward ? loss->id - k : k];
+            if (backward ? !has_backward(n) : !runs(n)) continue;
+            if (team > 1 && n->op->shares && n->op->shares(n, backward)) {
                 if (dirty) {
 #pragma omp barrier
                 }
                 if (failed) break;
-                n->op->backward_team(g, n, tid, team);
+                (backward ? n->op->backward_team : n->op->forward_team)(g, n, tid, team);
 #pragma omp barrier
                 dirty = false;
             } else {
-                if (tid == 0 && !failed && backward_one(g, n) != NB_OK) failed = true;
+                if (tid == 0 && !failed && (backward ? backward_one(g, n) : forward_one(g, n)) != NB_OK)
+                    failed = true;
                 dirty = true;
             }
         }
@@ -362,7 +341,7 @@ nb_status nb_backward(nb_graph *g, nb_node *loss) {
     if (!loss->grad) return NB_OK; /* nothing trainable reaches the loss */
     loss->grad[0] = 1.0f;
     const int nt = team_size(g);
-    return nt > 1 ? backward_team(g, loss, nt) : backward_serial(g, loss);
+    return nt > 1 ? team_pass(g, loss, nt) : backward_serial(g, loss);
 }
 
 /* Counter {block, step, node id}, key {seed + high half of step}: a node's
