@@ -104,11 +104,6 @@ static void k_init(void) {
 
 static void k_ready(void) { pthread_once(&k_once, k_init); }
 
-void nb__gemm_tile(int *mr, int *nr, int *prefers_rows) {
-    k_ready();
-    *mr = (int)K.mr, *nr = (int)K.nr, *prefers_rows = K.prefers_rows;
-}
-
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 
 /* Which products take the direct kernels of ops/gemm_direct.c. Measured

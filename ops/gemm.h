@@ -42,7 +42,5 @@ bool nb__gemm_direct_available(void);
 void nb__sgemm_direct(size_t m, size_t j0, size_t j1, size_t k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
                       const float *b, ptrdiff_t ldb, bool add, float *c, ptrdiff_t ldc);
 
-/* The micro-tile BLIS gave: rows, columns, and whether it prefers C by rows. */
-void nb__gemm_tile(int *mr, int *nr, int *prefers_rows);
 
 #endif
