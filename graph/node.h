@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "graph/pace.h"
 #include "nabla/graph.h"
 
 typedef enum nb_kind { NB_KIND_INPUT, NB_KIND_PARAM, NB_KIND_CONST, NB_KIND_OP } nb_kind;
@@ -46,7 +47,8 @@ typedef struct nb_attr {
  *           in one parallel region (small batches, see graph/run.c),
  *           forward_team / backward_team are called by every thread of the
  *           team with its tid of nt, instead of forward / backward on one;
- *           they may meet at `omp barrier`s, which all threads must reach.
+ *           they may meet at nb__team_sync() (graph/barrier.h), which all
+ *           threads must reach.
  *           Results must not depend on nt. */
 typedef struct nb_op {
     const char *name;
@@ -109,6 +111,8 @@ struct nb_graph {
     uint64_t step;        /* forward passes run so far: the random stream's counter */
     int batch;            /* batch of the last forward pass */
     bool team;            /* at this batch, passes run in one parallel region (graph/run.c) */
+    nb_pace pace[2];      /* thread counts of training and inference steps (graph/pace.h) */
+    int threads;          /* the count of the last forward pass, which backward takes */
     nb_tensor **owned;    /* tensors the graph made itself (nb_scalar) */
     int n_owned, cap_owned;
 };

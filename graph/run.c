@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/barrier.h"
 #include "graph/internal.h"
 
 #define ALIGN_FLOATS 16 /* 64 bytes */
@@ -87,15 +88,9 @@ nb_status nb_feed(nb_graph *g, nb_node *input, const float *data, int batch) {
  * region costs a few, so every op but the matrix products runs serially,
  * and a product big enough to be worth two threads used to open a region
  * of its own, several per step. Instead, when no op's output reaches
- * TEAM_MAX_ELEMENTS, each pass runs in one region: thread 0 runs the ops one after the other, and the team meets
+ * NB_TEAM_MAX_ELEMENTS (graph/parallel.h), each pass runs in one region: thread 0 runs the ops one after the other, and the team meets
  * only around the ops that share their work (nb_op.shares), at a barrier
  * before one (when thread 0 wrote something since the last) and one after. */
-
-/* Op outputs from which a graph runs op by op instead: the ops that do not
- * share then run serially in the team, and at batch 256 of model a (76,800
- * activations) the team is still 4% faster per step than one region per
- * large op (bench-train --quick, 2 threads); at batch 1024 it would not be. */
-#define TEAM_MAX_ELEMENTS (4 * (size_t)NB_PAR_MIN)
 
 static bool team_fits(const nb_graph *g) {
     bool shares = false;
@@ -103,15 +98,47 @@ static bool team_fits(const nb_graph *g) {
         const nb_node *n = g->nodes[i];
         if (n->kind != NB_KIND_OP) continue;
         shares |= n->op->shares != NULL;
-        if (n->size >= TEAM_MAX_ELEMENTS) return false;
+        if (n->size >= NB_TEAM_MAX_ELEMENTS) return false;
     }
     return shares;
 }
 
-/* The team's size for this pass, or 1 to run it on the calling thread. */
-static int team_size(const nb_graph *g) {
+/* The team's size for a pass of nt threads, or 1 to run it on the
+ * calling thread. */
+static int team_size(const nb_graph *g, int nt) {
     if (!g->team || g->check_finite || omp_in_parallel()) return 1;
-    return nb__threads();
+    return nt;
+}
+
+/* ---- the pace: how many threads a step runs on (graph/pace.h) ----
+ *
+ * The governor times whole cycles, from one forward pass of a kind to the
+ * next: a training step's forward, backward, optimizer update and the
+ * gather of the next batch all run at the count the forward pass chose
+ * (regions outside passes take the count of the last forward pass), and
+ * all of it is what a thread count makes faster or slower: workers that
+ * wait between passes take CPU time from the thread that works. */
+
+/* Ends the cycle of kind p that the last forward pass of that kind began,
+ * and returns the count the new one runs at. */
+static int cycle_begin(nb_graph *g, nb_pace *p) {
+    const int full = nb__threads_configured();
+    int nt = full;
+    if (full > 1 && nb__threads_adaptive() && !omp_in_parallel()) {
+        const double t = nb__pace_now();
+        if (p->measure) nb__pace_end(p, t - p->started, t);
+        nt = nb__pace_begin(p, full, g->batch, t);
+    } else {
+        p->measure = false, p->probing = -1;
+    }
+    g->threads = nt;
+    nb__threads_for_pass(nt, true);
+    return nt;
+}
+
+static nb_status pass_end(nb_status st) {
+    nb__threads_for_pass(0, false);
+    return st;
 }
 
 /* Brings every shape up to the fed batch. */
@@ -192,8 +219,8 @@ nb_status nb__forward_at(nb_graph *g, nb_mode mode, uint64_t step) {
         else if (n->kind == NB_KIND_OP && n->op->view)
             n->value = n->in[0]->value;
     }
-    const int nt = team_size(g);
-    return nt > 1 ? team_pass(g, NULL, nt) : forward_serial(g);
+    const int nt = team_size(g, cycle_begin(g, &g->pace[mode == NB_TRAINING ? 0 : 1]));
+    return pass_end(nt > 1 ? team_pass(g, NULL, nt) : forward_serial(g));
 }
 
 nb_status nb_forward(nb_graph *g, nb_mode mode) {
@@ -302,20 +329,21 @@ static nb_status team_pass(nb_graph *g, const nb_node *loss, int nt) {
     const bool backward = loss != NULL;
     const int count = backward ? loss->id + 1 : g->n_nodes;
     bool failed = false;
+    nb_barrier bar;
+    nb__barrier_init(&bar);
 #pragma omp parallel num_threads(nt)
     {
         const int tid = omp_get_thread_num(), team = omp_get_num_threads();
+        nb__team_join(&bar, team);
         bool dirty = false;
         for (int k = 0; k < count; k++) {
             nb_node *n = g->nodes[backward ? loss->id - k : k];
             if (backward ? !has_backward(n) : !runs(n)) continue;
             if (team > 1 && n->op->shares && n->op->shares(n, backward)) {
-                if (dirty) {
-#pragma omp barrier
-                }
+                if (dirty) nb__team_sync();
                 if (failed) break;
                 (backward ? n->op->backward_team : n->op->forward_team)(g, n, tid, team);
-#pragma omp barrier
+                nb__team_sync();
                 dirty = false;
             } else {
                 if (tid == 0 && !failed && (backward ? backward_one(g, n) : forward_one(g, n)) != NB_OK)
@@ -323,6 +351,10 @@ static nb_status team_pass(nb_graph *g, const nb_node *loss, int nt) {
                 dirty = true;
             }
         }
+        /* leave together: OpenMP's own barrier at the end of the region
+         * spins for milliseconds, ours sleeps soon */
+        if (team > 1) nb__team_sync();
+        nb__team_join(NULL, 0);
     }
     return failed ? NB_ERROR : NB_OK;
 }
@@ -340,8 +372,10 @@ nb_status nb_backward(nb_graph *g, nb_node *loss) {
     if (prepare_grads(g, loss) != NB_OK) return NB_ERROR;
     if (!loss->grad) return NB_OK; /* nothing trainable reaches the loss */
     loss->grad[0] = 1.0f;
-    const int nt = team_size(g);
-    return nt > 1 ? team_pass(g, loss, nt) : backward_serial(g, loss);
+    const int full = nb__threads_configured(), threads = g->threads >= 1 && g->threads <= full ? g->threads : full;
+    nb__threads_for_pass(threads, false);
+    const int nt = team_size(g, threads);
+    return pass_end(nt > 1 ? team_pass(g, loss, nt) : backward_serial(g, loss));
 }
 
 /* Counter {block, step, node id}, key {seed + high half of step}: a node's

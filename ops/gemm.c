@@ -15,6 +15,7 @@
 #endif
 
 #include "graph/internal.h"
+#include "graph/barrier.h"
 #include "ops/gemm.h"
 
 static struct {
@@ -204,17 +205,15 @@ static void run(const problem *P, int tid, int nt) {
             const float *bsrc = P->b + (ptrdiff_t)pc * P->rsb + (ptrdiff_t)jc * P->csb;
             for (size_t q = (size_t)tid; q < nb_panels; q += (size_t)nt)
                 pack_b_panel(q, nc, kc, bsrc, P->rsb, P->csb, P->bp);
-            if (nt > 1) {
-#pragma omp barrier
-            }
+            if (nt > 1)
+                nb__team_sync();
             for (size_t ic = 0; ic < P->m; ic += K.mc) {
                 const size_t mc = min_sz(K.mc, P->m - ic), na_panels = ceil_div(mc, K.mr);
                 const float *asrc = P->a + (ptrdiff_t)ic * P->rsa + (ptrdiff_t)pc * P->csa;
                 for (size_t q = (size_t)tid; q < na_panels; q += (size_t)nt)
                     pack_a_panel(q, mc, kc, asrc, P->rsa, P->csa, P->ap);
-                if (nt > 1) {
-#pragma omp barrier
-                }
+                if (nt > 1)
+                    nb__team_sync();
                 /* tiles in column-panel-major order, dealt round robin */
                 const size_t tiles = na_panels * nb_panels;
                 for (size_t t = (size_t)tid; t < tiles; t += (size_t)nt) {
@@ -226,17 +225,12 @@ static void run(const problem *P, int tid, int nt) {
                     K.ukr((dim_t)min_sz(K.mr, mc - i0), (dim_t)min_sz(K.nr, nc - j0), (dim_t)kc,
                           &alpha, ap, bp, &beta, c, P->rsc, P->csc, &aux, K.cntx);
                 }
-                if (nt > 1) { /* A's buffer is rewritten next */
-#pragma omp barrier
-                }
+                if (nt > 1) /* A's buffer is rewritten next */
+                    nb__team_sync();
             }
         }
     }
 }
-
-/* Products smaller than this many multiply-adds stay on one thread: a
- * parallel region and its barriers cost more than they save. */
-#define GEMM_PAR_MIN (1u << 18)
 
 /* Sets up P for C = alpha·A·B + beta·C; false when there is nothing to
  * multiply (k = 0 or alpha = 0), after scaling C by beta on the caller's
@@ -309,9 +303,8 @@ static void direct(size_t m, size_t n, size_t k, const float *a, ptrdiff_t rsa, 
         size_t t0 = j0, t1 = j1;
         if (by_rows) share(col_blocks, 16, n, tid, nt, &t0, &t1);
         if (t0 < t1) transpose(work + t0, n, b + (ptrdiff_t)t0 * csb, csb, t1 - t0, k);
-        if (by_rows) {
-#pragma omp barrier
-        }
+        if (by_rows)
+            nb__team_sync();
         b = work, ldb = (ptrdiff_t)n;
     }
     if (i0 < i1 && j0 < j1)
@@ -325,11 +318,18 @@ void nb__sgemm(size_t m, size_t n, size_t k, float alpha, const float *a, ptrdif
     if (m == 0 || n == 0) return;
     k_ready();
     int nt = nb__threads();
-    const bool par = nt > 1 && !omp_in_parallel() && (double)m * (double)n * (double)k >= GEMM_PAR_MIN;
+    const bool par = nt > 1 && !omp_in_parallel() && (double)m * (double)n * (double)k >= NB_GEMM_PAR_MIN;
     if (direct_fits(m, n, k, alpha, beta, rsb, csb, csc)) {
         if (par) {
+            nb_barrier bar;
+            nb__barrier_init(&bar);
 #pragma omp parallel num_threads(nt)
-            direct(m, n, k, a, rsa, csa, b, rsb, csb, beta, c, rsc, work, omp_get_thread_num(), omp_get_num_threads());
+            {
+                nb__team_join(&bar, omp_get_num_threads());
+                direct(m, n, k, a, rsa, csa, b, rsb, csb, beta, c, rsc, work, omp_get_thread_num(),
+                       omp_get_num_threads());
+                nb__team_join(NULL, 0);
+            }
         } else {
             direct(m, n, k, a, rsa, csa, b, rsb, csb, beta, c, rsc, work, 0, 1);
         }
@@ -338,8 +338,14 @@ void nb__sgemm(size_t m, size_t n, size_t k, float alpha, const float *a, ptrdif
     problem P;
     if (!setup(&P, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, work, 0)) return;
     if (par) {
+        nb_barrier bar;
+        nb__barrier_init(&bar);
 #pragma omp parallel num_threads(nt)
-        run(&P, omp_get_thread_num(), omp_get_num_threads());
+        {
+            nb__team_join(&bar, omp_get_num_threads());
+            run(&P, omp_get_thread_num(), omp_get_num_threads());
+            nb__team_join(NULL, 0);
+        }
     } else {
         run(&P, 0, 1);
     }

@@ -105,10 +105,6 @@ static void matmul_backward(nb_graph *g, nb_node *n) { backward_share(g, n, 0, 0
 
 /* ---- shared by the graph's team (small batches, see graph/run.c) ---- */
 
-/* Multiply-adds from which a product is split among the team's threads:
- * below it two barriers cost more than half the product saves. */
-#define TEAM_SPLIT_MIN (1u << 15)
-
 static double macs(const nb_node *n) {
     const nb_node *a = n->in[0];
     int k = TRANS_A(n) ? a->shape.dim[0] : a->shape.dim[1];
@@ -116,7 +112,7 @@ static double macs(const nb_node *n) {
 }
 
 static bool matmul_shares(const nb_node *n, bool backward) {
-    return macs(n) >= (backward && both_grads(n) ? TEAM_SPLIT_MIN / 2 : TEAM_SPLIT_MIN);
+    return macs(n) >= (backward && both_grads(n) ? NB_TEAM_SPLIT_MIN / 2 : NB_TEAM_SPLIT_MIN);
 }
 
 static void matmul_forward_team(nb_graph *g, nb_node *n, int tid, int nt) { forward_share(g, n, tid, nt); }

@@ -8,9 +8,7 @@
 #include "graph/internal.h"
 #include "nabla/optim.h"
 
-/* Elements per work item: big enough that a thread's share is a long
- * contiguous run, small enough to split a large tensor over many threads. */
-#define BLOCK 8192
+#define BLOCK NB_UPDATE_BLOCK /* elements per work item (graph/parallel.h) */
 
 typedef struct slot {
     nb_tensor *t;

@@ -77,10 +77,7 @@ static nb_status session_open(session *s, nb_model *m, const nb_dataset *d, int 
 
 /* Gathers examples idx[0..b) (or start.. when idx is NULL) and feeds them. */
 static void session_feed(session *s, const nb_dataset *d, const int *idx, int start, int b) {
-    /* a shuffled batch is rows scattered over the whole training set: at
-     * batch 1024 of Fashion-MNIST, 3 MB gathered from 172 MB, which waits on
-     * memory, so two threads halve it */
-    NB_PARALLEL_FOR_IF((size_t)b * (size_t)d->dim >= 4 * (size_t)NB_PAR_MIN, r, (size_t)b, {
+    NB_PARALLEL_FOR_IF((size_t)b * (size_t)d->dim >= NB_GATHER_PAR_MIN, r, (size_t)b, {
         int k = idx ? idx[start + (int)r] : start + (int)r;
         memcpy(s->xb + r * s->dim, d->x + (size_t)k * d->dim, sizeof(float) * (size_t)d->dim);
         s->yb[r] = d->y[k];

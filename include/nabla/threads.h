@@ -9,8 +9,8 @@
  * the first product keeps every product on the BLIS path. BLIS's own
  * threading is never used, so nothing nests and the cores are never
  * oversubscribed. The count starts from NABLA_NUM_THREADS, else
- * OMP_NUM_THREADS, else the number of processors, and is at most
- * NB_MAX_THREADS. nabla never changes the calling program's own OpenMP
+ * OMP_NUM_THREADS, else the number of processors (see below), and is at
+ * most NB_MAX_THREADS. nabla never changes the calling program's own OpenMP
  * settings: it passes its count to each of its parallel regions.
  *
  * Small batches: when no op of a graph outputs 131,072 elements or more
@@ -19,9 +19,24 @@
  * runs the ops in turn and the other threads join it only for the matrix
  * products, splitting them by columns or rows (a custom op therefore runs
  * on thread 0 inside that region: an OpenMP region it opens runs on one
- * thread). Results are bit-identical whatever the thread count. Between
- * ops the waiting threads spin (libgomp's default policy): on a machine
- * whose cores are busy with other work, fewer threads may well be faster.
+ * thread). Results are bit-identical whatever the thread count.
+ *
+ * Busy machines: threads that meet at barriers stall when another process
+ * takes their cores (the scheduler parks one thread, the others wait for a
+ * whole time slice), and two threads beside one busy process could run 100
+ * times slower than one. So each kind of pass of a graph (training
+ * forward, inference forward, backward) measures its own wall time and runs
+ * on the fastest of the configured count, half of it, ..., 1 thread, trying
+ * a neighbouring count now and then (rarely when that keeps losing: at most
+ * about 3% of the time goes to such tries). Regions outside passes (the
+ * optimizer's update, fit's gather) take the count the last pass ran at.
+ * Results do not change with the count, only the speed. nb_set_thread_
+ * adaptation(false), or NABLA_ADAPT_THREADS=0 in the environment, keeps
+ * every pass at the configured count.
+ *
+ * The default count is the number of CPUs the process may run on (its
+ * affinity mask), capped by its cgroup's CPU quota (cgroup v2 cpu.max or
+ * v1 cpu.cfs_quota_us), rounded up.
  *
  * On first use (the first nb_graph_new or thread call) nabla also picks
  * BLIS's kernels from the CPU's features when the user has not set
@@ -33,6 +48,8 @@
 #ifndef NABLA_THREADS_H
 #define NABLA_THREADS_H
 
+#include <stdbool.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -43,6 +60,16 @@ extern "C" {
  * Not to be called while a graph of this process is running. */
 void nb_set_num_threads(int n);
 int nb_get_num_threads(void);
+
+/* Lets passes run on fewer threads than configured when that is faster
+ * (on by default; see above), or keeps them at the configured count. Not
+ * to be called while a graph of this process is running. */
+void nb_set_thread_adaptation(bool on);
+bool nb_get_thread_adaptation(void);
+
+/* The count regions outside passes take now: the configured one, or fewer
+ * when the last pass the adaptation measured ran faster on fewer. */
+int nb_get_active_threads(void);
 
 /* BLIS's sub-configuration in use ("skx", "haswell", "generic", ...) and its
  * single-precision gemm micro-kernel ("refrnce" means the slow fallback). */
