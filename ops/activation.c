@@ -4,8 +4,10 @@
  *
  * Every op keeps x's shape. Most are one formula for y and one for dy/dx,
  * written once below as a pair of expressions; backward passes read the
- * forward output y where that is cheaper than recomputing from x (sigmoid,
- * tanh, elu, selu). Where x is NaN the output is NaN, so a graph checking
+ * forward output y where that costs no precision (elu, selu on their linear
+ * side). sigmoid's and tanh's derivatives come from x: y(1-y) and 1-y² from
+ * the float32 y lose up to 1e-4 relative where the function saturates
+ * (|x| > 4), as 1 - y cancels. Where x is NaN the output is NaN, so a graph checking
  * for non-finite values sees it (relu included). At a kink the derivative
  * is the left one's (relu 0, leaky/prelu/rrelu their slope), as in PyTorch
  * for relu. */
@@ -167,6 +169,22 @@ static inline float softplus_f(float x) {
     return (x > 0.0f ? x : 0.0f) + nb__log1p_small(nb__exp_neg(-fabsf(x)));
 }
 
+/* sigmoid'(x) = s(x)·s(-x) = e/(1+e)² with e = exp(-|x|) (the same for x
+ * and -x): both factors without cancellation, within a few float ulps
+ * wherever e is a normal float (|x| <= 87.3, beyond which e stays at
+ * exp(-87.3) and the derivative at 1.2e-38 instead of a denormal). */
+static inline float sigmoid_deriv(float x) {
+    const float e = nb__exp_neg(-fabsf(x)), r = 1.0f / (1.0f + e);
+    return e * r * r;
+}
+
+/* tanh'(x) = 1 - tanh²(x) = 4e/(1+e)² with e = exp(-2|x|): no cancellation
+ * in saturation, where 1 - y² would lose everything; 2|x| is exact. */
+static inline float tanh_deriv(float x) {
+    const float e = nb__exp_neg(-2.0f * fabsf(x)), r = 1.0f / (1.0f + e);
+    return 4.0f * e * r * r;
+}
+
 /* swish' = s + x·s·(1-s) with s = sigmoid(x); y/x would divide by zero. */
 static inline float swish_deriv(float x) {
     float s = nb__sigmoid(x);
@@ -175,6 +193,17 @@ static inline float swish_deriv(float x) {
 
 V512_FORWARD(sigmoid, nb__v_sigmoid(x))
 V512_FORWARD(tanh, nb__v_tanh(x))
+#ifdef NB_HAVE_V512
+/* e/(1+e)² with e = exp(-c), c = min(|x|, cmax)·k (as sigmoid_deriv and
+ * tanh_deriv), scaled: one divide. NaN stays NaN (min returns it). */
+NB_V512 static inline __m512 sat_deriv512(__m512 x, float cmax, float k, float scale) {
+    const __m512 c = _mm512_mul_ps(_mm512_min_ps(_mm512_set1_ps(cmax), _mm512_abs_ps(x)), _mm512_set1_ps(k));
+    const __m512 e = nb__v_exp_neg_clamped(c), q = _mm512_add_ps(_mm512_set1_ps(1.0f), e);
+    return _mm512_div_ps(_mm512_mul_ps(_mm512_set1_ps(scale), e), _mm512_mul_ps(q, q));
+}
+#endif
+V512_BACKWARD(sigmoid, sat_deriv512(x, 87.3f, 1.0f, 1.0f))
+V512_BACKWARD(tanh, sat_deriv512(x, 43.6f, 2.0f, 4.0f))
 /* the negative side from expm1 of max(x, -87.3): where x > 0 it computes
  * a value the blend drops (no trap: the project masks FP exceptions) */
 V512_FORWARD(elu, _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GT_OQ),
@@ -199,8 +228,8 @@ V512_BACKWARD(swish, swish_deriv512(x))
 V512_FORWARD(softplus, nb__v_softplus(x))
 V512_BACKWARD(softplus, nb__v_sigmoid(x))
 
-UNARY_OP(sigmoid, nb__sigmoid(x), y * (1.0f - y), V512(sigmoid_forward512), NULL);
-UNARY_OP(tanh, nb__tanh(x), 1.0f - y * y, V512(tanh_forward512), NULL);
+UNARY_OP(sigmoid, nb__sigmoid(x), sigmoid_deriv(x), V512(sigmoid_forward512), V512(sigmoid_backward512));
+UNARY_OP(tanh, nb__tanh(x), tanh_deriv(x), V512(tanh_forward512), V512(tanh_backward512));
 /* x < 0 ? 0 : x rather than fmaxf, which would turn NaN into 0 */
 UNARY_OP(relu, x < 0.0f ? 0.0f : x, x > 0.0f ? 1.0f : 0.0f, NULL, NULL);
 UNARY_OP(leaky_relu, x > 0.0f ? x : a * x, x > 0.0f ? 1.0f : a, NULL, NULL);

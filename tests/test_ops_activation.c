@@ -565,3 +565,69 @@ Test(activation, the_vectorizable_exp_expm1_and_sigmoid_are_accurate) {
     cr_assert_eq(nb__exp(-1000.0f) >= 0.0f && nb__exp(-1000.0f) < 1e-37f, true);
     cr_assert(isfinite(nb__exp(1000.0f)));
 }
+
+/* ---- sigmoid and tanh derivatives in saturation ---- */
+
+#include "ops/simd512.h"
+
+/* sigmoid'(x) = e/(1+e)², tanh'(x) = 4e/(1+e)² with e = exp(-|x|) and
+ * exp(-2|x|), in double: no cancellation anywhere, unlike 1 - tanh²(x). */
+static double d_sigmoid(double x) {
+    const double e = exp(-fabs(x));
+    return e / ((1.0 + e) * (1.0 + e));
+}
+static double d_tanh(double x) {
+    const double e = exp(-2.0 * fabs(x));
+    return 4.0 * e / ((1.0 + e) * (1.0 + e));
+}
+
+/* dL/dx of sum(op(x)) on n inputs evenly spread over [-r, r] against the
+ * double derivative at the same float x: within rel relative, no absolute
+ * slack, so the saturated tails (derivatives down to 1e-9 for sigmoid at
+ * 20, 6e-8 for tanh at 9) count as much as the middle. Where y(1-y) or
+ * 1 - y² of the float output was used, the error reached 1e-4 at |x| = 5
+ * and 100% where y rounds to ±1. */
+static void check_saturated_derivative(nb_node *(*op)(nb_graph *, nb_node *), double (*d)(double), double r,
+                                       double rel) {
+    enum { N = 20011 }; /* odd and not a multiple of 16: vector tails too */
+    float *data = malloc(N * sizeof *data), *want = malloc(N * sizeof *want);
+    cr_assert(data && want);
+    for (int i = 0; i < N; i++) data[i] = (float)(-r + 2.0 * r * i / (N - 1));
+    nb_graph *g = nb_graph_new();
+    nb_tensor *t = t_tensor_of("x", 1, (int[]){N}, data);
+    nb_node *loss = nb_sum(g, op(g, nb_param(g, t)));
+    t_ok(g);
+    cr_assert(nb_forward(g, NB_TRAINING) == NB_OK, "%s", nb_graph_error(g));
+    cr_assert(nb_backward(g, loss) == NB_OK, "%s", nb_graph_error(g));
+    for (int i = 0; i < N; i++) want[i] = (float)d(data[i]);
+    nb_assert_near(t->grad, want, (size_t)N, 0.0, rel);
+    nb_graph_free(g);
+    nb_tensor_free(t);
+    free(data);
+    free(want);
+}
+
+static void portable_only(void) {
+#ifdef NB_HAVE_V512
+    nb__v512_disabled = true;
+#endif
+}
+
+Test(activation, sigmoid_gradient_is_accurate_in_saturation) {
+    check_saturated_derivative(nb_sigmoid, d_sigmoid, 20.0, 1e-6);
+    check_saturated_derivative(nb_sigmoid, d_sigmoid, 80.0, 1e-6);
+}
+Test(activation, tanh_gradient_is_accurate_in_saturation) {
+    check_saturated_derivative(nb_tanh, d_tanh, 9.0, 1e-6);
+    check_saturated_derivative(nb_tanh, d_tanh, 40.0, 1e-6);
+}
+Test(activation, portable_sigmoid_gradient_is_accurate_in_saturation) {
+    portable_only();
+    check_saturated_derivative(nb_sigmoid, d_sigmoid, 20.0, 1e-6);
+    check_saturated_derivative(nb_sigmoid, d_sigmoid, 80.0, 1e-6);
+}
+Test(activation, portable_tanh_gradient_is_accurate_in_saturation) {
+    portable_only();
+    check_saturated_derivative(nb_tanh, d_tanh, 9.0, 1e-6);
+    check_saturated_derivative(nb_tanh, d_tanh, 40.0, 1e-6);
+}
