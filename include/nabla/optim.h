@@ -118,6 +118,44 @@ void nb_optimizer_set_momentum(nb_optimizer *o, float m);
 long nb_optimizer_steps(const nb_optimizer *o);
 const nb_optimizer_config *nb_optimizer_config_of(const nb_optimizer *o);
 
+/* ---- the optimizer's state: read, set, copy ----
+ * For checkpoints (resuming bit-identically), tests and inspection. The
+ * state is the step count t, Nadam's running product P_t (a double), and
+ * per tensor the kind's arrays, named as in the formulas above:
+ *   SGD none; MOMENTUM, NESTEROV "v"; ADAGRAD "a"; RMSPROP "s";
+ *   ADAM, ADAMW, NADAM "m" then "v"; ADAMAX "m" then "u".
+ * The configuration (lr, momentum, ...) is not state: read it with
+ * nb_optimizer_config_of and set lr and momentum with their setters. */
+typedef struct nb_optimizer_state_entry {
+    const char *name;  /* "m", "v", ... (a static string) */
+    nb_tensor *param;  /* the tensor it belongs to (as given to nb_optimizer_new) */
+    int param_index;   /* its index in the params given to nb_optimizer_new */
+    float *data;       /* size floats owned by the optimizer, valid until it is
+                          freed: read them, or write them to set the state */
+    size_t size;       /* param->size */
+} nb_optimizer_state_entry;
+
+/* How many arrays the state has: the number of tensors times the kind's
+ * arrays per tensor (0, 1 or 2); 0 for NULL. Entry i is array i % per of
+ * tensor i / per, so a tensor's arrays are next to each other. */
+int nb_optimizer_state_count(const nb_optimizer *o);
+/* Fills *out for entry i in [0, count). Returns false with nb_last_error()
+ * set for a NULL o or out, or i out of range. */
+bool nb_optimizer_state(nb_optimizer *o, int i, nb_optimizer_state_entry *out);
+/* Nadam's P_t = mu_1·...·mu_t after the steps so far (1 before the first
+ * step, and always 1 for other kinds). The step count is nb_optimizer_steps. */
+double nb_optimizer_nadam_product(const nb_optimizer *o);
+/* Sets the step count (the next step is steps + 1) and, for NADAM, P_t,
+ * which must be in (0,1] (ignored for other kinds). Returns false with
+ * nb_last_error() set for a NULL o, steps < 0 or a bad product; then
+ * nothing changes. */
+bool nb_optimizer_set_steps(nb_optimizer *o, long steps, double nadam_product);
+/* Copies src's whole state (arrays, steps, P_t) into dst, which must have
+ * the same kind and as many tensors of the same sizes (they may be other
+ * tensors: a restored model's). The configurations are left alone. Returns
+ * false with nb_last_error() set (and dst unchanged) otherwise. */
+bool nb_optimizer_copy_state(nb_optimizer *dst, const nb_optimizer *src);
+
 /* ---- gradient clipping (also usable on its own) ----
  * These change the gradients in place. Like the optimizer's step they skip
  * NULL entries, frozen tensors (trainable == false) and tensors without a
