@@ -1,11 +1,14 @@
 /* ops/activation.c — elementwise activations: sigmoid, tanh, the ReLU family
- * (relu, leaky_relu, prelu, rrelu), elu, selu, gelu, swish, softplus.
+ * (relu, leaky_relu, prelu, rrelu), elu, selu, gelu (exact and with the tanh
+ * approximation), swish, softplus.
  * (softmax and log_softmax live in ops/softmax.c.)
  *
  * Every op keeps x's shape. Most are one formula for y and one for dy/dx,
  * written once below as a pair of expressions; backward passes read the
- * forward output y where that is cheaper than recomputing from x (sigmoid,
- * tanh, elu, selu). Where x is NaN the output is NaN, so a graph checking
+ * forward output y where that costs no precision (elu, selu on their linear
+ * side). sigmoid's and tanh's derivatives come from x: y(1-y) and 1-y² from
+ * the float32 y lose up to 1e-4 relative where the function saturates
+ * (|x| > 4), as 1 - y cancels. Where x is NaN the output is NaN, so a graph checking
  * for non-finite values sees it (relu included). At a kink the derivative
  * is the left one's (relu 0, leaky/prelu/rrelu their slope), as in PyTorch
  * for relu. */
@@ -167,6 +170,53 @@ static inline float softplus_f(float x) {
     return (x > 0.0f ? x : 0.0f) + nb__log1p_small(nb__exp_neg(-fabsf(x)));
 }
 
+/* sigmoid'(x) = s(x)·s(-x) = e/(1+e)² with e = exp(-|x|) (the same for x
+ * and -x): both factors without cancellation, within a few float ulps
+ * wherever e is a normal float (|x| <= 87.3, beyond which e stays at
+ * exp(-87.3) and the derivative at 1.2e-38 instead of a denormal). */
+static inline float sigmoid_deriv(float x) {
+    const float e = nb__exp_neg(-fabsf(x)), r = 1.0f / (1.0f + e);
+    return e * r * r;
+}
+
+/* tanh'(x) = 1 - tanh²(x) = 4e/(1+e)² with e = exp(-2|x|): no cancellation
+ * in saturation, where 1 - y² would lose everything; 2|x| is exact. */
+static inline float tanh_deriv(float x) {
+    const float e = nb__exp_neg(-2.0f * fabsf(x)), r = 1.0f / (1.0f + e);
+    return 4.0f * e * r * r;
+}
+
+/* GELU with the tanh approximation (Hendrycks & Gimpel; PyTorch's and
+ * Keras's approximate="tanh"/True):
+ *   y = x/2·(1 + tanh(u)),  u = √(2/π)·(x + 0.044715·x³)
+ * written as y = x·s(z) with z = 2u = x·(C1 + C3·x²) and s the logistic
+ * function, since 1 + tanh(u) = 2·s(2u): in the left tail s(z) keeps its
+ * relative precision where 1 + tanh(u) would cancel. Then
+ *   y' = s(z) + x·s(z)·s(-z)·(C1 + 3·C3·x²)
+ * with s(z)·s(-z) = e/(1+e)², e = exp(-|z|), as for sigmoid. The cubic
+ * uses x clamped to [-20, 20] (NaN kept), where z is beyond ±600 and s
+ * is 0 or 1 in float: no overflow of x³, and y = x·s stays finite for x =
+ * -inf (max(x, -20)·s, a value below 1e-36). z is computed in float, so
+ * where |z| is large y carries z's rounding (a few 1e-7 relative) times
+ * |z|: the function's own sensitivity to x, about |x·z'| (tests state the
+ * bound). */
+#define GELU_TANH_C1 1.5957691216057307f  /* 2·√(2/π) */
+#define GELU_TANH_C3 0.07135481627159349f /* 2·√(2/π)·0.044715 */
+static inline float gelu_tanh_clamp(float x) {
+    const float c = 20.0f < x ? 20.0f : x;
+    return -20.0f > c ? -20.0f : c;
+}
+static inline float gelu_tanh_f(float x) {
+    const float c = gelu_tanh_clamp(x), z = c * (GELU_TANH_C1 + GELU_TANH_C3 * (c * c));
+    return (-20.0f > x ? -20.0f : x) * nb__sigmoid(z);
+}
+static inline float gelu_tanh_deriv(float x) {
+    const float c = gelu_tanh_clamp(x), c2 = c * c, z = c * (GELU_TANH_C1 + GELU_TANH_C3 * c2);
+    const float e = nb__exp_neg(-fabsf(z)), r = 1.0f / (1.0f + e);
+    const float s = z >= 0.0f ? r : e * r;
+    return s + c * (GELU_TANH_C1 + 3.0f * GELU_TANH_C3 * c2) * (e * r * r);
+}
+
 /* swish' = s + x·s·(1-s) with s = sigmoid(x); y/x would divide by zero. */
 static inline float swish_deriv(float x) {
     float s = nb__sigmoid(x);
@@ -175,6 +225,17 @@ static inline float swish_deriv(float x) {
 
 V512_FORWARD(sigmoid, nb__v_sigmoid(x))
 V512_FORWARD(tanh, nb__v_tanh(x))
+#ifdef NB_HAVE_V512
+/* e/(1+e)² with e = exp(-c), c = min(|x|, cmax)·k (as sigmoid_deriv and
+ * tanh_deriv), scaled: one divide. NaN stays NaN (min returns it). */
+NB_V512 static inline __m512 sat_deriv512(__m512 x, float cmax, float k, float scale) {
+    const __m512 c = _mm512_mul_ps(_mm512_min_ps(_mm512_set1_ps(cmax), _mm512_abs_ps(x)), _mm512_set1_ps(k));
+    const __m512 e = nb__v_exp_neg_clamped(c), q = _mm512_add_ps(_mm512_set1_ps(1.0f), e);
+    return _mm512_div_ps(_mm512_mul_ps(_mm512_set1_ps(scale), e), _mm512_mul_ps(q, q));
+}
+#endif
+V512_BACKWARD(sigmoid, sat_deriv512(x, 87.3f, 1.0f, 1.0f))
+V512_BACKWARD(tanh, sat_deriv512(x, 43.6f, 2.0f, 4.0f))
 /* the negative side from expm1 of max(x, -87.3): where x > 0 it computes
  * a value the blend drops (no trap: the project masks FP exceptions) */
 V512_FORWARD(elu, _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GT_OQ),
@@ -187,6 +248,33 @@ V512_FORWARD(selu, _mm512_mask_blend_ps(
                        _mm512_mul_ps(_mm512_set1_ps(SELU_SCALE), x)))
 V512_FORWARD(gelu, _mm512_mul_ps(x, nb__v_normal_cdf(x)))
 V512_BACKWARD(gelu, _mm512_fmadd_ps(x, nb__v_normal_pdf(x), nb__v_normal_cdf(x)))
+#ifdef NB_HAVE_V512
+/* gelu_tanh's s(z) from c = x clamped, with g = s(z)·s(-z), as the
+ * portable gelu_tanh_deriv. */
+NB_V512 static inline __m512 gelu_tanh_s512(__m512 c, __m512 c2, __m512 *g) {
+    const __m512 z = _mm512_mul_ps(c, _mm512_fmadd_ps(_mm512_set1_ps(GELU_TANH_C3), c2, _mm512_set1_ps(GELU_TANH_C1)));
+    const __m512 e = nb__v_exp_neg_clamped(_mm512_min_ps(_mm512_set1_ps(87.3f), _mm512_abs_ps(z)));
+    const __m512 r = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+    const __m512 er = _mm512_mul_ps(e, r);
+    *g = _mm512_mul_ps(er, r);
+    return _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ), er);
+}
+NB_V512 static inline __m512 gelu_tanh_fwd512(__m512 x) {
+    const __m512 c = nb__v_clamp(x, -20.0f, 20.0f);
+    __m512 g;
+    const __m512 s = gelu_tanh_s512(c, _mm512_mul_ps(c, c), &g);
+    return _mm512_mul_ps(_mm512_max_ps(_mm512_set1_ps(-20.0f), x), s);
+}
+NB_V512 static inline __m512 gelu_tanh_deriv512(__m512 x) {
+    const __m512 c = nb__v_clamp(x, -20.0f, 20.0f), c2 = _mm512_mul_ps(c, c);
+    __m512 g;
+    const __m512 s = gelu_tanh_s512(c, c2, &g);
+    const __m512 dz = _mm512_fmadd_ps(_mm512_set1_ps(3.0f * GELU_TANH_C3), c2, _mm512_set1_ps(GELU_TANH_C1));
+    return _mm512_fmadd_ps(_mm512_mul_ps(c, dz), g, s);
+}
+#endif
+V512_FORWARD(gelu_tanh, gelu_tanh_fwd512(x))
+V512_BACKWARD(gelu_tanh, gelu_tanh_deriv512(x))
 V512_FORWARD(swish, _mm512_mul_ps(x, nb__v_sigmoid(x)))
 #ifdef NB_HAVE_V512
 /* swish' = s + s·x·(1 - s) = s + s·(x - x·s) */
@@ -199,8 +287,8 @@ V512_BACKWARD(swish, swish_deriv512(x))
 V512_FORWARD(softplus, nb__v_softplus(x))
 V512_BACKWARD(softplus, nb__v_sigmoid(x))
 
-UNARY_OP(sigmoid, nb__sigmoid(x), y * (1.0f - y), V512(sigmoid_forward512), NULL);
-UNARY_OP(tanh, nb__tanh(x), 1.0f - y * y, V512(tanh_forward512), NULL);
+UNARY_OP(sigmoid, nb__sigmoid(x), sigmoid_deriv(x), V512(sigmoid_forward512), V512(sigmoid_backward512));
+UNARY_OP(tanh, nb__tanh(x), tanh_deriv(x), V512(tanh_forward512), V512(tanh_backward512));
 /* x < 0 ? 0 : x rather than fmaxf, which would turn NaN into 0 */
 UNARY_OP(relu, x < 0.0f ? 0.0f : x, x > 0.0f ? 1.0f : 0.0f, NULL, NULL);
 UNARY_OP(leaky_relu, x > 0.0f ? x : a * x, x > 0.0f ? 1.0f : a, NULL, NULL);
@@ -217,6 +305,7 @@ UNARY_OP(selu,
  * in the left tail where 1 + erf would cancel. d/dx x·Φ(x) = Φ(x) + x·φ(x) */
 UNARY_OP(gelu, x * nb__normal_cdf(x), nb__normal_cdf(x) + x * nb__normal_pdf(x), V512(gelu_forward512),
          V512(gelu_backward512));
+UNARY_OP(gelu_tanh, gelu_tanh_f(x), gelu_tanh_deriv(x), V512(gelu_tanh_forward512), V512(gelu_tanh_backward512));
 UNARY_OP(swish, x * nb__sigmoid(x), swish_deriv(x), V512(swish_forward512), V512(swish_backward512));
 UNARY_OP(softplus, softplus_f(x), nb__sigmoid(x), V512(softplus_forward512), V512(softplus_backward512));
 
@@ -350,6 +439,7 @@ nb_node *nb_tanh(nb_graph *g, nb_node *x) { return unary(g, &nb_op_tanh, x, 0, 0
 nb_node *nb_relu(nb_graph *g, nb_node *x) { return unary(g, &nb_op_relu, x, 0, 0); }
 nb_node *nb_selu(nb_graph *g, nb_node *x) { return unary(g, &nb_op_selu, x, 0, 0); }
 nb_node *nb_gelu(nb_graph *g, nb_node *x) { return unary(g, &nb_op_gelu, x, 0, 0); }
+nb_node *nb_gelu_tanh(nb_graph *g, nb_node *x) { return unary(g, &nb_op_gelu_tanh, x, 0, 0); }
 nb_node *nb_swish(nb_graph *g, nb_node *x) { return unary(g, &nb_op_swish, x, 0, 0); }
 nb_node *nb_softplus(nb_graph *g, nb_node *x) { return unary(g, &nb_op_softplus, x, 0, 0); }
 

@@ -9,7 +9,7 @@
     X(matmul) X(add) X(sub) X(mul) X(div) X(scale) X(sum) X(mean)                         \
     X(reshape) X(concat) X(slice)                                                         \
     X(sigmoid) X(tanh) X(relu) X(leaky_relu) X(prelu) X(rrelu) X(elu) X(selu) X(gelu)     \
-    X(swish) X(softplus) X(softmax) X(log_softmax)                                        \
+    X(gelu_tanh) X(swish) X(softplus) X(softmax) X(log_softmax)                           \
     X(softmax_cross_entropy) X(bce_with_logits) X(mse) X(huber)                           \
     X(batchnorm) X(layernorm) X(dropout) X(alpha_dropout)                                 \
     X(l1_norm) X(l2_norm) X(sum_squares) X(custom)

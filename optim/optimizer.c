@@ -406,3 +406,85 @@ void nb_optimizer_set_momentum(nb_optimizer *o, float m) {
 long nb_optimizer_steps(const nb_optimizer *o) { return o ? o->steps : 0; }
 
 const nb_optimizer_config *nb_optimizer_config_of(const nb_optimizer *o) { return o ? &o->cfg : NULL; }
+
+/* ---- state: read, set and copy ---- */
+
+/* The names of each kind's arrays, as in the formulas of nabla/optim.h. */
+static const char *state_name(nb_optimizer_kind k, int j) {
+    switch (k) {
+    case NB_MOMENTUM:
+    case NB_NESTEROV: return "v";
+    case NB_ADAGRAD: return "a";
+    case NB_RMSPROP: return "s";
+    case NB_ADAMAX: return j ? "u" : "m";
+    default: return j ? "v" : "m";
+    }
+}
+
+int nb_optimizer_state_count(const nb_optimizer *o) { return o ? o->n * n_state(o->cfg.kind) : 0; }
+
+bool nb_optimizer_state(nb_optimizer *o, int i, nb_optimizer_state_entry *out) {
+    if (!o || !out) {
+        nb__set_last_error("optimizer: state: %s is NULL", o ? "the entry pointer" : "the optimizer");
+        return false;
+    }
+    const int per = n_state(o->cfg.kind), count = o->n * per;
+    if (i < 0 || i >= count) {
+        nb__set_last_error("optimizer: state entry %d outside [0,%d) (%s has %d per tensor, %d tensors)", i, count,
+                           names[o->cfg.kind], per, o->n);
+        return false;
+    }
+    const slot *sl = &o->slots[i / per];
+    const int j = i % per;
+    *out = (nb_optimizer_state_entry){.name = state_name(o->cfg.kind, j), .param = sl->t, .param_index = i / per,
+                                      .data = j ? sl->s1 : sl->s0, .size = sl->t->size};
+    return true;
+}
+
+double nb_optimizer_nadam_product(const nb_optimizer *o) { return o ? o->nadam_prod : 1.0; }
+
+bool nb_optimizer_set_steps(nb_optimizer *o, long steps, double nadam_product) {
+    if (!o) {
+        nb__set_last_error("optimizer: set_steps: the optimizer is NULL");
+        return false;
+    }
+    if (steps < 0) {
+        nb__set_last_error("optimizer: set_steps: steps %ld must be >= 0", steps);
+        return false;
+    }
+    if (o->cfg.kind == NB_NADAM && !(nadam_product > 0.0 && nadam_product <= 1.0)) {
+        nb__set_last_error("optimizer: set_steps: nadam's product %g outside (0,1]", nadam_product);
+        return false;
+    }
+    o->steps = steps;
+    o->nadam_prod = o->cfg.kind == NB_NADAM ? nadam_product : 1.0;
+    return true;
+}
+
+bool nb_optimizer_copy_state(nb_optimizer *dst, const nb_optimizer *src) {
+    if (!dst || !src) {
+        nb__set_last_error("optimizer: copy_state: %s optimizer is NULL", dst ? "the source" : "the destination");
+        return false;
+    }
+    if (dst->cfg.kind != src->cfg.kind || dst->n != src->n) {
+        nb__set_last_error("optimizer: copy_state: %s with %d tensors into %s with %d tensors", names[src->cfg.kind],
+                           src->n, names[dst->cfg.kind], dst->n);
+        return false;
+    }
+    for (int i = 0; i < src->n; i++)
+        if (src->slots[i].t->size != dst->slots[i].t->size) {
+            nb__set_last_error("optimizer: copy_state: tensor %d ('%s') has %zu elements, the destination's ('%s') %zu",
+                               i, src->slots[i].t->name, src->slots[i].t->size, dst->slots[i].t->name,
+                               dst->slots[i].t->size);
+            return false;
+        }
+    const int per = n_state(src->cfg.kind);
+    for (int i = 0; i < src->n; i++) {
+        const size_t bytes = src->slots[i].t->size * sizeof(float);
+        if (per >= 1 && bytes) memcpy(dst->slots[i].s0, src->slots[i].s0, bytes);
+        if (per >= 2 && bytes) memcpy(dst->slots[i].s1, src->slots[i].s1, bytes);
+    }
+    dst->steps = src->steps;
+    dst->nadam_prod = src->nadam_prod;
+    return true;
+}

@@ -18,8 +18,10 @@ struct nb_schedule {
     double best;
     int wait;
     /* ONECYCLE: the rates at the ends of the phases, and where the phases
-     * end (in the units of t). */
-    double start_lr, final_lr, half, cycle_end;
+     * end (in the units of t): the rise at rise_end, the fall back to
+     * start_lr at cycle_end (the same point when pct_start = 1 -
+     * final_fraction: no fall, as PyTorch's two phases). */
+    double start_lr, final_lr, rise_end, cycle_end;
 };
 
 static const char *const schedule_names[] = {
@@ -157,6 +159,20 @@ static bool check_config(const nb_schedule_config *c) {
             !unit_interval("min_momentum", c->min_momentum) ||
             !unit_interval("max_momentum", c->max_momentum))
             return false;
+        /* pct_start and final_div_factor: 0 keeps the defaults (a rise over
+         * half the cycle, a final rate of start/1000) */
+        if (!(isfinite(c->pct_start) && c->pct_start >= 0 &&
+              (double)c->pct_start <= 1.0 - (double)c->final_fraction + 1e-6)) {
+            nb__set_last_error("schedule: pct_start is %g, must be 0 (the default: half the cycle) or in "
+                               "(0, 1 - final_fraction] = (0, %g]",
+                               (double)c->pct_start, 1.0 - (double)c->final_fraction);
+            return false;
+        }
+        if (!(isfinite(c->final_div_factor) && (c->final_div_factor == 0 || c->final_div_factor >= 1))) {
+            nb__set_last_error("schedule: final_div_factor is %g, must be 0 (the default, 1000) or finite and >= 1",
+                               (double)c->final_div_factor);
+            return false;
+        }
         if (c->min_momentum > c->max_momentum) {
             nb__set_last_error("schedule: min_momentum %g > max_momentum %g",
                                (double)c->min_momentum, (double)c->max_momentum);
@@ -186,9 +202,12 @@ nb_schedule *nb_schedule_new(const nb_schedule_config *cfg) {
     if (cfg->kind == NB_SCHEDULE_ONECYCLE) {
         double total = (double)cfg->total_steps;
         s->start_lr = (double)cfg->max_lr / cfg->div_factor;
-        s->final_lr = s->start_lr / 1000.0;
+        s->final_lr = s->start_lr / (cfg->final_div_factor > 0 ? (double)cfg->final_div_factor : 1000.0);
         s->cycle_end = (1.0 - cfg->final_fraction) * total;
-        s->half = s->cycle_end / 2.0;
+        s->rise_end = cfg->pct_start > 0 ? (double)cfg->pct_start * total : s->cycle_end / 2.0;
+        /* pct_start = 1 - final_fraction in floats (0.1f + 0.9f) may miss by
+         * a rounding: within 1e-6 relative it means no fall */
+        if (s->rise_end > s->cycle_end - 1e-6 * s->cycle_end) s->rise_end = s->cycle_end;
     }
     return s;
 }
@@ -200,14 +219,16 @@ static double lerp(double a, double b, double u) { return a + (b - a) * u; }
 
 static double onecycle_lr(const nb_schedule *s, double t) {
     double total = (double)s->cfg.total_steps, max_lr = s->cfg.max_lr;
-    if (t < s->half) return lerp(s->start_lr, max_lr, t / s->half);
-    if (t < s->cycle_end) return lerp(max_lr, s->start_lr, (t - s->half) / s->half);
-    /* Annihilation; with final_fraction 0 there is none and the rate stays
-     * where the cycle left it. */
+    if (t < s->rise_end) return lerp(s->start_lr, max_lr, t / s->rise_end);
+    if (t < s->cycle_end) return lerp(max_lr, s->start_lr, (t - s->rise_end) / (s->cycle_end - s->rise_end));
+    /* Annihilation, from where the cycle left the rate (start_lr, or max_lr
+     * when there is no fall); with final_fraction 0 there is none and the
+     * rate stays there. */
+    double from = s->cycle_end > s->rise_end ? s->start_lr : max_lr;
     double span = total - s->cycle_end;
-    if (!(span > 0)) return s->start_lr;
+    if (!(span > 0)) return from;
     if (t >= total) return s->final_lr;
-    return lerp(s->start_lr, s->final_lr, (t - s->cycle_end) / span);
+    return lerp(from, s->final_lr, (t - s->cycle_end) / span);
 }
 
 float nb_schedule_lr(const nb_schedule *s, double t) {
@@ -238,9 +259,13 @@ float nb_schedule_momentum(const nb_schedule *s, double t, float base) {
     if (!s || s->cfg.kind != NB_SCHEDULE_ONECYCLE) return base;
     if (!(t > 0)) t = 0;
     double lo = s->cfg.min_momentum, hi = s->cfg.max_momentum;
-    if (t < s->half) return (float)lerp(hi, lo, t / s->half);
-    if (t < s->cycle_end) return (float)lerp(lo, hi, (t - s->half) / s->half);
-    return (float)hi;
+    if (t < s->rise_end) return (float)lerp(hi, lo, t / s->rise_end);
+    if (t < s->cycle_end) return (float)lerp(lo, hi, (t - s->rise_end) / (s->cycle_end - s->rise_end));
+    if (s->cycle_end > s->rise_end) return (float)hi;
+    /* no fall: momentum climbs back to max while the rate anneals */
+    double span = (double)s->cfg.total_steps - s->cycle_end;
+    if (!(span > 0)) return (float)lo;
+    return (float)lerp(lo, hi, fmin(1.0, (t - s->cycle_end) / span));
 }
 
 bool nb_schedule_observe(nb_schedule *s, double value) {

@@ -375,8 +375,8 @@ Test(fastmath, avx512_extremes_zero_tiny_huge_infinities_and_nan) {
 Test(fastmath, avx512_versions_are_not_built_here) { cr_log_info("not x86-64: only the portable code"); }
 #endif
 
-/* The gradients of the ops whose backward has its own vector kernel (gelu,
- * swish, softplus), with dy = 1: against their double derivatives, within
+/* The gradients of the ops whose backward has its own vector kernel
+ * (sigmoid, tanh, gelu, swish, softplus), with dy = 1: against their double derivatives, within
  * 1e-6 relative or 1e-30 absolute, on 40,100 inputs from -40 to 40; GELU's
  * and swish's within 2e-7 absolute too, where their derivatives cancel to
  * 0 (Φ(x) + x·φ(x) at x = -0.75, terms of 0.23; s·(1 + x·(1 - s)) at x =
@@ -386,13 +386,22 @@ static double d_swish(double x) {
     const double s = 1.0 / (1.0 + exp(-x));
     return s * (1.0 + x * (1.0 - s));
 }
+/* e/(1+e)² and 4e/(1+e)² with e = exp(-|x|), exp(-2|x|): no cancellation */
+static double d_sigmoid(double x) {
+    const double e = exp(-fabs(x));
+    return e / ((1.0 + e) * (1.0 + e));
+}
+static double d_tanh(double x) {
+    const double e = exp(-2.0 * fabs(x));
+    return 4.0 * e / ((1.0 + e) * (1.0 + e));
+}
 static void derivatives_match_double_references(void) {
-    enum { N = 40100 }; /* not a multiple of 64: the kernels' tails too */
-    static const unary_fn dops[] = {nb_gelu, nb_swish, nb_softplus};
-    static double (*const dref[])(double) = {d_gelu, d_swish, r_sigmoid};
+    enum { N = 40100, K = 5 }; /* not a multiple of 64: the kernels' tails too */
+    static const unary_fn dops[K] = {nb_gelu, nb_swish, nb_softplus, nb_sigmoid, nb_tanh};
+    static double (*const dref[K])(double) = {d_gelu, d_swish, r_sigmoid, d_sigmoid, d_tanh};
     float *data = malloc(N * sizeof *data), *want = malloc(N * sizeof *want);
     for (int i = 0; i < N; i++) data[i] = -40.0f + 80.0f * (float)i / (float)(N - 1);
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < K; k++) {
         nb_graph *g = nb_graph_new();
         nb_tensor *t = t_tensor_of("x", 2, (int[]){N / 100, 100}, data);
         nb_node *loss = nb_sum(g, dops[k](g, nb_param(g, t)));

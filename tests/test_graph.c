@@ -209,7 +209,7 @@ Test(graph, gradcheck_reports_where_a_wrong_gradient_is) {
 Test(graph, the_op_table_holds_every_op_complete) {
     static const char *names[] = {"matmul", "add", "sub", "mul", "div", "scale", "sum", "mean",
                                   "reshape", "concat", "slice", "sigmoid", "tanh", "relu",
-                                  "leaky_relu", "prelu", "rrelu", "elu", "selu", "gelu", "swish",
+                                  "leaky_relu", "prelu", "rrelu", "elu", "selu", "gelu", "gelu_tanh", "swish",
                                   "softplus", "softmax", "log_softmax", "softmax_cross_entropy",
                                   "bce_with_logits", "mse", "huber", "batchnorm", "layernorm",
                                   "dropout", "alpha_dropout", "l1_norm", "l2_norm", "sum_squares",

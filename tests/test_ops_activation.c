@@ -26,6 +26,13 @@ static double ref_selu(double x, double a) {
     return selu_scale * (x > 0 ? x : selu_alpha * (exp(x) - 1.0));
 }
 static double ref_gelu(double x, double a) { (void)a; return 0.5 * x * erfc(-x / sqrt(2.0)); }
+/* 0.5·x·(1 + tanh(u)) = x·sigmoid(2u): the second form has no cancellation
+ * in double either, where tanh(u) is -1 + tiny. */
+static double gelu_tanh_z(double x) { return 2.0 * sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x); }
+static double ref_gelu_tanh(double x, double a) {
+    (void)a;
+    return x / (1.0 + exp(-gelu_tanh_z(x)));
+}
 static double ref_swish(double x, double a) { (void)a; return x / (1.0 + exp(-x)); }
 static double ref_softplus(double x, double a) {
     (void)a;
@@ -47,6 +54,7 @@ static nb_node *mk_tanh(nb_graph *g, nb_node *x, float a) { (void)a; return nb_t
 static nb_node *mk_relu(nb_graph *g, nb_node *x, float a) { (void)a; return nb_relu(g, x); }
 static nb_node *mk_selu(nb_graph *g, nb_node *x, float a) { (void)a; return nb_selu(g, x); }
 static nb_node *mk_gelu(nb_graph *g, nb_node *x, float a) { (void)a; return nb_gelu(g, x); }
+static nb_node *mk_gelu_tanh(nb_graph *g, nb_node *x, float a) { (void)a; return nb_gelu_tanh(g, x); }
 static nb_node *mk_swish(nb_graph *g, nb_node *x, float a) { (void)a; return nb_swish(g, x); }
 static nb_node *mk_softplus(nb_graph *g, nb_node *x, float a) { (void)a; return nb_softplus(g, x); }
 
@@ -59,6 +67,7 @@ static const act_case c_leaky = {"leaky_relu", nb_leaky_relu, ref_leaky, 0.2f, 1
 static const act_case c_elu = {"elu", nb_elu, ref_elu, 0.7f, 1e-2};
 static const act_case c_selu = {"selu", mk_selu, ref_selu, 0, 1e-2};
 static const act_case c_gelu = {"gelu", mk_gelu, ref_gelu, 0, 1e-2};
+static const act_case c_gelu_tanh = {"gelu_tanh", mk_gelu_tanh, ref_gelu_tanh, 0, 1e-2};
 static const act_case c_swish = {"swish", mk_swish, ref_swish, 0, 1e-2};
 static const act_case c_softplus = {"softplus", mk_softplus, ref_softplus, 0, 1e-2};
 
@@ -140,6 +149,7 @@ CASE_TESTS(leaky_relu, c_leaky)
 CASE_TESTS(elu, c_elu)
 CASE_TESTS(selu, c_selu)
 CASE_TESTS(gelu, c_gelu)
+CASE_TESTS(gelu_tanh, c_gelu_tanh)
 CASE_TESTS(swish, c_swish)
 CASE_TESTS(softplus, c_softplus)
 
@@ -511,6 +521,7 @@ Test(activation, null_input_is_an_error_naming_the_op) {
     EXPECT_ERROR(nb_elu(g, NULL, 1.0f), "elu", "NULL");
     EXPECT_ERROR(nb_selu(g, NULL), "selu", "NULL");
     EXPECT_ERROR(nb_gelu(g, NULL), "gelu", "NULL");
+    EXPECT_ERROR(nb_gelu_tanh(g, NULL), "gelu_tanh", "NULL");
     EXPECT_ERROR(nb_swish(g, NULL), "swish", "NULL");
     EXPECT_ERROR(nb_softplus(g, NULL), "softplus", "NULL");
 }
@@ -564,4 +575,156 @@ Test(activation, the_vectorizable_exp_expm1_and_sigmoid_are_accurate) {
     cr_assert_lt(worst_sig, 5e-7, "sigmoid: %g", worst_sig);
     cr_assert_eq(nb__exp(-1000.0f) >= 0.0f && nb__exp(-1000.0f) < 1e-37f, true);
     cr_assert(isfinite(nb__exp(1000.0f)));
+}
+
+/* ---- sigmoid and tanh derivatives in saturation ---- */
+
+#include "ops/simd512.h"
+
+/* sigmoid'(x) = e/(1+e)², tanh'(x) = 4e/(1+e)² with e = exp(-|x|) and
+ * exp(-2|x|), in double: no cancellation anywhere, unlike 1 - tanh²(x). */
+static double d_sigmoid(double x) {
+    const double e = exp(-fabs(x));
+    return e / ((1.0 + e) * (1.0 + e));
+}
+static double d_tanh(double x) {
+    const double e = exp(-2.0 * fabs(x));
+    return 4.0 * e / ((1.0 + e) * (1.0 + e));
+}
+
+/* dL/dx of sum(op(x)) on n inputs evenly spread over [-r, r] against the
+ * double derivative at the same float x: within rel relative, no absolute
+ * slack, so the saturated tails (derivatives down to 1e-9 for sigmoid at
+ * 20, 6e-8 for tanh at 9) count as much as the middle. Where y(1-y) or
+ * 1 - y² of the float output was used, the error reached 1e-4 at |x| = 5
+ * and 100% where y rounds to ±1. */
+static void check_saturated_derivative(nb_node *(*op)(nb_graph *, nb_node *), double (*d)(double), double r,
+                                       double rel) {
+    enum { N = 20011 }; /* odd and not a multiple of 16: vector tails too */
+    float *data = malloc(N * sizeof *data), *want = malloc(N * sizeof *want);
+    cr_assert(data && want);
+    for (int i = 0; i < N; i++) data[i] = (float)(-r + 2.0 * r * i / (N - 1));
+    nb_graph *g = nb_graph_new();
+    nb_tensor *t = t_tensor_of("x", 1, (int[]){N}, data);
+    nb_node *loss = nb_sum(g, op(g, nb_param(g, t)));
+    t_ok(g);
+    cr_assert(nb_forward(g, NB_TRAINING) == NB_OK, "%s", nb_graph_error(g));
+    cr_assert(nb_backward(g, loss) == NB_OK, "%s", nb_graph_error(g));
+    for (int i = 0; i < N; i++) want[i] = (float)d(data[i]);
+    nb_assert_near(t->grad, want, (size_t)N, 0.0, rel);
+    nb_graph_free(g);
+    nb_tensor_free(t);
+    free(data);
+    free(want);
+}
+
+static void portable_only(void) {
+#ifdef NB_HAVE_V512
+    nb__v512_disabled = true;
+#endif
+}
+
+Test(activation, sigmoid_gradient_is_accurate_in_saturation) {
+    check_saturated_derivative(nb_sigmoid, d_sigmoid, 20.0, 1e-6);
+    check_saturated_derivative(nb_sigmoid, d_sigmoid, 80.0, 1e-6);
+}
+Test(activation, tanh_gradient_is_accurate_in_saturation) {
+    check_saturated_derivative(nb_tanh, d_tanh, 9.0, 1e-6);
+    check_saturated_derivative(nb_tanh, d_tanh, 40.0, 1e-6);
+}
+Test(activation, portable_sigmoid_gradient_is_accurate_in_saturation) {
+    portable_only();
+    check_saturated_derivative(nb_sigmoid, d_sigmoid, 20.0, 1e-6);
+    check_saturated_derivative(nb_sigmoid, d_sigmoid, 80.0, 1e-6);
+}
+Test(activation, portable_tanh_gradient_is_accurate_in_saturation) {
+    portable_only();
+    check_saturated_derivative(nb_tanh, d_tanh, 9.0, 1e-6);
+    check_saturated_derivative(nb_tanh, d_tanh, 40.0, 1e-6);
+}
+
+/* ---- gelu with the tanh approximation, over a wide range ---- */
+
+/* d/dx x·s(z) = s(z) + x·s(z)·s(-z)·z', z = 2u, in double without
+ * cancellation (s(-z) = e/(1+e) for z >= 0). */
+static double d_gelu_tanh(double x) {
+    const double z = gelu_tanh_z(x), e = exp(-fabs(z)), s = z >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+    return s + x * e / ((1.0 + e) * (1.0 + e)) * 2.0 * sqrt(2.0 / M_PI) * (1.0 + 3.0 * 0.044715 * x * x);
+}
+
+/* Forward and backward on 40,100 inputs from -40 to 40 against the double
+ * formulas at the same float x. The kernel computes z = 2u in float, so
+ * its rounding (a few 1e-7 relative) is multiplied by |z| in s(z):
+ *   forward within 2e-7·(1 + |z|) relative (1.5e-6 at x = -3, 2e-5 at -9.9),
+ *   backward within 2e-7 + 1e-7·(1 + |z|)·|y'| (absolute 2e-7 where y'
+ *   crosses 0 near x = -0.75 as its terms cancel),
+ * where |z| < 87; beyond (x < -9.98), |y| is below 3e-37 and |y'| below 3e-35,
+ * and both must be that small and of the right sign (<= 0). */
+static void gelu_tanh_matches_double_formulas(void) {
+    enum { N = 40100 };
+    float *data = malloc(N * sizeof *data);
+    cr_assert(data);
+    for (int i = 0; i < N; i++) data[i] = -40.0f + 80.0f * (float)i / (float)(N - 1);
+    nb_graph *g = nb_graph_new();
+    nb_tensor *t = t_tensor_of("x", 2, (int[]){N / 100, 100}, data);
+    nb_node *y = nb_gelu_tanh(g, nb_param(g, t));
+    nb_node *loss = nb_sum(g, y);
+    t_ok(g);
+    cr_assert(nb_forward(g, NB_TRAINING) == NB_OK, "%s", nb_graph_error(g));
+    cr_assert(nb_backward(g, loss) == NB_OK, "%s", nb_graph_error(g));
+    const float *v = nb_node_value(y);
+    for (int i = 0; i < N; i++) {
+        const double x = data[i], z = fabs(gelu_tanh_z(x)), want = ref_gelu_tanh(x, 0), dwant = d_gelu_tanh(x);
+        if (z < 87.0) {
+            cr_assert(fabs(v[i] - want) <= 2e-7 * (1.0 + z) * fabs(want), "gelu_tanh(%.9g) = %.9g, expected %.9g", x,
+                      (double)v[i], want);
+            cr_assert(fabs(t->grad[i] - dwant) <= 2e-7 + 1e-7 * (1.0 + z) * fabs(dwant),
+                      "gelu_tanh'(%.9g) = %.9g, expected %.9g", x, (double)t->grad[i], dwant);
+        } else if (x < 0) {
+            cr_assert(v[i] <= 0.0f && v[i] > -3e-37f, "gelu_tanh(%.9g) = %g", x, (double)v[i]);
+            cr_assert(t->grad[i] <= 0.0f && t->grad[i] > -3e-35f, "gelu_tanh'(%.9g) = %g", x, (double)t->grad[i]);
+        } else {
+            cr_assert(v[i] == (float)x && t->grad[i] == 1.0f, "gelu_tanh(%.9g) = %.9g, ' %.9g", x, (double)v[i],
+                      (double)t->grad[i]);
+        }
+    }
+    nb_graph_free(g);
+    nb_tensor_free(t);
+    free(data);
+}
+
+Test(activation, gelu_tanh_matches_double_formulas_over_a_wide_range) { gelu_tanh_matches_double_formulas(); }
+Test(activation, portable_gelu_tanh_matches_double_formulas_over_a_wide_range) {
+    portable_only();
+    gelu_tanh_matches_double_formulas();
+}
+
+/* Infinities give finite or infinite values as the limits say; NaN goes
+ * through, forward and backward, on both paths. */
+static void gelu_tanh_extremes(void) {
+    float data[19] = {INFINITY, -INFINITY, NAN, 1e30f, -1e30f, 0.0f, -0.0f};
+    for (int i = 7; i < 19; i++) data[i] = NAN; /* fills a 16-lane vector and a tail */
+    nb_graph *g = nb_graph_new();
+    nb_tensor *t = t_tensor_of("x", 1, (int[]){19}, data);
+    nb_node *y = nb_gelu_tanh(g, nb_param(g, t));
+    nb_node *loss = nb_sum(g, y);
+    cr_assert(nb_forward(g, NB_TRAINING) == NB_OK);
+    nb_backward(g, loss);
+    const float *v = nb_node_value(y);
+    cr_assert(v[0] == INFINITY && t->grad[0] == 1.0f, "+inf: %g, %g", (double)v[0], (double)t->grad[0]);
+    cr_assert(v[1] <= 0.0f && v[1] > -3e-37f && t->grad[1] <= 0.0f && t->grad[1] > -3e-35f, "-inf: %g, %g",
+              (double)v[1], (double)t->grad[1]);
+    cr_assert(isnan(v[2]) && isnan(t->grad[2]));
+    cr_assert(v[3] == 1e30f && t->grad[3] == 1.0f);
+    cr_assert(v[4] <= 0.0f && v[4] > -3e-37f);
+    cr_assert(v[5] == 0.0f && t->grad[5] == 0.5f && v[6] == 0.0f && t->grad[6] == 0.5f);
+    for (int i = 7; i < 19; i++) cr_assert(isnan(v[i]) && isnan(t->grad[i]), "lane %d", i);
+    nb_graph_free(g);
+    nb_tensor_free(t);
+}
+
+Test(activation, gelu_tanh_handles_infinities_and_nan) { gelu_tanh_extremes(); }
+Test(activation, portable_gelu_tanh_handles_infinities_and_nan) {
+    portable_only();
+    gelu_tanh_extremes();
 }

@@ -747,3 +747,198 @@ Test(optimizer, momentum_and_nesterov_converge_on_a_quadratic) {
     descend_quadratic(NB_MOMENTUM, 600);
     descend_quadratic(NB_NESTEROV, 600);
 }
+
+/* ---- state: read, set, copy ---- */
+
+enum { ST_N0 = 37, ST_N1 = 5 }; /* two tensors, one not a multiple of 16 */
+
+/* A gradient that depends on the weights and the step, as training's does:
+ * the same bits in, the same bits out. */
+static void st_grads(nb_tensor *const *p, int step) {
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < p[k]->size; i++)
+            p[k]->grad[i] = 0.3f * p[k]->data[i] + 0.05f * sinf(0.7f * (float)step + (float)(i + 40 * k));
+}
+
+static void st_params(nb_tensor **p, const float *w0, const float *w1) {
+    p[0] = param("a", ST_N0, w0);
+    p[1] = param("b", ST_N1, w1);
+}
+
+static bool st_same(nb_tensor *const *a, nb_tensor *const *b) {
+    for (int k = 0; k < 2; k++)
+        if (memcmp(a[k]->data, b[k]->data, a[k]->size * sizeof(float))) return false;
+    return true;
+}
+
+/* Optimizer A takes k steps; B, fresh on other tensors holding A's weights,
+ * gets A's state through the entry API (or copy_state); then both take n
+ * more steps: the weights and every state array end bit-identical. Without
+ * the state copy they differ (checked), so the test can fail. */
+static void resume_is_bit_identical(nb_optimizer_kind kind, bool use_copy) {
+    float w0[ST_N0], w1[ST_N1];
+    for (int i = 0; i < ST_N0; i++) w0[i] = 0.1f * (float)(i % 11) - 0.5f;
+    for (int i = 0; i < ST_N1; i++) w1[i] = 1.0f - 0.3f * (float)i;
+    nb_optimizer_config c = nb_optimizer_defaults(kind);
+    nb_tensor *pa[2], *pb[2], *pc[2];
+    st_params(pa, w0, w1);
+    nb_optimizer *a = make(&c, 2, pa);
+    const int k = 7, n = 9;
+    for (int s = 0; s < k; s++) {
+        st_grads(pa, s);
+        nb_optimizer_step(a);
+    }
+    st_params(pb, pa[0]->data, pa[1]->data);
+    st_params(pc, pa[0]->data, pa[1]->data); /* the control: no state copied */
+    nb_optimizer *b = make(&c, 2, pb), *ctl = make(&c, 2, pc);
+    const int per = kind == NB_SGD ? 0 : (kind <= NB_RMSPROP ? 1 : 2);
+    cr_assert_eq(nb_optimizer_state_count(a), 2 * per);
+    if (use_copy) {
+        cr_assert(nb_optimizer_copy_state(b, a), "%s", nb_last_error());
+    } else {
+        for (int i = 0; i < nb_optimizer_state_count(a); i++) {
+            nb_optimizer_state_entry ea, eb;
+            cr_assert(nb_optimizer_state(a, i, &ea) && nb_optimizer_state(b, i, &eb), "%s", nb_last_error());
+            cr_assert_eq(ea.param, pa[i / per]);
+            cr_assert_eq(eb.param, pb[i / per]);
+            cr_assert_eq(ea.param_index, i / per);
+            cr_assert_eq(ea.size, pa[i / per]->size);
+            cr_assert_str_eq(ea.name, eb.name);
+            memcpy(eb.data, ea.data, ea.size * sizeof(float));
+        }
+        cr_assert(nb_optimizer_set_steps(b, nb_optimizer_steps(a), nb_optimizer_nadam_product(a)), "%s",
+                  nb_last_error());
+    }
+    cr_assert_eq(nb_optimizer_steps(b), k);
+    for (int s = k; s < k + n; s++) {
+        st_grads(pa, s);
+        st_grads(pb, s);
+        st_grads(pc, s);
+        nb_optimizer_step(a);
+        nb_optimizer_step(b);
+        nb_optimizer_step(ctl);
+    }
+    cr_assert(st_same(pa, pb), "%s: weights differ after resuming", nb_optimizer_name(kind));
+    for (int i = 0; i < nb_optimizer_state_count(a); i++) {
+        nb_optimizer_state_entry ea, eb;
+        cr_assert(nb_optimizer_state(a, i, &ea) && nb_optimizer_state(b, i, &eb));
+        cr_assert(memcmp(ea.data, eb.data, ea.size * sizeof(float)) == 0, "%s: state %s of tensor %d differs",
+                  nb_optimizer_name(kind), ea.name, ea.param_index);
+    }
+    cr_assert_eq(nb_optimizer_nadam_product(a), nb_optimizer_nadam_product(b));
+    if (kind != NB_SGD) cr_assert(!st_same(pa, pc), "%s: the state made no difference", nb_optimizer_name(kind));
+    nb_optimizer_free(a);
+    nb_optimizer_free(b);
+    nb_optimizer_free(ctl);
+    for (int i = 0; i < 2; i++) nb_tensor_free(pa[i]), nb_tensor_free(pb[i]), nb_tensor_free(pc[i]);
+}
+
+Test(optimizer, state_copied_through_the_entries_resumes_bit_identically) {
+    for (int k = 0; k < ALL_KINDS; k++) resume_is_bit_identical(kinds[k], false);
+}
+
+Test(optimizer, state_copied_with_copy_state_resumes_bit_identically) {
+    for (int k = 0; k < ALL_KINDS; k++) resume_is_bit_identical(kinds[k], true);
+}
+
+Test(optimizer, state_entries_are_named_as_in_the_formulas) {
+    static const char *const want[ALL_KINDS][2] = {{NULL, NULL}, {"v", NULL}, {"v", NULL}, {"a", NULL}, {"s", NULL},
+                                                   {"m", "v"},   {"m", "u"},  {"m", "v"},  {"m", "v"}};
+    float w[ST_N0] = {0};
+    for (int k = 0; k < ALL_KINDS; k++) {
+        nb_optimizer_config c = nb_optimizer_defaults(kinds[k]);
+        nb_tensor *p[2] = {param("a", 3, w), param("b", 4, w)};
+        nb_optimizer *o = make(&c, 2, p);
+        const int count = nb_optimizer_state_count(o);
+        for (int i = 0; i < count; i++) {
+            nb_optimizer_state_entry e;
+            cr_assert(nb_optimizer_state(o, i, &e));
+            cr_assert_str_eq(e.name, want[k][i % (count / 2)], "%s entry %d", nb_optimizer_name(kinds[k]), i);
+            cr_assert_eq(e.param, p[i / (count / 2)]);
+            /* AdaGrad starts at initial_accumulator, the others at 0 */
+            for (size_t j = 0; j < e.size; j++)
+                cr_assert_eq(e.data[j], kinds[k] == NB_ADAGRAD ? 0.1f : 0.0f);
+        }
+        cr_assert_eq(nb_optimizer_nadam_product(o), 1.0);
+        nb_optimizer_state_entry e;
+        cr_assert_not(nb_optimizer_state(o, count, &e));
+        cr_assert(strstr(nb_last_error(), "outside"), "%s", nb_last_error());
+        cr_assert_not(nb_optimizer_state(o, -1, &e));
+        cr_assert_not(nb_optimizer_state(o, 0, NULL));
+        nb_optimizer_free(o);
+        nb_tensor_free(p[0]);
+        nb_tensor_free(p[1]);
+    }
+    cr_assert_eq(nb_optimizer_state_count(NULL), 0);
+}
+
+/* Writing an entry sets the state the next step uses: momentum with v set
+ * by hand and a zero gradient moves w by momentum·v exactly as the formula
+ * (v = 0.9·v - lr·0; w += v). */
+Test(optimizer, writing_an_entry_sets_the_state) {
+    nb_optimizer_config c = nb_optimizer_defaults(NB_MOMENTUM);
+    nb_tensor *p = param("w", 3, (float[]){1.0f, 2.0f, 3.0f});
+    nb_optimizer *o = make(&c, 1, &p);
+    nb_optimizer_state_entry e;
+    cr_assert(nb_optimizer_state(o, 0, &e));
+    e.data[0] = 0.5f, e.data[1] = -1.0f, e.data[2] = 0.0f;
+    nb_optimizer_step(o);
+    const float want[3] = {1.0f + 0.9f * 0.5f, 2.0f + 0.9f * -1.0f, 3.0f};
+    nb_assert_near(p->data, want, 3, 0, 1e-7);
+    nb_optimizer_free(o);
+    nb_tensor_free(p);
+}
+
+/* Adam's bias correction follows the restored t: one step at t = 1000 on a
+ * zero state moves w by lr·sqrt(1-b2^1000)/(1-b1^1000)·m/(sqrt(v)+eps). */
+Test(optimizer, set_steps_restores_t_and_refuses_bad_values) {
+    nb_optimizer_config c = nb_optimizer_defaults(NB_ADAM);
+    nb_tensor *p = param("w", 1, (float[]){1.0f});
+    nb_optimizer *o = make(&c, 1, &p);
+    cr_assert(nb_optimizer_set_steps(o, 999, 0.5)); /* the product is ignored for Adam */
+    cr_assert_eq(nb_optimizer_nadam_product(o), 1.0);
+    p->grad[0] = 0.2f;
+    nb_optimizer_step(o);
+    cr_assert_eq(nb_optimizer_steps(o), 1000);
+    const double m = 0.1 * 0.2, v = 0.001 * 0.04, alpha = 0.001 * sqrt(1 - pow(0.999, 1000)) / (1 - pow(0.9, 1000));
+    const float want = (float)(1.0 - alpha * m / (sqrt(v) + 1e-7));
+    nb_assert_near(p->data, &want, 1, 0, 1e-6);
+    cr_assert_not(nb_optimizer_set_steps(o, -1, 1.0));
+    cr_assert(strstr(nb_last_error(), "steps -1"), "%s", nb_last_error());
+    cr_assert_eq(nb_optimizer_steps(o), 1000);
+    cr_assert_not(nb_optimizer_set_steps(NULL, 1, 1.0));
+    nb_optimizer_free(o);
+
+    c = nb_optimizer_defaults(NB_NADAM);
+    o = make(&c, 1, &p);
+    cr_assert_not(nb_optimizer_set_steps(o, 3, 0.0));
+    cr_assert(strstr(nb_last_error(), "product 0 outside (0,1]"), "%s", nb_last_error());
+    cr_assert_not(nb_optimizer_set_steps(o, 3, NAN));
+    cr_assert(nb_optimizer_set_steps(o, 3, 0.25));
+    cr_assert_eq(nb_optimizer_nadam_product(o), 0.25);
+    nb_optimizer_free(o);
+    nb_tensor_free(p);
+}
+
+Test(optimizer, copy_state_refuses_another_kind_count_or_size) {
+    float w[8] = {0};
+    nb_optimizer_config ca = nb_optimizer_defaults(NB_ADAM), cr = nb_optimizer_defaults(NB_RMSPROP);
+    nb_tensor *p3 = param("a", 3, w), *p4 = param("b", 4, w), *q3 = param("c", 3, w);
+    nb_optimizer *a = make(&ca, 1, &p3), *r = make(&cr, 1, &q3), *a4 = make(&ca, 1, &p4);
+    nb_optimizer *a2 = make(&ca, 2, (nb_tensor *[]){q3, p4});
+    cr_assert_not(nb_optimizer_copy_state(r, a));
+    cr_assert(strstr(nb_last_error(), "adam with 1 tensors into rmsprop"), "%s", nb_last_error());
+    cr_assert_not(nb_optimizer_copy_state(a2, a));
+    cr_assert(strstr(nb_last_error(), "into adam with 2 tensors"), "%s", nb_last_error());
+    cr_assert_not(nb_optimizer_copy_state(a4, a));
+    cr_assert(strstr(nb_last_error(), "tensor 0 ('a') has 3 elements, the destination's ('b') 4"), "%s",
+              nb_last_error());
+    cr_assert_not(nb_optimizer_copy_state(NULL, a));
+    nb_optimizer_free(a);
+    nb_optimizer_free(r);
+    nb_optimizer_free(a4);
+    nb_optimizer_free(a2);
+    nb_tensor_free(p3);
+    nb_tensor_free(p4);
+    nb_tensor_free(q3);
+}

@@ -272,6 +272,118 @@ Test(schedule, onecycle_momentum_moves_inversely_to_the_rate) {
     nb_schedule_free(s);
 }
 
+/* 1cycle with pct_start p and final_div_factor d, written from the header's
+ * formula independently of the one above: r = pT, c = (1-f)T, lo = max/div,
+ * end = lo/d; the annihilation starts from max when r = c. */
+static double ref_onecycle_pct(double t, double T, double max, double div, double f, double p, double d) {
+    const double lo = max / div, end = lo / d, r = p * T, c = (1 - f) * T;
+    const double from = c > r ? lo : max;
+    if (t < 0) t = 0;
+    if (t <= r) return lo + (max - lo) * t / r;
+    if (t <= c) return max + (lo - max) * (t - r) / (c - r);
+    if (f == 0) return from;
+    if (t >= T) return end;
+    return from + (end - from) * (t - c) / (T - c);
+}
+
+static double ref_onecycle_pct_momentum(double t, double T, double f, double p, double mlo, double mhi) {
+    const double r = p * T, c = (1 - f) * T;
+    if (t < 0) t = 0;
+    if (t <= r) return mhi + (mlo - mhi) * t / r;
+    if (t <= c) return mlo + (mhi - mlo) * (t - r) / (c - r);
+    if (c > r) return mhi;
+    if (f == 0) return mlo;
+    return t >= T ? mhi : mlo + (mhi - mlo) * (t - c) / (T - c);
+}
+
+/* Three phases: a rise over 25% of 1000 steps, a fall back to lo until 80%,
+ * the annihilation to lo/50 at 1000. */
+Test(schedule, onecycle_pct_start_and_final_div_factor_set_the_phases) {
+    nb_schedule_config c = nb_schedule_defaults(NB_SCHEDULE_ONECYCLE, 0.1f);
+    c.total_steps = 1000;
+    c.final_fraction = 0.2f;
+    c.pct_start = 0.25f;
+    c.final_div_factor = 50.0f;
+    nb_schedule *s = make(&c);
+    const double max = (double)0.1f, lo = max / 10, end = lo / 50, r = (double)0.25f * 1000,
+                 cend = (1 - (double)0.2f) * 1000;
+    /* the phase boundaries and points inside each phase */
+    assert_rate(nb_schedule_lr(s, 0), lo);
+    assert_rate(nb_schedule_lr(s, r / 2), (lo + max) / 2);
+    assert_rate(nb_schedule_lr(s, r), max);
+    assert_rate(nb_schedule_lr(s, (r + cend) / 2), (lo + max) / 2);
+    assert_rate(nb_schedule_lr(s, cend), lo);
+    assert_rate(nb_schedule_lr(s, (cend + 1000) / 2), (lo + end) / 2);
+    assert_rate(nb_schedule_lr(s, 1000), end);
+    assert_rate(nb_schedule_lr(s, 1e6), end);
+    assert_rate(nb_schedule_momentum(s, r, 0), (double)0.85f);
+    assert_rate(nb_schedule_momentum(s, cend, 0), (double)0.95f);
+    for (double t = 0; t <= 1100; t += 0.5) {
+        assert_rate(nb_schedule_lr(s, t), ref_onecycle_pct(t, 1000, max, 10, (double)0.2f, (double)0.25f, 50));
+        assert_rate(nb_schedule_momentum(s, t, 0),
+                    ref_onecycle_pct_momentum(t, 1000, (double)0.2f, (double)0.25f, (double)0.85f, (double)0.95f));
+    }
+    nb_schedule_free(s);
+}
+
+/* PyTorch's two phases (pct_start = 1 - final_fraction): up to max over
+ * 30%, then straight down from max to lo/1e4 at T; momentum down over the
+ * rise, back up over the descent. */
+Test(schedule, onecycle_with_pct_start_at_the_cycle_end_has_pytorchs_two_phases) {
+    nb_schedule_config c = nb_schedule_defaults(NB_SCHEDULE_ONECYCLE, 0.01f);
+    c.total_steps = 200;
+    c.div_factor = 25.0f;
+    c.pct_start = 0.3f;
+    c.final_fraction = 0.7f;
+    c.final_div_factor = 1e4f;
+    nb_schedule *s = make(&c);
+    const double max = (double)0.01f, lo = max / 25, end = lo / 1e4, r = (double)0.3f * 200;
+    assert_rate(nb_schedule_lr(s, 0), lo);
+    assert_rate(nb_schedule_lr(s, r), max);
+    assert_rate(nb_schedule_lr(s, (r + 200) / 2), (max + end) / 2);
+    assert_rate(nb_schedule_lr(s, 200), end);
+    assert_rate(nb_schedule_momentum(s, r, 0), (double)0.85f);
+    assert_rate(nb_schedule_momentum(s, (r + 200) / 2, 0), ((double)0.85f + (double)0.95f) / 2);
+    assert_rate(nb_schedule_momentum(s, 200, 0), (double)0.95f);
+    for (double t = 0; t <= 220; t += 0.25) {
+        assert_rate(nb_schedule_lr(s, t),
+                    ref_onecycle_pct(t, 200, max, 25, (double)0.7f, (double)0.3f, (double)1e4f));
+        assert_rate(nb_schedule_momentum(s, t, 0),
+                    ref_onecycle_pct_momentum(t, 200, (double)0.7f, (double)0.3f, (double)0.85f, (double)0.95f));
+    }
+    nb_schedule_free(s);
+
+    /* 0.1f + 0.9f is not 1 in double: still two phases */
+    c.pct_start = 0.1f;
+    c.final_fraction = 0.9f;
+    s = make(&c);
+    assert_rate(nb_schedule_lr(s, 20), max);
+    assert_rate(nb_schedule_lr(s, 110), (max + end) / 2);
+    assert_rate(nb_schedule_momentum(s, 110, 0), ((double)0.85f + (double)0.95f) / 2);
+    nb_schedule_free(s);
+}
+
+/* 0 in both fields is today's schedule, and so are the values they stand
+ * for: pct_start (1-f)/2 and final_div_factor 1000. */
+Test(schedule, onecycle_pct_start_and_final_div_factor_zero_keep_the_defaults) {
+    nb_schedule_config c = nb_schedule_defaults(NB_SCHEDULE_ONECYCLE, 0.1f);
+    cr_assert_eq(c.pct_start, 0.0f);
+    cr_assert_eq(c.final_div_factor, 0.0f);
+    c.total_steps = 1000;
+    nb_schedule *s = make(&c), *s2;
+    c.pct_start = 0.45f;
+    c.final_div_factor = 1000.0f;
+    s2 = make(&c);
+    for (int t = 0; t <= 1100; t++) {
+        assert_rate(nb_schedule_lr(s, t), ref_onecycle_lr(t, 1000, (double)0.1f, 10, (double)0.1f));
+        assert_rate(nb_schedule_lr(s2, t), ref_onecycle_lr(t, 1000, (double)0.1f, 10, (double)0.1f));
+        assert_rate(nb_schedule_momentum(s2, t, 0),
+                    ref_onecycle_momentum(t, 1000, (double)0.1f, (double)0.85f, (double)0.95f));
+    }
+    nb_schedule_free(s);
+    nb_schedule_free(s2);
+}
+
 Test(schedule, momentum_of_other_kinds_is_the_base) {
     for (int k = NB_SCHEDULE_CONSTANT; k < NB_SCHEDULE_ONECYCLE; k++) {
         nb_schedule_config c = nb_schedule_defaults((nb_schedule_kind)k, 0.1f);
@@ -466,6 +578,11 @@ Test(schedule, every_bad_config_is_refused_with_its_message) {
     BAD(NB_SCHEDULE_ONECYCLE, c.final_fraction = -0.1f, "final_fraction is -0.1");
     BAD(NB_SCHEDULE_ONECYCLE, c.min_momentum = -0.1f, "min_momentum is -0.1");
     BAD(NB_SCHEDULE_ONECYCLE, c.max_momentum = 1, "max_momentum is 1");
+    BAD(NB_SCHEDULE_ONECYCLE, c.pct_start = -0.1f, "pct_start is -0.1, must be 0");
+    BAD(NB_SCHEDULE_ONECYCLE, c.pct_start = NAN, "pct_start is nan");
+    BAD(NB_SCHEDULE_ONECYCLE, (c.final_fraction = 0.5f, c.pct_start = 0.6f), "pct_start is 0.6, must be 0 (the default: half the cycle) or in (0, 1 - final_fraction] = (0, 0.5]");
+    BAD(NB_SCHEDULE_ONECYCLE, c.final_div_factor = 0.5f, "final_div_factor is 0.5, must be 0 (the default, 1000) or finite and >= 1");
+    BAD(NB_SCHEDULE_ONECYCLE, c.final_div_factor = INFINITY, "final_div_factor is inf");
     BAD(NB_SCHEDULE_ONECYCLE, (c.min_momentum = 0.9f, c.max_momentum = 0.8f),
         "min_momentum 0.9 > max_momentum 0.8");
 #undef BAD

@@ -83,6 +83,11 @@ nb_node *nb_elu(nb_graph *g, nb_node *x, float alpha);
 nb_node *nb_selu(nb_graph *g, nb_node *x);
 /* x·Φ(x), exact (erf) form: Keras's default approximate=False. */
 nb_node *nb_gelu(nb_graph *g, nb_node *x);
+/* GELU with the tanh approximation, op "gelu_tanh": x/2·(1 + tanh(√(2/π)·(x +
+ * 0.044715·x³))), as PyTorch's gelu(approximate="tanh") and Keras's
+ * gelu(approximate=True). Computed as x·sigmoid(2u), which keeps its
+ * relative precision in the left tail; the gradient is from x. */
+nb_node *nb_gelu_tanh(nb_graph *g, nb_node *x);
 /* x·sigmoid(x), also called SiLU. */
 nb_node *nb_swish(nb_graph *g, nb_node *x);
 /* log(1+exp(x)), computed without overflow. */

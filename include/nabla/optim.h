@@ -118,6 +118,44 @@ void nb_optimizer_set_momentum(nb_optimizer *o, float m);
 long nb_optimizer_steps(const nb_optimizer *o);
 const nb_optimizer_config *nb_optimizer_config_of(const nb_optimizer *o);
 
+/* ---- the optimizer's state: read, set, copy ----
+ * For checkpoints (resuming bit-identically), tests and inspection. The
+ * state is the step count t, Nadam's running product P_t (a double), and
+ * per tensor the kind's arrays, named as in the formulas above:
+ *   SGD none; MOMENTUM, NESTEROV "v"; ADAGRAD "a"; RMSPROP "s";
+ *   ADAM, ADAMW, NADAM "m" then "v"; ADAMAX "m" then "u".
+ * The configuration (lr, momentum, ...) is not state: read it with
+ * nb_optimizer_config_of and set lr and momentum with their setters. */
+typedef struct nb_optimizer_state_entry {
+    const char *name;  /* "m", "v", ... (a static string) */
+    nb_tensor *param;  /* the tensor it belongs to (as given to nb_optimizer_new) */
+    int param_index;   /* its index in the params given to nb_optimizer_new */
+    float *data;       /* size floats owned by the optimizer, valid until it is
+                          freed: read them, or write them to set the state */
+    size_t size;       /* param->size */
+} nb_optimizer_state_entry;
+
+/* How many arrays the state has: the number of tensors times the kind's
+ * arrays per tensor (0, 1 or 2); 0 for NULL. Entry i is array i % per of
+ * tensor i / per, so a tensor's arrays are next to each other. */
+int nb_optimizer_state_count(const nb_optimizer *o);
+/* Fills *out for entry i in [0, count). Returns false with nb_last_error()
+ * set for a NULL o or out, or i out of range. */
+bool nb_optimizer_state(nb_optimizer *o, int i, nb_optimizer_state_entry *out);
+/* Nadam's P_t = mu_1·...·mu_t after the steps so far (1 before the first
+ * step, and always 1 for other kinds). The step count is nb_optimizer_steps. */
+double nb_optimizer_nadam_product(const nb_optimizer *o);
+/* Sets the step count (the next step is steps + 1) and, for NADAM, P_t,
+ * which must be in (0,1] (ignored for other kinds). Returns false with
+ * nb_last_error() set for a NULL o, steps < 0 or a bad product; then
+ * nothing changes. */
+bool nb_optimizer_set_steps(nb_optimizer *o, long steps, double nadam_product);
+/* Copies src's whole state (arrays, steps, P_t) into dst, which must have
+ * the same kind and as many tensors of the same sizes (they may be other
+ * tensors: a restored model's). The configurations are left alone. Returns
+ * false with nb_last_error() set (and dst unchanged) otherwise. */
+bool nb_optimizer_copy_state(nb_optimizer *dst, const nb_optimizer *src);
+
 /* ---- gradient clipping (also usable on its own) ----
  * These change the gradients in place. Like the optimizer's step they skip
  * NULL entries, frozen tensors (trainable == false) and tensors without a
@@ -164,19 +202,32 @@ double nb_clip_by_global_norm(int n, nb_tensor *const *params, float max);
  *                lr <= min_lr nothing more happens. Defaults: factor 0.5,
  *                patience 5, min_delta 1e-4, min_lr 0 (the book's values;
  *                Keras's are 0.1 and 10).
- *   ONECYCLE     Smith's 1cycle over total_steps: lr rises linearly from
- *                max_lr/div_factor to max_lr over the first (1-final_fraction)/2
- *                of the steps, falls linearly back over the second half of
- *                that part, then falls linearly to max_lr/div_factor/1000 over
- *                the last final_fraction (the annihilation), reaching it at
- *                t = total_steps and staying there after; with
+ *   ONECYCLE     Smith's 1cycle over T = total_steps, with lo = max_lr/div_factor,
+ *                end = lo/final_div_factor, c = (1-final_fraction)·T (the cycle's
+ *                end) and r = pct_start·T (the rise's end; pct_start 0 means
+ *                half the cycle, r = c/2):
+ *                  t < r       lr = lo + (max_lr - lo)·t/r              (rise)
+ *                  r <= t < c  lr = max_lr - (max_lr - lo)·(t-r)/(c-r)  (fall)
+ *                  c <= t < T  lr = from + (end - from)·(t-c)/(T-c)     (annihilation)
+ *                  t >= T      lr = end
+ *                with from = lo, or max_lr when r = c (no fall). With
  *                final_fraction 0 there is no annihilation and lr stays at
- *                max_lr/div_factor. Momentum goes linearly from max_momentum
- *                down to min_momentum and back, inversely to lr, and stays at
- *                max_momentum during the annihilation and after. Phase ends
- *                are real numbers (no rounding to whole steps). Defaults:
- *                div_factor 10, final_fraction 0.1, momentum 0.95 to 0.85;
- *                total_steps has none (0: set it). */
+ *                `from` after c. Momentum goes linearly from max_momentum
+ *                down to min_momentum over the rise and back up over the
+ *                fall, and stays at max_momentum during the annihilation
+ *                and after; when r = c it climbs from min to max over the
+ *                annihilation instead. Phase ends are real numbers (no
+ *                rounding to whole steps). Defaults: div_factor 10,
+ *                final_fraction 0.1, pct_start 0 (= (1-final_fraction)/2),
+ *                final_div_factor 0 (= 1000), momentum 0.95 to 0.85;
+ *                total_steps has none (0: set it).
+ *                PyTorch's OneCycleLR(anneal_strategy="linear") is pct_start
+ *                with final_fraction = 1 - pct_start (two phases; three_phase
+ *                is final_fraction = 1 - 2·pct_start), its div_factor and
+ *                final_div_factor, base/max_momentum our min/max_momentum;
+ *                PyTorch ends its phases one step earlier (at r - 1 and
+ *                T - 1: it counts the steps taken, from 0), and its defaults
+ *                are pct_start 0.3, div_factor 25, final_div_factor 1e4. */
 typedef enum nb_schedule_kind {
     NB_SCHEDULE_CONSTANT,
     NB_SCHEDULE_POWER,
@@ -199,6 +250,7 @@ typedef struct nb_schedule_config {
     int patience;                    /* PERFORMANCE: 5 */
     long total_steps;                /* ONECYCLE: no default */
     float max_lr, div_factor, final_fraction, min_momentum, max_momentum; /* ONECYCLE */
+    float pct_start, final_div_factor; /* ONECYCLE, after PyTorch's OneCycleLR: 0 = the defaults */
 } nb_schedule_config;
 
 typedef struct nb_schedule nb_schedule; /* opaque */
@@ -219,7 +271,9 @@ bool nb_schedule_parse(const char *name, nb_schedule_kind *kind);
  * power <= 0 or not finite; n_boundaries outside [1, NB_SCHEDULE_MAX_PIECES];
  * boundaries not finite or not strictly increasing; factor outside (0,1);
  * patience < 0; min_lr or min_delta < 0; total_steps < 1; div_factor < 1;
- * final_fraction, min_momentum or max_momentum outside [0,1);
+ * final_fraction, min_momentum or max_momentum outside [0,1); pct_start
+ * not 0 and outside (0, 1 - final_fraction]; final_div_factor not 0 and
+ * below 1 or not finite;
  * min_momentum > max_momentum; or no memory. Fields the kind does not use
  * are not checked. Free with nb_schedule_free (NULL is fine). */
 nb_schedule *nb_schedule_new(const nb_schedule_config *cfg);

@@ -3,6 +3,8 @@
  *
  *   nb_assert_near(y, expected, n, 1e-6, 1e-5);  // abs and rel tolerance
  *   nb_assert_gradcheck(g, loss, 1e-2);          // worst relative error
+ *   nb_assert_gradcheck_opts(g, loss, &(nb_gradcheck_opts){.tolerance = 1e-3,
+ *                                                          .max_per_tensor = 50, .seed = 7});
  */
 #ifndef NABLA_TESTING_H
 #define NABLA_TESTING_H
@@ -26,17 +28,25 @@
     cr_assert(nb_graph_status(g) == NB_OK, "graph error: %s", nb_graph_error(g))
 
 /* Runs nb_gradcheck with default options and fails if the worst relative
- * error exceeds tol, naming where. */
+ * error exceeds tol, naming where (the parameter and the element's index
+ * along each dimension). */
 #define nb_assert_gradcheck(G, LOSS, TOL)                                                   \
     do {                                                                                     \
-        nb_gradcheck_result nb_gc_;                                                          \
-        nb_status nb_st_ = nb_gradcheck((G), (LOSS), NULL, &nb_gc_);                        \
-        cr_assert(nb_st_ == NB_OK, "gradcheck failed to run: %s", nb_graph_error(G));       \
-        cr_assert(nb_gc_.checked > 0, "gradcheck checked nothing");                         \
-        cr_assert(nb_gc_.max_rel_error <= (TOL),                                             \
-                  "gradcheck: relative error %.3g > %g at %s (analytic %.9g, numeric %.9g)", \
-                  nb_gc_.max_rel_error, (double)(TOL), nb_gc_.where, nb_gc_.analytic,        \
-                  nb_gc_.numeric);                                                           \
+        /* a tolerance of 0 in the options means the default: keep "exact" */               \
+        nb_gradcheck_opts nb_gco_ = {.tolerance = (TOL) > 0 ? (double)(TOL) : 1e-300};       \
+        char nb_gcm_[512];                                                                   \
+        cr_assert(nb_gradcheck_passes((G), (LOSS), &nb_gco_, NULL, nb_gcm_, sizeof nb_gcm_), \
+                  "%s", nb_gcm_);                                                            \
+    } while (0)
+
+/* The same with options (a const nb_gradcheck_opts *, or NULL): the
+ * tolerance, step, floor, how many elements per tensor and which (seed).
+ * Variadic so that a compound literal's commas need no parentheses. */
+#define nb_assert_gradcheck_opts(G, LOSS, ...)                                               \
+    do {                                                                                     \
+        char nb_gcm_[512];                                                                   \
+        cr_assert(nb_gradcheck_passes((G), (LOSS), (__VA_ARGS__), NULL, nb_gcm_, sizeof nb_gcm_), \
+                  "%s", nb_gcm_);                                                            \
     } while (0)
 
 #endif
