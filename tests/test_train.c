@@ -367,3 +367,33 @@ Test(train, a_missing_or_failing_gnuplot_is_an_error_not_a_crash) {
     nb_model_free(m);
     nb_dataset_free(&train);
 }
+
+/* Issue 10's first hole: a newline in a plot's name ended gnuplot's quoted
+ * string, and a line starting with '!' ran a shell command. The name never
+ * reaches gnuplot now: any name a file system takes is drawn to, and
+ * nothing runs. */
+Test(train, a_plot_name_with_gnuplot_commands_in_it_runs_nothing) {
+    nb_dataset train = blobs(60, 1, 0);
+    nb_model *m = classifier(0, 5);
+    nb_fit_opts o = quiet_opts(2);
+    nb_history h;
+    cr_assert_eq(nb_fit(m, &train, &o, &h), NB_OK);
+    char dir[] = "/tmp/nabla-inject-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    cr_assert_eq(chdir(dir), 0); /* the attack's file lands in the working folder */
+    const char *png = "x\n!touch PWNED\n.png", *quoted = "it's \"q\".svg"; /* quotes are fine too */
+    cr_assert_eq(nb_history_plot(&h, png), NB_OK, "%s", nb_last_error());
+    cr_assert_neq(access("PWNED", F_OK), 0, "a command in the plot's name ran");
+    unsigned char magic[8];
+    FILE *f = fopen(png, "rb");
+    cr_assert_not_null(f, "the picture is at the odd name itself");
+    cr_assert_eq(fread(magic, 1, 8, f), 8);
+    fclose(f);
+    cr_assert(memcmp(magic, "\x89PNG\r\n\x1a\n", 8) == 0, "not a PNG");
+    cr_assert_eq(nb_history_plot(&h, quoted), NB_OK, "%s", nb_last_error());
+    cr_assert_eq(access(quoted, F_OK), 0);
+    unlink(png), unlink(quoted), chdir("/"), rmdir(dir);
+    nb_history_free(&h);
+    nb_model_free(m);
+    nb_dataset_free(&train);
+}

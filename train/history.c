@@ -1,7 +1,11 @@
 /* train/history.c — the history as CSV, and learning curves through gnuplot. */
-#define _GNU_SOURCE /* sigtimedwait */
+#define _GNU_SOURCE /* sigtimedwait, pipe2 */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,8 +64,97 @@ static bool ends_with(const char *s, const char *suffix) {
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-/* gnuplot reads the data inline ('-'), one block per curve; the picture
- * goes to a temporary file that replaces path only if gnuplot succeeds. */
+/* The gnuplot script for h's curves, drawn on `term` to gnuplot's standard
+ * output: no file name ever enters the script, so no name can be read as
+ * gnuplot commands (a newline in a name once ran a shell command). */
+static char *plot_script(const nb_history *h, const char *term, size_t *len) {
+    char *buf = NULL;
+    FILE *gp = open_memstream(&buf, len);
+    if (!gp) return NULL;
+    bool val = h->epochs[0].has_validation;
+    fprintf(gp, "set terminal %s\nset output\nset multiplot layout 1,2\nset grid\nset xlabel 'epoch'\n", term);
+    for (int panel = 0; panel < 2; panel++) {
+        const char *what = panel ? "accuracy" : "loss";
+        fprintf(gp, "set title '%s'\nset key %s\n", what, panel ? "bottom right" : "top right");
+        fprintf(gp, "plot '-' with linespoints title 'training %s'%s\n", what,
+                val ? ", '-' with linespoints title 'validation'" : "");
+        for (int curve = 0; curve < (val ? 2 : 1); curve++) {
+            for (int i = 0; i < h->n_epochs; i++) {
+                const nb_epoch_metrics *e = &h->epochs[i];
+                double v = panel ? (curve ? e->val_accuracy : e->accuracy) : (curve ? e->val_loss : e->loss);
+                if (isfinite(v)) fprintf(gp, "%d %.6f\n", e->epoch, v);
+                else fprintf(gp, "%d NaN\n", e->epoch); /* a gap in the curve */
+            }
+            fprintf(gp, "e\n");
+        }
+    }
+    fprintf(gp, "unset multiplot\n");
+    if (fclose(gp) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* Runs gnuplot (found on $PATH, no shell) with script on its standard
+ * input and copies its standard output to out; its errors go to
+ * /dev/null. True if it exited with status 0 and everything was copied. */
+static bool run_gnuplot(const char *script, size_t len, FILE *out) {
+    int in[2], from[2];
+    if (pipe2(in, O_CLOEXEC) != 0) return false;
+    if (pipe2(from, O_CLOEXEC) != 0) {
+        close(in[0]), close(in[1]);
+        return false;
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO);
+    posix_spawn_file_actions_adddup2(&fa, from[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+    char *argv[] = {"gnuplot", NULL};
+    extern char **environ;
+    pid_t pid;
+    int rc = posix_spawnp(&pid, "gnuplot", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(in[0]), close(from[1]);
+    if (rc != 0) {
+        close(in[1]), close(from[0]);
+        return false;
+    }
+    /* gnuplot draws only at "unset multiplot", the script's last line, so
+     * the script goes in whole before the picture comes out. */
+    bool ok = true;
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(in[1], script + off, len - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            ok = false;
+            break;
+        }
+        off += (size_t)w;
+    }
+    close(in[1]);
+    char buf[65536];
+    size_t total = 0;
+    for (;;) {
+        ssize_t r = read(from[0], buf, sizeof buf);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            ok = ok && r == 0;
+            break;
+        }
+        total += (size_t)r;
+        if (fwrite(buf, 1, (size_t)r, out) != (size_t)r) ok = false;
+    }
+    close(from[0]);
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return false;
+    return ok && total > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* The picture goes to a temporary file beside path that replaces it only
+ * if gnuplot succeeds. */
 nb_status nb_history_plot(const nb_history *h, const char *path) {
     if (!h || !path || h->n_epochs < 1) {
         nb__set_last_error("plot: %s", !h || !path ? "history or path is NULL" : "the history is empty");
@@ -74,59 +167,35 @@ nb_status nb_history_plot(const nb_history *h, const char *path) {
         nb__set_last_error("plot: %s: the name must end in .png or .svg", path);
         return NB_ERROR;
     }
-    if (strchr(path, '\'')) {
-        nb__set_last_error("plot: %s: quotes in the file name are not supported", path);
-        return NB_ERROR;
-    }
     if (!on_path("gnuplot")) {
         nb__set_last_error("plot: gnuplot is not installed (Debian: gnuplot-nox)");
+        return NB_ERROR;
+    }
+    size_t len;
+    char *script = plot_script(h, term, &len);
+    if (!script) {
+        nb__set_last_error("plot: out of memory");
         return NB_ERROR;
     }
     nb_atomic_file out;
     char err[256];
     if (!nb__atomic_open(&out, path, err, sizeof err)) {
+        free(script);
         nb__set_last_error("plot: %s: %s", path, err);
         return NB_ERROR;
     }
-    const char *tmp = out.tmp;
     /* If gnuplot dies, writing to it raises SIGPIPE, which would kill the
      * caller: block it in this thread, and take any pending one back. */
     sigset_t pipe_set, old_set;
     sigemptyset(&pipe_set);
     sigaddset(&pipe_set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
-    FILE *gp = popen("gnuplot 2>/dev/null", "w");
-    if (!gp) {
-        pthread_sigmask(SIG_SETMASK, &old_set, NULL);
-        nb__atomic_commit(&out, false, err, sizeof err);
-        nb__set_last_error("plot: cannot run gnuplot");
-        return NB_ERROR;
-    }
-    bool val = h->epochs[0].has_validation;
-    fprintf(gp, "set terminal %s\nset output '%s'\nset multiplot layout 1,2\nset grid\nset xlabel 'epoch'\n",
-            term, tmp);
-    for (int panel = 0; panel < 2; panel++) {
-        const char *what = panel ? "accuracy" : "loss";
-        fprintf(gp, "set title '%s'\nset key %s\n", what, panel ? "bottom right" : "top right");
-        fprintf(gp, "plot '-' with linespoints title 'training %s'%s\n", what,
-                val ? ", '-' with linespoints title 'validation'" : "");
-        for (int curve = 0; curve < (val ? 2 : 1); curve++) {
-            for (int i = 0; i < h->n_epochs; i++) {
-                const nb_epoch_metrics *e = &h->epochs[i];
-                double v = panel ? (curve ? e->val_accuracy : e->accuracy) : (curve ? e->val_loss : e->loss);
-                fprintf(gp, "%d %.6f\n", e->epoch, v);
-            }
-            fprintf(gp, "e\n");
-        }
-    }
-    fprintf(gp, "unset multiplot\nset output\n");
-    bool wrote = fflush(gp) == 0 && !ferror(gp);
-    int status = pclose(gp);
+    bool ok = run_gnuplot(script, len, out.f);
     struct timespec zero = {0, 0};
     while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE) {
     }
     pthread_sigmask(SIG_SETMASK, &old_set, NULL);
-    bool ok = wrote && status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    free(script);
     if (!nb__atomic_commit(&out, ok, err, sizeof err)) {
         nb__set_last_error("plot: %s: %s", path, ok ? err : "gnuplot failed");
         return NB_ERROR;

@@ -108,8 +108,12 @@ nb_status nb_predict_mc(nb_model *m, const nb_dataset *d, int batch_size, int sa
 nb_status nb_history_write_csv(const nb_history *h, const char *path);
 
 /* Draws the learning curves (loss and accuracy, training and validation,
- * per epoch) with gnuplot into path, PNG or SVG by its extension. Errors:
- * gnuplot missing or failing, another extension. */
+ * per epoch) with gnuplot into path, PNG or SVG by its extension. gnuplot
+ * (from $PATH, run without a shell) draws to a pipe and nabla writes the
+ * file atomically, like a model save: the name never enters gnuplot's
+ * script, so any name is safe, newlines and quotes included. Non-finite
+ * values leave gaps in the curves. Errors: gnuplot missing or failing,
+ * another extension, a failed write. */
 nb_status nb_history_plot(const nb_history *h, const char *path);
 
 #ifdef __cplusplus
