@@ -103,3 +103,19 @@ Test(cli, options_are_checked_per_command_and_spelled_in_full) {
     expect("train --layers 10,", 2, "is not a list");
     expect("train --train-size 50", 2, "--train-size: '50' is not a whole number in range");
 }
+
+/* Issue 10's fourth hole: --lr 100 trained at loss nan, exited 0, saved an
+ * all-NaN model and printed "test_loss": 0. Now training stops at the
+ * first non-finite loss, says where, exits 1 and saves nothing. */
+Test(cli, a_diverging_training_stops_exits_1_and_saves_nothing, .timeout = 120) {
+    char dir[] = "/tmp/nabla-div-XXXXXX", args[512], model[96];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(model, sizeof model, "%s/m.safetensors", dir);
+    snprintf(args, sizeof args,
+             "train --lr 100 --activation elu --epochs 2 --train-size 1100 --threads 1 --json --save %s", model);
+    static char out[1 << 16];
+    cr_assert_eq(run(args, out, sizeof out), 1, "%s", out);
+    cr_assert(strstr(out, "the loss is") && strstr(out, "at epoch 1, step") && strstr(out, "invalid loss"), "%s", out);
+    cr_assert_neq(access(model, F_OK), 0, "a diverged model was saved");
+    rmdir(dir);
+}

@@ -397,3 +397,36 @@ Test(train, a_plot_name_with_gnuplot_commands_in_it_runs_nothing) {
     nb_model_free(m);
     nb_dataset_free(&train);
 }
+
+/* A rate far too high: the loss turns NaN or infinite within a few steps.
+ * fit stops there (Keras's TerminateOnNaN, on by default), names the epoch,
+ * the step and where the first non-finite value is, and keeps the epochs
+ * before it in the history; allow_nonfinite trains on. */
+Test(train, a_diverging_fit_stops_at_the_first_non_finite_loss_and_says_where) {
+    nb_dataset train = blobs(400, 1, 0);
+    nb_model *m = classifier(0, 5);
+    nb_fit_opts o = quiet_opts(3);
+    o.optimizer = nb_optimizer_defaults(NB_SGD);
+    o.optimizer.lr = 1e6f;
+    nb_history h;
+    cr_assert_eq(nb_fit(m, &train, &o, &h), NB_ERROR);
+    const char *msg = nb_last_error();
+    cr_assert(strstr(msg, "fit: the loss is") && strstr(msg, "at epoch 1, step"), "%s", msg);
+    cr_assert(strstr(msg, "not finite") || strstr(msg, "non-finite value"), "where is not said: %s", msg);
+    cr_assert(h.diverged);
+    cr_assert_eq(h.diverged_epoch, 1);
+    cr_assert(h.diverged_step >= 1 && h.diverged_step <= 13, "step %ld", h.diverged_step);
+    cr_assert_eq(h.n_epochs, 0);
+    nb_history_free(&h);
+    nb_model_free(m);
+
+    m = classifier(0, 5);
+    o.allow_nonfinite = true;
+    cr_assert_eq(nb_fit(m, &train, &o, &h), NB_OK, "%s", nb_last_error());
+    cr_assert(!h.diverged);
+    cr_assert_eq(h.n_epochs, 3);
+    cr_assert(!isfinite(h.epochs[2].loss), "the loss was meant to diverge: %g", h.epochs[2].loss);
+    nb_history_free(&h);
+    nb_model_free(m);
+    nb_dataset_free(&train);
+}

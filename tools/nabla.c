@@ -379,8 +379,11 @@ static int load_data(const config *c, nb_dataset *train, nb_dataset *test) {
     return 0;
 }
 
+/* JSON has no NaN or infinity: a value that is not finite is null, never a
+ * number that looks measured. */
 static void json_number(FILE *out, const char *key, double v, bool last) {
-    fprintf(out, "\"%s\":%.6g%s", key, isfinite(v) ? v : 0.0, last ? "" : ",");
+    if (isfinite(v)) fprintf(out, "\"%s\":%.6g%s", key, v, last ? "" : ",");
+    else fprintf(out, "\"%s\":null%s", key, last ? "" : ",");
 }
 
 static int cmd_train(int argc, char **argv) {

@@ -196,6 +196,41 @@ static void fit_state_free(fit_state *f) {
     session_close(&f->s);
 }
 
+/* The name of m's first tensor holding a NaN or an infinity, or NULL. */
+static const char *nonfinite_tensor(nb_model *m) {
+    nb_tensor *const *t;
+    int n = nb_model_tensors(m, &t);
+    for (int i = 0; i < n; i++)
+        for (size_t j = 0; j < t[i]->size; j++)
+            if (!isfinite(t[i]->data[j])) return t[i]->name;
+    return NULL;
+}
+
+/* Says where a non-finite loss of `epoch`'s step `step` (0: validation)
+ * comes from: a weight the last update broke, or else the first node of
+ * that step's forward pass that gives one, found by running the pass again
+ * with the graph's finite check (same inputs, same random stream). */
+static void report_divergence(session *s, nb_model *m, double loss, int epoch, long step) {
+    char where[320];
+    const char *bad = nonfinite_tensor(m);
+    if (bad) {
+        snprintf(where, sizeof where, "the weights of '%s' are not finite (the last update diverged)", bad);
+    } else if (step > 0) {
+        nb_graph_check_finite(s->g, true);
+        if (nb__forward_at(s->g, NB_TRAINING, s->g->step - 1) != NB_OK)
+            snprintf(where, sizeof where, "%s", nb_graph_error(s->g));
+        else
+            snprintf(where, sizeof where, "no node gave a non-finite value when the step ran again");
+    } else {
+        snprintf(where, sizeof where, "the weights are finite, the validation data may not be");
+    }
+    if (step > 0)
+        nb__set_last_error("fit: the loss is %g at epoch %d, step %ld: %s; lower the learning rate or clip the "
+                           "gradients (allow_nonfinite trains on)", loss, epoch, step, where);
+    else
+        nb__set_last_error("fit: the validation loss is %g after epoch %d: %s", loss, epoch, where);
+}
+
 /* Sets the rate (and the 1cycle momentum) for t. */
 static void apply_schedule(fit_state *f, double t, float base_momentum) {
     if (!f->sched) return;
@@ -273,7 +308,7 @@ nb_status nb_fit(nb_model *m, const nb_dataset *train_all, const nb_fit_opts *op
     nb__progress_init(&prog, out, o.verbose > 0, steps);
     double best = INFINITY;
     int wait = 0;
-    long step_count = 0;
+    long step_count = 0, diverged_step = 0;
     for (int epoch = 1; epoch <= o.epochs; epoch++) {
         nb_epoch_metrics em = {.epoch = epoch, .has_validation = val != NULL};
         double t0 = nb__now(), total = 0;
@@ -291,10 +326,17 @@ nb_status nb_fit(nb_model *m, const nb_dataset *train_all, const nb_fit_opts *op
                 session_error(&f.s, "fit");
                 goto fail;
             }
+            const float step_loss = nb_node_value(f.s.loss)[0];
+            if (!isfinite(step_loss) && !o.allow_nonfinite) {
+                report_divergence(&f.s, m, step_loss, epoch, k + 1);
+                nb__progress_diverged(&prog, k + 1, step_loss);
+                diverged_step = k + 1;
+                goto diverged;
+            }
             nb_optimizer_step(f.opt);
             nb_model_constrain(m);
             step_count++;
-            total += (double)nb_node_value(f.s.loss)[0] * b;
+            total += (double)step_loss * b;
             correct += session_correct(&f.s, b);
             int seen = start + b;
             nb__progress_step(&prog, k + 1, total / seen, (double)correct / seen, nb__now());
@@ -306,6 +348,12 @@ nb_status nb_fit(nb_model *m, const nb_dataset *train_all, const nb_fit_opts *op
         if (val && session_evaluate(&f.s, val, &em.val_loss, &em.val_accuracy) != NB_OK) {
             session_error(&f.s, "fit: validation");
             goto fail;
+        }
+        if (val && !isfinite(em.val_loss) && !o.allow_nonfinite) {
+            report_divergence(&f.s, m, em.val_loss, epoch, 0);
+            nb__progress_diverged(&prog, 0, em.val_loss);
+            diverged_step = 0;
+            goto diverged;
         }
         hist.train_seconds += em.seconds;
         double watched_loss = val ? em.val_loss : em.loss;
@@ -340,6 +388,14 @@ nb_status nb_fit(nb_model *m, const nb_dataset *train_all, const nb_fit_opts *op
     if (h) *h = hist;
     else nb_history_free(&hist);
     return NB_OK;
+diverged:
+    hist.diverged = true;
+    hist.diverged_epoch = hist.n_epochs + 1;
+    hist.diverged_step = diverged_step;
+    fit_state_free(&f);
+    if (h) *h = hist;
+    else nb_history_free(&hist);
+    return NB_ERROR;
 fail:
     fit_state_free(&f);
     nb_history_free(&hist);

@@ -54,6 +54,14 @@ void nb__progress_step(nb_progress *p, int step, double loss, double accuracy, d
     fflush(p->out);
 }
 
+void nb__progress_diverged(nb_progress *p, long step, double loss) {
+    if (!p->on) return;
+    if (p->tty) fprintf(p->out, "\n");
+    if (step > 0) fprintf(p->out, "Batch %ld: invalid loss %g, terminating training\n", step, loss);
+    else fprintf(p->out, "Validation: invalid loss %g, terminating training\n", loss);
+    fflush(p->out);
+}
+
 void nb__progress_end(nb_progress *p, const nb_epoch_metrics *m) {
     if (!p->on) return;
     if (p->tty) fputc('\r', p->out);

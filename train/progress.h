@@ -24,6 +24,10 @@ void nb__progress_step(nb_progress *p, int step, double loss, double accuracy, d
 /* The epoch's closing line, validation included. */
 void nb__progress_end(nb_progress *p, const nb_epoch_metrics *m);
 
+/* The line that ends an epoch stopped by a non-finite loss, as Keras's
+ * TerminateOnNaN says it: "Batch 12: invalid loss, terminating training". */
+void nb__progress_diverged(nb_progress *p, long step, double loss);
+
 /* Seconds on a monotonic clock. */
 double nb__now(void);
 

@@ -68,6 +68,8 @@ typedef struct nb_fit_opts {
                                       val_loss, or loss without validation) */
     nb_epoch_callback on_epoch;
     void *user;
+    bool allow_nonfinite;          /* go on through a loss that is NaN or infinite; by
+                                      default fit stops at the first (see nb_fit) */
     int verbose;                   /* 0 silent; 1 Keras's progress bar, redrawn on a
                                       terminal, per-epoch lines otherwise */
     FILE *out;                     /* stdout if NULL */
@@ -83,12 +85,23 @@ typedef struct nb_history {
     double train_seconds;          /* all epochs' training steps */
     double samples_per_second;     /* training samples / train_seconds */
     bool stopped_early;
+    bool diverged;                 /* stopped at a non-finite loss (see nb_fit) */
+    int diverged_epoch;            /* 1-based, when diverged */
+    long diverged_step;            /* 1-based within that epoch; 0: its validation */
 } nb_history;
 
 /* Trains m on train (its dim must equal the product of the model's input
  * dims, its labels classes in [0, output units)). h may be NULL; otherwise
  * the caller frees it with nb_history_free. Errors (nb_last_error): bad
- * options, mismatched data, a graph error, a failed checkpoint. */
+ * options, mismatched data, a graph error, a failed checkpoint, and a
+ * divergence: unless allow_nonfinite is set, a training or validation loss
+ * that is NaN or infinite stops training at once with NB_ERROR and a
+ * message that names the epoch and step and where the first non-finite
+ * value is: a weight tensor the last update made non-finite, or else the
+ * first node of the step's forward pass whose output is (found by running
+ * that pass again with nb_graph_check_finite). The model then holds the
+ * weights of that step, and h the epochs completed before it, with
+ * diverged set (on other errors h is empty). */
 nb_status nb_fit(nb_model *m, const nb_dataset *train, const nb_fit_opts *opts, nb_history *h);
 void nb_history_free(nb_history *h);
 
