@@ -119,3 +119,62 @@ Test(cli, a_diverging_training_stops_exits_1_and_saves_nothing, .timeout = 120) 
     cr_assert_neq(access(model, F_OK), 0, "a diverged model was saved");
     rmdir(dir);
 }
+
+/* Issue 10's holes 9 and 14 in the command line: refused before any
+ * training, with the flag named. */
+Test(cli, lax_values_and_clashing_or_unwritable_outputs_are_refused_before_training) {
+    expect("train --lr 0x10", 2, "--lr: '0x10' is not a number");
+    expect("train --lr ' 0.5'", 2, "--lr: ' 0.5' is not a number");
+    expect("train --lr inf", 2, "--lr: 'inf' is not a number");
+    expect("train --epochs 1e3", 2, "--epochs: '1e3' is not a whole number");
+    expect("train --epochs ' 3'", 2, "--epochs: ' 3' is not a whole number");
+    expect("train --data ''", 2, "--data: the folder name is empty");
+    expect("train --save /nonexistent-nabla/m.safetensors", 2, "--save: the folder '/nonexistent-nabla' does not exist");
+    expect("train --plot /nonexistent-nabla/p.png", 2, "--plot: the folder");
+    expect("train --save ''", 2, "--save: the file name is empty");
+    expect("train --save /tmp/nabla-same.st --history /tmp/nabla-same.st", 2, "name the same file");
+    expect("train --history /tmp/nabla-same.csv --plot /tmp/../tmp/nabla-same.csv", 2, "name the same file");
+}
+
+/* Writes an uncompressed IDX file: magic, dims (big-endian), then n bytes
+ * from f(i). */
+static void write_idx(const char *path, unsigned magic, int rank, const unsigned *dims, unsigned char (*f)(long)) {
+    FILE *fp = fopen(path, "wb");
+    cr_assert_not_null(fp);
+    unsigned char h[4] = {(unsigned char)(magic >> 24), (unsigned char)(magic >> 16), (unsigned char)(magic >> 8),
+                          (unsigned char)magic};
+    fwrite(h, 1, 4, fp);
+    long total = 1;
+    for (int i = 0; i < rank; i++) {
+        unsigned char d[4] = {(unsigned char)(dims[i] >> 24), (unsigned char)(dims[i] >> 16),
+                              (unsigned char)(dims[i] >> 8), (unsigned char)dims[i]};
+        fwrite(d, 1, 4, fp);
+        total *= dims[i];
+    }
+    for (long i = 0; i < total; i++) fputc(f(i), fp);
+    fclose(fp);
+}
+static unsigned char pixel(long i) { return (unsigned char)(i * 2654435761u >> 24); }
+static unsigned char label(long i) { return (unsigned char)(i % 10); }
+
+/* Hole 12: the 5,000 validation images were taken whatever the data's
+ * size, so 5,000 or fewer gave "the training set is empty". */
+Test(cli, a_small_data_folder_trains_with_a_proportional_validation_split, .timeout = 120) {
+    char dir[] = "/tmp/nabla-small-XXXXXX", p[160], args[512];
+    cr_assert_not_null(mkdtemp(dir));
+    const char *names[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                            "t10k-labels-idx1-ubyte"};
+    unsigned n[4] = {1200, 1200, 200, 200};
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        if (i % 2 == 0) write_idx(p, 0x803, 3, (unsigned[]){n[i], 28, 28}, pixel);
+        else write_idx(p, 0x801, 1, (unsigned[]){n[i]}, label);
+    }
+    snprintf(args, sizeof args, "train --data %s --epochs 1 --threads 1 --quiet", dir);
+    expect(args, 0, "test accuracy");
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}

@@ -11,7 +11,10 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "nabla/nabla.h"
 #include "nabla/train.h"
@@ -69,8 +72,18 @@ static int fail(const char *fmt, const char *a, const char *b) {
 
 /* ---- parsing numbers and lists ---- */
 
+/* Decimal digits, a sign, a point and an exponent only: strtod would also
+ * take leading spaces, hexadecimal ("0x10"), "inf" and "nan". */
+static bool plain_number(const char *s) {
+    if (!*s) return false;
+    for (const char *p = s; *p; p++)
+        if (!strchr("0123456789+-.eE", *p)) return false;
+    return true;
+}
+
 static bool parse_float(const char *s, float lo, float hi, float *out) {
     char *end;
+    if (!plain_number(s)) return false;
     errno = 0;
     double v = strtod(s, &end);
     if (end == s || *end || errno || !isfinite(v) || v < lo || v > hi) return false;
@@ -80,6 +93,7 @@ static bool parse_float(const char *s, float lo, float hi, float *out) {
 
 static bool parse_int(const char *s, long lo, long hi, long *out) {
     char *end;
+    if (!plain_number(s) || strpbrk(s, ".eE")) return false;
     errno = 0;
     long v = strtol(s, &end, 10);
     if (end == s || *end || errno || v < lo || v > hi) return false;
@@ -246,7 +260,10 @@ static int apply_option(config *c, int opt, const char *arg, const char **model)
     case O_PLOT: c->plot = arg; break;
     case O_QUIET: c->quiet = true; break;
     case O_JSON: c->json = true; break;
-    case O_DATA: c->data = arg; break;
+    case O_DATA:
+        if (!*arg) return fail("--data: the folder name is empty (leave --data out for the default)%s%s", "", "");
+        c->data = arg;
+        break;
     case O_TRAIN_SIZE: INT(train_size, 110, 60000); break; /* 1/11 of it for validation */
     case O_MC: INT(mc_samples, 1, 100000); break;
     case O_MODEL: *model = arg; break;
@@ -255,6 +272,50 @@ static int apply_option(config *c, int opt, const char *arg, const char **model)
     return 0;
 #undef FLOAT
 #undef INT
+}
+
+/* ---- output files, checked before any training ---- */
+
+/* The folder of path, into dir ("." for a bare name). */
+static void folder_of(const char *path, char *dir, size_t len) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(dir, len, ".");
+    else if (slash == path) snprintf(dir, len, "/");
+    else snprintf(dir, len, "%.*s", (int)(slash - path), path);
+}
+
+/* Whether a and b name one file: the same inode when both exist, else the
+ * same name in the same folder (resolved, links followed). */
+static bool same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    char da[4096], db[4096], ra[PATH_MAX], rb[PATH_MAX];
+    folder_of(a, da, sizeof da), folder_of(b, db, sizeof db);
+    const char *na = strrchr(a, '/') ? strrchr(a, '/') + 1 : a, *nb = strrchr(b, '/') ? strrchr(b, '/') + 1 : b;
+    return realpath(da, ra) && realpath(db, rb) && strcmp(ra, rb) == 0 && strcmp(na, nb) == 0;
+}
+
+/* --save, --history and --plot: distinct files, in folders that exist and
+ * can be written, an empty name refused; all before hours of training. */
+static int check_outputs(const config *c) {
+    const char *names[3] = {c->save, c->history, c->plot}, *flags[3] = {"--save", "--history", "--plot"};
+    for (int i = 0; i < 3; i++) {
+        if (!names[i]) continue;
+        if (!*names[i]) return fail("%s: the file name is empty%s", flags[i], "");
+        char dir[4096];
+        struct stat st;
+        folder_of(names[i], dir, sizeof dir);
+        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+            return fail("%s: the folder '%s' does not exist", flags[i], dir);
+        if (access(dir, W_OK | X_OK) != 0) return fail("%s: the folder '%s' cannot be written to", flags[i], dir);
+        for (int j = 0; j < i; j++)
+            if (names[j] && same_file(names[i], names[j])) {
+                fprintf(stderr, "nabla: %s and %s name the same file '%s': one would replace the other\n",
+                        flags[j], flags[i], names[i]);
+                return 2;
+            }
+    }
+    return 0;
 }
 
 /* Options eval and summary take; train takes all but --model. */
@@ -296,6 +357,7 @@ static int parse_args(int argc, char **argv, config *c, const char **model, cons
         if (rc) return rc;
     }
     if (optind < argc) return fail("unexpected argument '%s'%s", argv[optind], "");
+    if (check_outputs(c)) return 2;
     if (c->dropout > 0 && c->alpha_dropout > 0) return fail("--dropout and --alpha-dropout exclude each other%s%s", "", "");
     return 0;
 }
@@ -396,7 +458,7 @@ static int cmd_train(int argc, char **argv) {
     if (load_data(&c, &all, &test)) return 1;
     /* 55,000 for training and the last 5,000 for validation */
     int n = c.train_size && c.train_size < all.n ? c.train_size : all.n;
-    int n_val = n == all.n ? 5000 : n / 11;
+    int n_val = n == all.n && n > 11 * 5000 ? 5000 : n / 11; /* Fashion-MNIST's 5,000 of 60,000, else 1/11 */
     nb_dataset train = all, val = all;
     train.n = n - n_val;
     val.x = all.x + (size_t)train.n * all.dim, val.y = all.y + train.n, val.n = n_val;
@@ -419,7 +481,7 @@ static int cmd_train(int argc, char **argv) {
         nb_model_summary(m, out);
     }
     nb_fit_opts o = nb_fit_defaults();
-    o.epochs = c.epochs, o.batch_size = c.batch_size, o.seed = c.seed, o.validation = &val;
+    o.epochs = c.epochs, o.batch_size = c.batch_size, o.seed = c.seed, o.validation = val.n > 0 ? &val : NULL;
     o.optimizer = optimizer_config(&c);
     o.use_schedule = c.schedule != NB_SCHEDULE_CONSTANT;
     o.schedule = schedule_config(&c, o.optimizer.lr, &o.schedule_per_epoch);
