@@ -1,4 +1,5 @@
 /* graph/file.c — atomic file replacement (see graph/file.h). */
+#define _GNU_SOURCE /* O_TMPFILE */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -27,19 +28,26 @@ static void temp_name(char *buf, size_t len, const char *path) {
     buf[n + 6] = '\0';
 }
 
-/* Makes the rename itself durable. Best effort: the new file is already in
- * place, and some file systems cannot sync a folder. */
-static void sync_dir(const char *path) {
+/* The folder of path, in a new string (NULL if memory runs out). */
+static char *folder_of(const char *path) {
     const char *slash = strrchr(path, '/');
     size_t n = slash ? (size_t)(slash - path) : 1;
     char *dir = malloc(n + 1);
-    if (!dir) return;
+    if (!dir) return NULL;
     if (!slash) memcpy(dir, ".", 2);
     else if (n == 0) memcpy(dir, "/", 2);
     else {
         memcpy(dir, path, n);
         dir[n] = '\0';
     }
+    return dir;
+}
+
+/* Makes the rename itself durable. Best effort: the new file is already in
+ * place, and some file systems cannot sync a folder. */
+static void sync_dir(const char *path) {
+    char *dir = folder_of(path);
+    if (!dir) return;
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd >= 0) {
         (void)fsync(fd);
@@ -58,9 +66,17 @@ bool nb__atomic_open(nb_atomic_file *a, const char *path, char *err, size_t len)
         free(a->tmp), free(a->path);
         return false;
     }
+    /* An unnamed file in the target's folder (O_TMPFILE) gets a name only
+     * when it is complete: a process killed while writing leaves nothing
+     * behind. Where the file system cannot (EOPNOTSUPP, EISDIR on old
+     * kernels), a named temporary file, removed on any error we see. */
+    int fd = -1;
+    char *dir = folder_of(path);
+    if (dir) fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
+    free(dir);
+    a->unnamed = fd >= 0;
     /* open(O_EXCL) rather than mkstemp: mkstemp makes the file 0600, and a
      * saved file should get the usual 0666 & ~umask like any other */
-    int fd = -1;
     for (int tries = 0; fd < 0 && tries < 100; tries++) {
         temp_name(a->tmp, tmp_len, path);
         fd = open(a->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
@@ -69,7 +85,7 @@ bool nb__atomic_open(nb_atomic_file *a, const char *path, char *err, size_t len)
     if (fd >= 0 && !(a->f = fdopen(fd, "wb"))) {
         int e = errno;
         close(fd);
-        unlink(a->tmp);
+        if (!a->unnamed) unlink(a->tmp);
         errno = e;
     }
     if (!a->f) {
@@ -79,6 +95,23 @@ bool nb__atomic_open(nb_atomic_file *a, const char *path, char *err, size_t len)
         return false;
     }
     return true;
+}
+
+/* Links the complete unnamed file under a fresh temporary name beside the
+ * target, for the rename (linkat cannot replace a file). */
+static bool name_unnamed(nb_atomic_file *a) {
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fileno(a->f));
+    size_t tmp_len = strlen(a->path) + 16;
+    for (int tries = 0; tries < 100; tries++) {
+        temp_name(a->tmp, tmp_len, a->path);
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, a->tmp, AT_SYMLINK_FOLLOW) == 0) {
+            a->named = true;
+            return true;
+        }
+        if (errno != EEXIST) return false;
+    }
+    return false;
 }
 
 bool nb__atomic_commit(nb_atomic_file *a, bool ok, char *err, size_t len) {
@@ -91,10 +124,11 @@ bool nb__atomic_commit(nb_atomic_file *a, bool ok, char *err, size_t len) {
         if (ferror(a->f) || fflush(a->f) != 0) e = errno ? errno : EIO;
         else if (fsync(fileno(a->f)) != 0) e = errno, step = "syncing";
     }
+    if (!e && a->unnamed && !name_unnamed(a)) e = errno, step = "naming";
     if (fclose(a->f) != 0 && !e) e = errno, step = "closing";
     if (!e && rename(a->tmp, a->path) != 0) e = errno, step = "renaming";
     if (e) {
-        unlink(a->tmp);
+        if (!a->unnamed || a->named) unlink(a->tmp);
         snprintf(err, len, "%s the temporary file failed: %s; any previous file is untouched", step, strerror(e));
     } else {
         sync_dir(a->path);

@@ -14,10 +14,14 @@ typedef struct nb_atomic_file {
     FILE *f;      /* write here */
     char *tmp;    /* the temporary file's path, beside the target */
     char *path;   /* the target */
+    bool unnamed; /* f is an O_TMPFILE file: tmp gets a name only at commit */
+    bool named;   /* ... and has one now */
 } nb_atomic_file;
 
-/* Creates "<path>.tmp.XXXXXX" (mode 0666 & ~umask, like any new file) and
- * opens it for writing. false with a message in err on failure. */
+/* Opens an unnamed file in path's folder (O_TMPFILE), or where the file
+ * system cannot, creates "<path>.tmp.XXXXXX" (mode 0666 & ~umask, like any
+ * new file), for writing. A process killed before the commit leaves no
+ * file behind in the first case. false with a message in err on failure. */
 bool nb__atomic_open(nb_atomic_file *a, const char *path, char *err, size_t len);
 
 /* If ok, flushes, syncs, closes and renames the temporary file over the
