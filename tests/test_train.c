@@ -430,3 +430,17 @@ Test(train, a_diverging_fit_stops_at_the_first_non_finite_loss_and_says_where) {
     nb_model_free(m);
     nb_dataset_free(&train);
 }
+
+/* Issue 10, hole 8: an input shape whose product passes 2^63 (a model file
+ * can declare one) overflowed a signed product (UBSan) instead of being
+ * refused. */
+Test(train, an_input_shape_too_large_to_count_is_refused) {
+    nb_model *m = nb_model_new(3, (int[]){2147483647, 2147483647, 2147483647}, 1);
+    cr_assert_not_null(m, "%s", nb_last_error());
+    float x[4] = {0}, y[1] = {0};
+    nb_dataset d = {.x = x, .y = y, .n = 1, .dim = 4, .rows = 1, .cols = 4};
+    double loss, acc;
+    cr_assert_eq(nb_evaluate(m, &d, 1, &loss, &acc), NB_ERROR);
+    cr_assert(strstr(nb_last_error(), "more elements than a long holds"), "%s", nb_last_error());
+    nb_model_free(m);
+}

@@ -39,9 +39,14 @@ static nb_status session_open(session *s, nb_model *m, const nb_dataset *d, int 
     memset(s, 0, sizeof *s);
     int dims[NB_MAX_RANK + 1], rank = nb_model_input_dims(m, dims + 1);
     long dim = 1;
-    for (int i = 1; i <= rank; i++) dim *= dims[i];
+    bool overflow = rank < 1;
+    for (int i = 1; i <= rank && !overflow; i++) overflow = __builtin_mul_overflow(dim, (long)dims[i], &dim);
     if (!d || !d->x || !d->y || d->n < 1) {
         nb__set_last_error("%s: the dataset is empty", who);
+        return NB_ERROR;
+    }
+    if (overflow) {
+        nb__set_last_error("%s: the model's input shape has more elements than a long holds", who);
         return NB_ERROR;
     }
     if (dim != d->dim) {
