@@ -490,6 +490,7 @@ static int cmd_train(int argc, char **argv) {
     nb_history h;
     if (nb_fit(m, &train, &o, &h) != NB_OK) {
         fprintf(stderr, "nabla: %s\n", nb_last_error());
+        nb_history_free(&h); /* a divergence keeps the epochs before it */
         nb_model_free(m), nb_dataset_free(&all), nb_dataset_free(&test);
         return 1;
     }

@@ -101,7 +101,7 @@ typedef struct nb_history {
  * first node of the step's forward pass whose output is (found by running
  * that pass again with nb_graph_check_finite). The model then holds the
  * weights of that step, and h the epochs completed before it, with
- * diverged set (on other errors h is empty). */
+ * diverged set (on other errors h is empty); free h either way. */
 nb_status nb_fit(nb_model *m, const nb_dataset *train, const nb_fit_opts *opts, nb_history *h);
 void nb_history_free(nb_history *h);
 
