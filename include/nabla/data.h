@@ -33,10 +33,18 @@ typedef struct nb_dataset {
  * or plain (told apart by content, not name). Pixels are stored as 0..255
  * floats (scale them with nb_dataset_scale); n_classes is 1 + the largest
  * label. *out is overwritten (free a previous dataset first) and owned by
- * the caller (nb_dataset_free). Errors: unreadable file, bad magic, a
- * dimension of 0, sizes too large, truncated data (including a cut gzip
- * stream), trailing data, counts that differ between the two files, a label
- * above 254. On error *out is left zeroed. */
+ * the caller (nb_dataset_free). Both headers and then the whole labels file
+ * are checked before any pixel is read, and a gzip stream is never
+ * inflated beyond what its header declares (plus one byte), so a small
+ * gzip file claiming gigabytes costs no more than its labels can back.
+ * Errors: unreadable file, a path that is not a regular file (a FIFO or a
+ * device is refused at once, never waited on), bad magic, a dimension of 0,
+ * sizes too large, truncated data (including a cut gzip stream or one
+ * without its CRC and length trailer), a bad gzip CRC or length, trailing
+ * data (inside the gzip stream, or after it), counts that differ between
+ * the two files, a label above 254. A gzip file of several members (as
+ * `cat a.gz b.gz` makes) is read as their concatenation. On error *out is
+ * left zeroed. */
 nb_status nb_load_idx(const char *images_path, const char *labels_path, nb_dataset *out);
 
 /* The default data folder: $NABLA_DATA if set and not empty, else
