@@ -1133,3 +1133,106 @@ Test(data, idx_refuses_a_fifo_and_a_device_without_hanging, .timeout = 20) {
     expect_empty(&tr);
     expect_empty(&te);
 }
+
+Test(data, csv_refuses_a_fifo_and_dev_zero_without_hanging, .timeout = 20) {
+    char pf[PATH_MAX];
+    cr_assert_eq(mkfifo(tpath(pf, "fifo.csv"), 0600), 0, "mkfifo: %s", strerror(errno));
+    expect_csv_error(pf, -1, false, "fifo.csv: is not a regular file");
+    expect_csv_error("/dev/zero", -1, false, "/dev/zero: is not a regular file");
+    expect_csv_error(tmpdir, -1, false, ": is a folder");
+}
+
+/* A comma-decimal locale: an installed one, or de_DE compiled into the
+ * test's folder (scripts/setup.sh installs the locales package, whose
+ * localedef and sources make it), as test_nn_save.c does. */
+static void set_comma_locale(void) {
+    const char *names[] = {"de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8", "fr_FR.utf8"};
+    const char *got = NULL;
+    for (size_t i = 0; !got && i < 4; i++) got = setlocale(LC_ALL, names[i]);
+    if (!got && access("/usr/bin/localedef", X_OK) == 0) {
+        char dir[PATH_MAX], cmd[2 * PATH_MAX];
+        snprintf(cmd, sizeof cmd, "/usr/bin/localedef -i de_DE -f UTF-8 %s >/dev/null 2>&1",
+                 tpath(dir, "de_DE.UTF-8"));
+        if (system(cmd) == 0) {
+            setenv("LOCPATH", tmpdir, 1);
+            got = setlocale(LC_ALL, "de_DE.UTF-8");
+        }
+    }
+    cr_assert_not_null(got, "no comma-decimal locale could be set or compiled (scripts/setup.sh "
+                            "installs locales)");
+    cr_assert_str_eq(localeconv()->decimal_point, ",");
+}
+
+Test(data, csv_reads_numbers_in_the_c_locale_whatever_the_process_locale) {
+    char p[PATH_MAX];
+    write_text(p, "loc.csv", "0.5,1e-3,2\n-1.25,3.0,0\n");
+    set_comma_locale();
+    cr_assert_eq(strtof("0,5", NULL), 0.5f, "the locale is not in effect");
+    nb_dataset d;
+    nb_status st = nb_load_csv(p, -1, false, &d);
+    cr_assert_eq(st, NB_OK, "%s", nb_last_error());
+    cr_assert_eq(d.x[0], 0.5f);
+    cr_assert_eq(d.x[1], 1e-3f);
+    cr_assert_eq(d.x[2], -1.25f);
+    cr_assert_eq(d.x[3], 3.0f);
+    nb_dataset_free(&d);
+    // And a comma decimal stays what it is in a CSV: a field separator.
+    write_text(p, "comma.csv", "\"0,5\",1\n");
+    expect_csv_error(p, -1, false, "field 1 '\"0' is not a number");
+    setlocale(LC_ALL, "C");
+}
+
+/* Runs csv-oom-child (built beside this test executable) on path with its
+ * address space capped a little above what it has mapped, and returns its
+ * exit status; its report goes to out (a file). */
+static int run_oom_child(const char *path, const char *out) {
+    char self[PATH_MAX], child[PATH_MAX + 32];
+    ssize_t l = readlink("/proc/self/exe", self, sizeof self - 1);
+    cr_assert_gt(l, 0);
+    self[l] = '\0';
+    char *slash = strrchr(self, '/');
+    cr_assert(slash);
+    *slash = '\0';
+    snprintf(child, sizeof child, "%s/csv-oom-child", self);
+    cr_assert_eq(access(child, X_OK), 0, "%s is missing (built by tests/meson.build)", child);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        // Under AddressSanitizer a failed allocation must return NULL, as
+        // glibc's does, instead of ending the process.
+        const char *asan = getenv("ASAN_OPTIONS");
+        char opts[1024];
+        snprintf(opts, sizeof opts, "%s%sallocator_may_return_null=1", asan ? asan : "",
+                 asan && *asan ? ":" : "");
+        setenv("ASAN_OPTIONS", opts, 1);
+        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0) _exit(90);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl(child, child, path, "32", (char *)NULL);
+        _exit(91);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status), "csv-oom-child died (status 0x%x)", status);
+    return WEXITSTATUS(status);
+}
+
+Test(data, csv_running_out_of_memory_mid_line_is_an_error_not_the_end_of_the_file) {
+    // Two good lines, then 256 MB without a newline (a sparse file of zero
+    // bytes): the line cannot be held in 32 MB more than the child has, so
+    // reading it fails with ENOMEM. That must not pass for the end of the
+    // file, with the two lines before it loaded as the whole data set.
+    char p[PATH_MAX], out[PATH_MAX];
+    write_text(p, "long.csv", "1,2\n3,4\n");
+    cr_assert_eq(truncate(p, 8 + ((off_t)256 << 20)), 0);
+    int code = run_oom_child(p, tpath(out, "child.txt"));
+    char report[1024] = "";
+    FILE *f = fopen(out, "r");
+    cr_assert(f);
+    size_t got = fread(report, 1, sizeof report - 1, f);
+    report[got] = '\0';
+    fclose(f);
+    cr_assert_eq(code, 0, "csv-oom-child exited %d: %s", code, report);
+    cr_assert(strstr(report, "long.csv:3: out of memory"), "report: %s", report);
+}

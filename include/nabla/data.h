@@ -67,13 +67,18 @@ nb_status nb_load_mnist_dir(const char *dir, nb_dataset *train, nb_dataset *test
  * (no quoting), the label in column label_col (0-based; negative counts
  * from the end: -1 is the last), an optional header line (skip_header).
  * Fields may have spaces or tabs around them; lines may end in \r\n.
- * Numbers are read by strtof (C locale) and must be finite. Every line must
- * have the same number of fields, at least 2; empty lines at the end are
- * ignored, elsewhere they are an error. rows = 1, cols = dim = fields - 1;
+ * Numbers are read as strtof reads them in the C locale, whatever locale
+ * the process has set (so "0.5", never "0,5"), and must be finite. Every
+ * line must have the same number of fields, at least 2; empty lines at the
+ * end are ignored, elsewhere they are an error. rows = 1, cols = dim = fields - 1;
  * n_classes = 1 + the largest label if every label is a non-negative
  * integer below 2^24, else 0. Errors name the file, the line (1-based,
  * header included) and the field (1-based) ("data.csv:12: field 3 'abc' is
- * not a number"). *out is owned by the caller; on error it is left zeroed. */
+ * not a number"), or the file alone: a path that is not a regular file (a
+ * FIFO, /dev/zero: refused at once, never waited on or read), a read error,
+ * memory running out in the middle of a line ("data.csv:12: out of
+ * memory": never taken for the end of the file). *out is owned by the
+ * caller; on error it is left zeroed. */
 nb_status nb_load_csv(const char *path, int label_col, bool skip_header, nb_dataset *out);
 
 /* Frees the arrays and zeroes *d; a zeroed dataset is fine. */
