@@ -1,17 +1,22 @@
 /* data/csv.c — numeric CSV files: one example per line, one label column.
  *
- * Deliberately small: commas only, no quoting, numbers only (strtof, so the
- * decimal point follows the C locale the program runs in; a program that
- * never calls setlocale has '.'). Whatever does not fit is refused with the
- * file, line and field, since a silently skipped or zero-filled field would
- * train a model on data the user never had.
+ * Deliberately small: commas only, no quoting, numbers only, read in the C
+ * locale whatever locale the program has set (a comma-decimal locale would
+ * otherwise refuse "0.5", and a comma there is a separator anyway).
+ * Whatever does not fit is refused with the file, line and field, since a
+ * silently skipped or zero-filled field would train a model on data the
+ * user never had.
  */
+#define _GNU_SOURCE  // strtof_l
 #include <errno.h>
+#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "data/internal.h"
 #include "graph/internal.h"
 #include "nabla/data.h"
 
@@ -30,7 +35,8 @@ static int count_fields(const char *s) {
 
 /* Parses the fields of line (modified in place) into vals[0..k).
  * Returns -1 (error set) on a field that is not a finite number. */
-static int parse_fields(char *line, int k, float *vals, const char *path, long lineno) {
+static int parse_fields(char *line, int k, float *vals, locale_t c_locale, const char *path,
+                        long lineno) {
     char *p = line;
     for (int j = 0; j < k; j++) {
         char *comma = strchr(p, ',');
@@ -41,7 +47,7 @@ static int parse_fields(char *line, int k, float *vals, const char *path, long l
         *e = '\0';
         char *stop = s;
         errno = 0;
-        float v = strtof(s, &stop);
+        float v = strtof_l(s, &stop, c_locale);
         if (s == e || stop != e) {
             nb__set_last_error("data: %s:%ld: field %d '%.40s' is not a number", path, lineno,
                                j + 1, s);
@@ -68,9 +74,20 @@ nb_status nb_load_csv(const char *path, int label_col, bool skip_header, nb_data
         nb__set_last_error("data: nb_load_csv: path is NULL");
         return NB_ERROR;
     }
-    FILE *f = fopen(path, "r");
+    int fd = nb__data_open(path, "a CSV file");
+    if (fd < 0) return NB_ERROR;
+    FILE *f = fdopen(fd, "r");
     if (!f) {
         nb__set_last_error("data: %s: cannot open: %s", path, strerror(errno));
+        close(fd);
+        return NB_ERROR;
+    }
+    // The C locale's numbers, without touching the process's locale (which
+    // another thread may be using): a locale object of its own.
+    locale_t c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+    if (!c_locale) {
+        nb__set_last_error("data: %s: cannot make the C locale: %s", path, strerror(errno));
+        fclose(f);
         return NB_ERROR;
     }
 
@@ -85,7 +102,22 @@ nb_status nb_load_csv(const char *path, int label_col, bool skip_header, nb_data
     int k = 0, lc = 0, dim = 0;
 
     ssize_t len;
-    while ((len = getline(&line, &line_cap, f)) != -1) {
+    for (;;) {
+        errno = 0;
+        len = getline(&line, &line_cap, f);
+        if (len == -1) {
+            // -1 is also what running out of memory in a long line gives
+            // (errno ENOMEM, the stream's error flag unset): only the end
+            // of the file ends the data.
+            if (feof(f) && !ferror(f)) break;
+            if (errno == ENOMEM) {
+                lineno++;
+                goto oom;
+            }
+            nb__set_last_error("data: %s:%ld: read error: %s", path, lineno + 1,
+                               errno ? strerror(errno) : "unknown");
+            goto fail;
+        }
         lineno++;
         char *s = line;
         if (lineno == 1 && (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBB &&
@@ -133,7 +165,7 @@ nb_status nb_load_csv(const char *path, int label_col, bool skip_header, nb_data
                                fields, k, first_line);
             goto fail;
         }
-        if (parse_fields(s, k, row, path, lineno) != 0) goto fail;
+        if (parse_fields(s, k, row, c_locale, path, lineno) != 0) goto fail;
 
         if ((size_t)n == cap) {
             size_t next = cap ? 2 * cap : 256;
@@ -157,10 +189,6 @@ nb_status nb_load_csv(const char *path, int label_col, bool skip_header, nb_data
         }
         n++;
     }
-    if (ferror(f)) {
-        nb__set_last_error("data: %s: read error: %s", path, strerror(errno));
-        goto fail;
-    }
     if (n == 0) {
         nb__set_last_error("data: %s: no data lines%s", path,
                            skip_header && lineno > 0 ? " after the header" : "");
@@ -176,6 +204,7 @@ nb_status nb_load_csv(const char *path, int label_col, bool skip_header, nb_data
 
     free(line);
     free(row);
+    freelocale(c_locale);
     fclose(f);
     out->x = x;
     out->y = y;
@@ -193,6 +222,7 @@ fail:
     free(row);
     free(x);
     free(y);
+    freelocale(c_locale);
     fclose(f);
     return NB_ERROR;
 }

@@ -1,21 +1,31 @@
 /* data/idx.c — IDX files (MNIST, Fashion-MNIST), gzip-compressed or plain.
  *
  * An IDX file is a 4-byte magic (0, 0, type 0x08 = unsigned byte, rank), one
- * big-endian uint32 per dimension, then the bytes in row-major order. zlib
- * reads both forms: gzread passes a file without a gzip header through
- * unchanged, so the content, not the name, decides.
+ * big-endian uint32 per dimension, then the bytes in row-major order. The
+ * content, not the name, tells gzip from plain: gzip's magic 1f 8b, or the
+ * two zero bytes an IDX header starts with.
+ *
+ * Files may be hostile: a FIFO or a device is refused before it is read, a
+ * gzip stream is inflated no further than its header declares (plus one
+ * byte, to see that it ends there), the cheap labels file is read and
+ * checked before the pixels, and a gzip file must end with its last
+ * member's CRC and length, nothing after them.
  *
  * Every error names the file: a dataset is usually four files in a folder
  * the user did not fill by hand, and "truncated" alone does not say which
  * download to redo.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
+#include "data/internal.h"
 #include "graph/internal.h"
 #include "nabla/data.h"
 
@@ -30,64 +40,214 @@
  * terabytes costs a truncation error, not a terabyte allocation. */
 #define IDX_FIRST_CHUNK ((size_t)1 << 26)
 
+/* Compressed bytes read from the file at a time. */
+#define IDX_IN_BYTES ((size_t)1 << 17)
+
 static uint32_t be32(const unsigned char *b) {
     return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | (uint32_t)b[3];
 }
 
-/* zlib's own description of a stream error, or NULL when there is none.
- * Z_ERRNO means a read() failed: errno says why. */
-static const char *gz_problem(gzFile f) {
-    int err = Z_OK;
-    const char *msg = gzerror(f, &err);
-    if (err == Z_OK || err == Z_STREAM_END) return NULL;
-    if (err == Z_ERRNO) return strerror(errno);
-    return msg && *msg ? msg : "stream error";
+int nb__data_open(const char *path, const char *what) {
+    // O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer.
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        nb__set_last_error("data: %s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        nb__set_last_error("data: %s: cannot stat: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        nb__set_last_error("data: %s: is a folder, not %s", path, what);
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        nb__set_last_error("data: %s: is not a regular file (a FIFO, device or socket), not %s",
+                           path, what);
+        goto fail;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags == -1 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1) {
+        nb__set_last_error("data: %s: cannot set blocking reads: %s", path, strerror(errno));
+        goto fail;
+    }
+    return fd;
+fail:
+    close(fd);
+    return -1;
 }
 
-/* Reads up to len bytes; returns how many, or -1 with the error set. */
-static long long gz_read_full(gzFile f, const char *path, unsigned char *buf, size_t len) {
-    size_t got = 0;
-    while (got < len) {
-        size_t want = len - got;
-        if (want > ((size_t)1 << 30)) want = (size_t)1 << 30;  // gzread takes an unsigned
-        int r = gzread(f, buf + got, (unsigned)want);
-        if (r < 0) {
-            const char *why = gz_problem(f);
-            nb__set_last_error("data: %s: read error: %s", path, why ? why : "unknown");
+/* An IDX file being read: plain, or gzip (RFC 1952) inflated here rather
+ * than through gzread, which ignores whatever follows the last gzip member
+ * and cannot be told to stop at a size. Every member must be complete
+ * (inflate checks each one's CRC-32 and length), and after the last one the
+ * file must end. */
+typedef struct idx_file {
+    const char *path;
+    int fd;
+    bool gz;
+    bool member_done;  // the current gzip member ended (trailer checked)
+    bool raw_eof;      // read() returned 0
+    bool cut;          // the file ended inside a gzip member
+    z_stream z;
+    bool z_live;       // inflateInit2 succeeded
+    unsigned char *in;
+} idx_file;
+
+static void idx_close(idx_file *f) {
+    if (f->z_live) inflateEnd(&f->z);
+    free(f->in);
+    if (f->fd >= 0) close(f->fd);
+    memset(f, 0, sizeof *f);
+    f->fd = -1;
+}
+
+/* read() of up to len bytes, retried on EINTR; -1 with the error set. */
+static ssize_t read_some(idx_file *f, unsigned char *buf, size_t len) {
+    for (;;) {
+        ssize_t r = read(f->fd, buf, len);
+        if (r >= 0) return r;
+        if (errno != EINTR) {
+            nb__set_last_error("data: %s: read error: %s", f->path, strerror(errno));
             return -1;
         }
-        if (r == 0) break;
-        got += (size_t)r;
+    }
+}
+
+/* Tops up the compressed input (keeping what is left at the front) until
+ * it holds at least want bytes or the file ends; -1 on a read error. */
+static int fill(idx_file *f, size_t want) {
+    if (f->z.avail_in && f->z.next_in != f->in) memmove(f->in, f->z.next_in, f->z.avail_in);
+    f->z.next_in = f->in;
+    while (f->z.avail_in < want && !f->raw_eof) {
+        ssize_t r = read_some(f, f->in + f->z.avail_in, IDX_IN_BYTES - f->z.avail_in);
+        if (r < 0) return -1;
+        if (r == 0) f->raw_eof = true;
+        f->z.avail_in += (uInt)r;
+    }
+    return 0;
+}
+
+/* Reads up to len bytes of content (inflated, for gzip). Returns how many:
+ * fewer than len only at the end of the content, or when the file ends
+ * inside a gzip member (then f->cut is set). -1 with the error set on a
+ * read error or corrupt data. Never inflates more than len bytes. */
+static long long idx_read(idx_file *f, unsigned char *buf, size_t len) {
+    if (!f->gz) {
+        size_t got = 0;
+        while (got < len) {
+            ssize_t r = read_some(f, buf + got, len - got);
+            if (r < 0) return -1;
+            if (r == 0) break;
+            got += (size_t)r;
+        }
+        return (long long)got;
+    }
+    size_t got = 0;
+    while (got < len && !f->cut) {
+        if (f->member_done) {
+            // Another member, the end of the file, or something that is not
+            // gzip at all, which gzread would drop without a word.
+            if (fill(f, 2) != 0) return -1;
+            if (f->z.avail_in == 0) break;  // the end
+            if (f->z.avail_in < 2 || f->in[0] != 0x1f || f->in[1] != 0x8b) {
+                nb__set_last_error("data: %s: %s after the end of the gzip stream (trailing "
+                                   "data that is not another gzip member)", f->path,
+                                   f->z.avail_in < 2 ? "1 byte" : "bytes");
+                return -1;
+            }
+            if (inflateReset(&f->z) != Z_OK) {
+                nb__set_last_error("data: %s: inflate: cannot restart", f->path);
+                return -1;
+            }
+            f->member_done = false;
+        }
+        if (f->z.avail_in == 0) {
+            if (fill(f, 1) != 0) return -1;
+            if (f->z.avail_in == 0) {
+                f->cut = true;
+                break;
+            }
+        }
+        size_t want = len - got;
+        if (want > UINT32_MAX) want = UINT32_MAX;
+        f->z.next_out = buf + got;
+        f->z.avail_out = (uInt)want;
+        int r = inflate(&f->z, Z_NO_FLUSH);
+        got += want - f->z.avail_out;
+        if (r == Z_STREAM_END) {
+            f->member_done = true;
+        } else if (r == Z_BUF_ERROR && want == f->z.avail_out && f->z.avail_in > 0) {
+            // no progress with input and room for output: cannot happen
+            // in zlib, but a loop that could spin forever is not kept
+            nb__set_last_error("data: %s: inflate made no progress", f->path);
+            return -1;
+        } else if (r == Z_MEM_ERROR) {
+            nb__set_last_error("data: %s: out of memory for inflate", f->path);
+            return -1;
+        } else if (r != Z_OK && r != Z_BUF_ERROR) {
+            nb__set_last_error("data: %s: %s", f->path,
+                               f->z.msg ? f->z.msg : "corrupt gzip data");
+            return -1;
+        }
     }
     return (long long)got;
 }
 
-/* Opens path and checks its header: magic want_magic, rank dimensions, each
- * in [1, INT_MAX]. Returns the open file (dims filled) or NULL. */
-static gzFile idx_open(const char *path, uint32_t want_magic, int rank, uint32_t *dims,
-                       const char *kind) {
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        nb__set_last_error("data: %s: is a folder, not an IDX %s file", path, kind);
-        return NULL;
-    }
-    errno = 0;
-    gzFile f = gzopen(path, "rb");
-    if (!f) {
-        nb__set_last_error("data: %s: cannot open: %s", path,
-                           errno ? strerror(errno) : "out of memory");
-        return NULL;
-    }
-    gzbuffer(f, 1u << 17);  // zlib's 8 KiB default makes decompression call read() too often
+/* " (unexpected end of file)" when the file ended inside a gzip member. */
+static const char *cut_note(const idx_file *f) {
+    return f->cut ? " (unexpected end of file)" : "";
+}
 
+/* Opens path and checks its header: magic want_magic, rank dimensions, each
+ * in [1, INT_MAX]. Returns 0 (dims filled, f open) or -1 (f closed). */
+static int idx_open(idx_file *f, const char *path, uint32_t want_magic, int rank,
+                    uint32_t *dims, const char *kind) {
+    memset(f, 0, sizeof *f);
+    f->path = path;
+    char what[32];
+    snprintf(what, sizeof what, "an IDX %s file", kind);
+    f->fd = nb__data_open(path, what);
+    if (f->fd < 0) goto fail;
     unsigned char head[4 + 4 * 3];
+    ssize_t first = read_some(f, head, 2);
+    if (first < 0) goto fail;
+    if (first == 1) {
+        ssize_t more = read_some(f, head + 1, 1);
+        if (more < 0) goto fail;
+        first += more;
+    }
+    // The content decides, not the name: gzip's magic, or an IDX header
+    // (which starts with two zero bytes).
+    f->gz = first == 2 && head[0] == 0x1f && head[1] == 0x8b;
     size_t head_len = 4 + 4 * (size_t)rank;
-    long long got = gz_read_full(f, path, head, head_len);
+    long long got;
+    if (f->gz) {
+        f->in = malloc(IDX_IN_BYTES);
+        if (!f->in) {
+            nb__set_last_error("data: %s: out of memory", path);
+            goto fail;
+        }
+        f->in[0] = head[0], f->in[1] = head[1];
+        f->z.next_in = f->in;
+        f->z.avail_in = 2;
+        // 15 + 16: a gzip wrapper only, its CRC-32 and length checked
+        if (inflateInit2(&f->z, 15 + 16) != Z_OK) {
+            nb__set_last_error("data: %s: out of memory for inflate", path);
+            goto fail;
+        }
+        f->z_live = true;
+        got = idx_read(f, head, head_len);
+    } else {
+        got = idx_read(f, head + first, head_len - (size_t)first);
+        if (got >= 0) got += first;
+    }
     if (got < 0) goto fail;
     if (got < 4) {
-        const char *why = gz_problem(f);
-        nb__set_last_error("data: %s: truncated: %lld bytes, too short for an IDX header%s%s",
-                           path, got, why ? ": " : "", why ? why : "");
+        nb__set_last_error("data: %s: truncated: %lld bytes, too short for an IDX header%s", path,
+                           got, cut_note(f));
         goto fail;
     }
     uint32_t magic = be32(head);
@@ -98,8 +258,8 @@ static gzFile idx_open(const char *path, uint32_t want_magic, int rank, uint32_t
         goto fail;
     }
     if ((size_t)got < head_len) {
-        nb__set_last_error("data: %s: truncated: header has %lld of its %zu bytes", path, got,
-                           head_len);
+        nb__set_last_error("data: %s: truncated: header has %lld of its %zu bytes%s", path, got,
+                           head_len, cut_note(f));
         goto fail;
     }
     for (int i = 0; i < rank; i++) {
@@ -110,15 +270,16 @@ static gzFile idx_open(const char *path, uint32_t want_magic, int rank, uint32_t
             goto fail;
         }
     }
-    return f;
+    return 0;
 fail:
-    gzclose(f);
-    return NULL;
+    idx_close(f);
+    return -1;
 }
 
 /* Reads exactly want bytes of body (what: "pixel", "label") and checks that
- * nothing follows. Returns a malloc'd buffer or NULL. */
-static unsigned char *idx_read_body(gzFile f, const char *path, size_t want, const char *what) {
+ * the file ends there. Returns a malloc'd buffer or NULL. */
+static unsigned char *idx_read_body(idx_file *f, size_t want, const char *what) {
+    const char *path = f->path;
     size_t cap = want < IDX_FIRST_CHUNK ? want : IDX_FIRST_CHUNK;
     unsigned char *buf = malloc(cap);
     if (!buf) {
@@ -127,7 +288,7 @@ static unsigned char *idx_read_body(gzFile f, const char *path, size_t want, con
     }
     size_t got = 0;
     for (;;) {
-        long long r = gz_read_full(f, path, buf + got, cap - got);
+        long long r = idx_read(f, buf + got, cap - got);
         if (r < 0) goto fail;
         got += (size_t)r;
         if (got < cap || cap == want) break;
@@ -141,35 +302,33 @@ static unsigned char *idx_read_body(gzFile f, const char *path, size_t want, con
         cap = next;
     }
     if (got < want) {
-        const char *why = gz_problem(f);
-        nb__set_last_error("data: %s: truncated: expected %zu %s bytes, got %zu%s%s%s", path,
-                           want, what, got, why ? " (" : "", why ? why : "", why ? ")" : "");
+        nb__set_last_error("data: %s: truncated: expected %zu %s bytes, got %zu%s", path, want,
+                           what, got, cut_note(f));
         goto fail;
     }
     // Trailing bytes mean the header and the data disagree: the file is not
-    // what it claims, and silently dropping the rest would hide that. Reading
-    // on also makes zlib check the gzip trailer (CRC and length).
-    unsigned char tail[4096];
-    unsigned long long extra = 0;
-    for (;;) {
-        int r = gzread(f, tail, sizeof tail);
-        if (r < 0) {
-            const char *why = gz_problem(f);
-            nb__set_last_error("data: %s: read error after the data: %s", path,
-                               why ? why : "unknown");
-            goto fail;
-        }
-        if (r == 0) break;
-        extra += (unsigned)r;
-    }
-    if (extra) {
-        nb__set_last_error("data: %s: trailing data: %llu bytes after the %zu declared %s bytes",
-                           path, extra, want, what);
+    // what it claims, and silently dropping the rest would hide that. One
+    // byte more is asked for, never the rest: a gzip stream may inflate to
+    // far more than it declares. Reaching the end also checks each gzip
+    // member's trailer and that nothing follows the last one.
+    unsigned char probe;
+    long long r = idx_read(f, &probe, 1);
+    if (r < 0) goto fail;
+    if (r > 0) {
+        struct stat st;
+        if (!f->gz && fstat(f->fd, &st) == 0)
+            nb__set_last_error("data: %s: trailing data: %lld bytes after the %zu declared %s "
+                               "bytes", path, (long long)st.st_size - (long long)lseek(f->fd, 0, SEEK_CUR) + 1,
+                               want, what);
+        else
+            nb__set_last_error("data: %s: trailing data: the gzip stream holds more than the %zu "
+                               "declared %s bytes", path, want, what);
         goto fail;
     }
-    const char *why = gz_problem(f);
-    if (why) {
-        nb__set_last_error("data: %s: %s", path, why);
+    if (f->cut) {
+        nb__set_last_error("data: %s: truncated gzip stream after the %zu %s bytes: unexpected "
+                           "end of file (its CRC and length trailer is missing or cut)", path,
+                           want, what);
         goto fail;
     }
     return buf;
@@ -189,13 +348,12 @@ nb_status nb_load_idx(const char *images_path, const char *labels_path, nb_datas
         return NB_ERROR;
     }
 
-    gzFile fi = NULL, fl = NULL;
+    idx_file fi = {.fd = -1}, fl = {.fd = -1};
     unsigned char *pix = NULL, *lab = NULL;
     float *x = NULL, *y = NULL;
     uint32_t idim[3], ldim[1];
 
-    fi = idx_open(images_path, IDX_MAGIC_IMAGES, 3, idim, "images");
-    if (!fi) goto fail;
+    if (idx_open(&fi, images_path, IDX_MAGIC_IMAGES, 3, idim, "images") != 0) goto fail;
     uint64_t n = idim[0], rows = idim[1], cols = idim[2];
     uint64_t per = rows * cols;  // both < 2^31: no overflow in 64 bits
     if (per > INT_MAX || n > IDX_MAX_BYTES / per) {
@@ -203,26 +361,19 @@ nb_status nb_load_idx(const char *images_path, const char *labels_path, nb_datas
                            idim[0], idim[1], idim[2]);
         goto fail;
     }
-    fl = idx_open(labels_path, IDX_MAGIC_LABELS, 1, ldim, "labels");
-    if (!fl) goto fail;
-    // Checked before reading the pixels: a mismatched pair is a mistake the
-    // user should hear about without waiting for 47 MB to decompress.
+    if (idx_open(&fl, labels_path, IDX_MAGIC_LABELS, 1, ldim, "labels") != 0) goto fail;
+    // The headers and the labels (one byte an image, the cheap file) are
+    // checked before a pixel is inflated: a mismatched pair, or a small
+    // gzip file that claims gigabytes of pixels beside a labels file that
+    // cannot back the claim, is refused without decompressing them.
     if (ldim[0] != idim[0]) {
         nb__set_last_error("data: %s has %u images but %s has %u labels", images_path, idim[0],
                            labels_path, ldim[0]);
         goto fail;
     }
-
-    size_t total = (size_t)(n * per);
-    pix = idx_read_body(fi, images_path, total, "pixel");
-    if (!pix) goto fail;
-    gzclose(fi);
-    fi = NULL;
-    lab = idx_read_body(fl, labels_path, (size_t)n, "label");
+    lab = idx_read_body(&fl, (size_t)n, "label");
     if (!lab) goto fail;
-    gzclose(fl);
-    fl = NULL;
-
+    idx_close(&fl);
     int max_label = 0;
     for (size_t i = 0; i < n; i++) {
         if (lab[i] > 254) {
@@ -232,6 +383,11 @@ nb_status nb_load_idx(const char *images_path, const char *labels_path, nb_datas
         }
         if (lab[i] > max_label) max_label = lab[i];
     }
+
+    size_t total = (size_t)(n * per);
+    pix = idx_read_body(&fi, total, "pixel");
+    if (!pix) goto fail;
+    idx_close(&fi);
 
     x = nb__aligned_alloc(total * sizeof *x);
     y = nb__aligned_alloc((size_t)n * sizeof *y);
@@ -254,8 +410,8 @@ nb_status nb_load_idx(const char *images_path, const char *labels_path, nb_datas
     return NB_OK;
 
 fail:
-    if (fi) gzclose(fi);
-    if (fl) gzclose(fl);
+    idx_close(&fi);
+    idx_close(&fl);
     free(pix);
     free(lab);
     free(x);

@@ -6,14 +6,19 @@
  * loader sees is known here. One test reads the real Fashion-MNIST that
  * scripts/setup.sh installs.
  */
+#define _GNU_SOURCE  // nftw
 #include <criterion/criterion.h>
-#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
+#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,19 +33,14 @@ static void make_tmpdir(void) {
     cr_assert(mkdtemp(tmpdir), "mkdtemp failed");
 }
 
-static void remove_tmpdir(void) {
-    DIR *d = opendir(tmpdir);
-    if (!d) return;
-    struct dirent *e;
-    char p[PATH_MAX];
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(tmpdir);
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    remove(path);
+    return 0;
 }
+
+/* Everything under it, folders too (a compiled locale is one). */
+static void remove_tmpdir(void) { nftw(tmpdir, remove_one, 16, FTW_DEPTH | FTW_PHYS); }
 
 TestSuite(data, .init = make_tmpdir, .fini = remove_tmpdir);
 
@@ -289,7 +289,8 @@ Test(data, idx_rejects_trailing_bytes) {
     unsigned char lab[SN + 1] = {0, 1, 2, 3};
     write_small_images(pi, false, 0);
     write_idx(tpath(pg, "lab.gz"), true, 0x801, 1, (uint32_t[]){SN}, lab, sizeof lab);
-    expect_idx_error(pi, pg, pg, "trailing data: 1 bytes after the 3 declared label bytes");
+    expect_idx_error(pi, pg, pg, "trailing data: the gzip stream holds more than the 3 "
+                             "declared label bytes");
 }
 
 Test(data, idx_rejects_count_mismatch) {
@@ -899,4 +900,343 @@ Test(data, shuffle_draws_every_order_equally_often) {
         chi2 += (o - want) * (o - want) / want;
     }
     cr_assert_lt(chi2, 20.5, "chi-square %g over 5 degrees of freedom (p < 0.001)", chi2);
+}
+
+/* ---- hostile input: what an attack found (issue 10) ---- */
+
+/* Appends bytes to the end of path. */
+static void append_file(const char *path, const void *bytes, size_t len) {
+    FILE *f = fopen(path, "ab");
+    cr_assert(f);
+    cr_assert_eq(fwrite(bytes, 1, len, f), len);
+    cr_assert_eq(fclose(f), 0);
+}
+
+static off_t file_size(const char *path) {
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    return st.st_size;
+}
+
+/* A deflate stream (RFC 1951) in fixed-Huffman blocks, bit by bit, so a
+ * test can write a small file that inflates to a great many zeros: each
+ * run of 258 zeros is one length-258/distance-1 pair of 13 bits. */
+typedef struct {
+    unsigned char *buf;
+    size_t len, cap;
+    uint32_t acc;
+    int bits;
+} bitw;
+
+static void bw_bits(bitw *w, uint32_t v, int n) {  // v's n bits, least significant first
+    for (int i = 0; i < n; i++) {
+        w->acc |= ((v >> i) & 1u) << w->bits;
+        if (++w->bits == 8) {
+            if (w->len == w->cap) {
+                w->cap = w->cap ? 2 * w->cap : 4096;
+                w->buf = realloc(w->buf, w->cap);
+                cr_assert(w->buf);
+            }
+            w->buf[w->len++] = (unsigned char)w->acc;
+            w->acc = 0, w->bits = 0;
+        }
+    }
+}
+
+static void bw_code(bitw *w, uint32_t code, int n) {  // a Huffman code, most significant first
+    for (int i = n - 1; i >= 0; i--) bw_bits(w, (code >> i) & 1u, 1);
+}
+
+static void bw_literal(bitw *w, unsigned char b) {
+    if (b < 144) bw_code(w, 0x30u + b, 8);
+    else bw_code(w, 0x190u + (b - 144u), 9);
+}
+
+/* Zeros as literal 0 and then copies of length 258 at distance 1. */
+static void bw_zeros(bitw *w, uint64_t count) {
+    if (!count) return;
+    bw_literal(w, 0);
+    count--;
+    for (; count >= 258; count -= 258) {
+        bw_code(w, 0xc5, 8);  // length code 285 (258), fixed code 11000101
+        bw_code(w, 0, 5);     // distance code 0 (distance 1)
+    }
+    while (count--) bw_literal(w, 0);
+}
+
+static void bw_flush(bitw *w) {
+    if (w->bits) bw_bits(w, 0, 8 - w->bits);
+}
+
+/* A gzip file: header, one fixed-Huffman block holding prefix then zeros,
+ * then either a valid end (final block, CRC and length: crc and size as
+ * given) or, when corrupt, a block of the reserved type 3, which inflate
+ * refuses with "invalid block type" when it reaches it. */
+static void write_zero_bomb(const char *path, const unsigned char *prefix, size_t plen,
+                            uint64_t zeros, bool corrupt_end) {
+    bitw w = {0};
+    static const unsigned char head[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
+    for (int i = 0; i < 10; i++) bw_bits(&w, head[i], 8);
+    bw_bits(&w, corrupt_end ? 0 : 1, 1);  // BFINAL
+    bw_bits(&w, 1, 2);                    // BTYPE 01: fixed Huffman
+    for (size_t i = 0; i < plen; i++) bw_literal(&w, prefix[i]);
+    bw_zeros(&w, zeros);
+    bw_code(&w, 0, 7);  // end of block
+    if (corrupt_end) {
+        bw_bits(&w, 1, 1);
+        bw_bits(&w, 3, 2);  // BTYPE 11: reserved, an error
+        bw_bits(&w, 0, 16);
+    }
+    bw_flush(&w);
+    FILE *f = fopen(path, "wb");
+    cr_assert(f);
+    cr_assert_eq(fwrite(w.buf, 1, w.len, f), w.len);
+    if (!corrupt_end) {  // the trailer, with the CRC of prefix + zeros
+        uint32_t c = 0xffffffffu;
+        for (size_t i = 0; i < plen; i++) {
+            c ^= prefix[i];
+            for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
+        }
+        for (uint64_t i = 0; i < zeros; i++)
+            for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
+        unsigned char tail[8];
+        put_le(tail, c ^ 0xffffffffu, 4);
+        put_le(tail + 4, (uint32_t)(plen + zeros), 4);
+        cr_assert_eq(fwrite(tail, 1, 8, f), 8u);
+    }
+    cr_assert_eq(fclose(f), 0);
+    free(w.buf);
+}
+
+Test(data, zero_bomb_writer_makes_gzip_that_loads) {
+    // The writer above is checked once on a valid file, so the refusals
+    // below are the loader's doing, not a broken stream.
+    char pi[PATH_MAX], pl[PATH_MAX];
+    unsigned char head[16];
+    put_be32(head, 0x803), put_be32(head + 4, 50), put_be32(head + 8, 20), put_be32(head + 12, 30);
+    write_zero_bomb(tpath(pi, "img.gz"), head, 16, 50 * 20 * 30, false);
+    unsigned char lab[50] = {0};
+    lab[7] = 4;
+    write_idx(tpath(pl, "lab"), false, 0x801, 1, (uint32_t[]){50}, lab, 50);
+    nb_dataset d;
+    cr_assert_eq(nb_load_idx(pi, pl, &d), NB_OK, "%s", nb_last_error());
+    cr_assert_eq(d.n, 50);
+    cr_assert_eq(d.dim, 600);
+    cr_assert_eq(d.n_classes, 5);
+    for (int i = 0; i < 50 * 600; i++) cr_assert_eq(d.x[i], 0.0f);
+    nb_dataset_free(&d);
+    cr_assert_lt(file_size(pi), 600, "not a bomb: %lld bytes", (long long)file_size(pi));
+}
+
+Test(data, idx_rejects_gzip_missing_its_crc_and_length_trailer) {
+    char pi[PATH_MAX], pl[PATH_MAX];
+    write_small_images(tpath(pi, "img.gz"), true, 0);
+    write_small_labels(tpath(pl, "lab"), false);
+    off_t full = file_size(pi);
+    cr_assert_eq(truncate(pi, full - 8), 0);  // no trailer at all
+    expect_idx_error(pi, pl, pi, "unexpected end of file");
+    expect_msg("CRC and length trailer");
+    write_small_images(pi, true, 0);
+    cr_assert_eq(truncate(pi, full - 3), 0);  // the length cut short
+    expect_idx_error(pi, pl, pi, "unexpected end of file");
+    // and the labels file likewise
+    write_small_images(pi, true, 0);
+    write_small_labels(tpath(pl, "lab.gz"), true);
+    cr_assert_eq(truncate(pl, file_size(pl) - 8), 0);
+    expect_idx_error(pi, pl, pl, "unexpected end of file");
+}
+
+Test(data, idx_rejects_garbage_after_the_gzip_stream) {
+    char pi[PATH_MAX], pl[PATH_MAX];
+    write_small_images(tpath(pi, "img.gz"), true, 0);
+    write_small_labels(tpath(pl, "lab.gz"), true);
+    append_file(pi, "garbage\n", 8);
+    expect_idx_error(pi, pl, pi, "after the end of the gzip stream");
+    write_small_images(pi, true, 0);
+    append_file(pl, "\0", 1);  // even one zero byte
+    expect_idx_error(pi, pl, pl, "after the end of the gzip stream");
+    write_small_labels(pl, true);
+    append_file(pl, "\x1f\x8b", 2);  // the start of a gzip header, and no more
+    expect_idx_error(pi, pl, pl, "unexpected end of file");
+}
+
+Test(data, idx_reads_a_gzip_file_of_several_members) {
+    // `cat a.gz b.gz` is one valid gzip file (RFC 1952 §2.2): gzip and zlib
+    // read it as the concatenation.
+    char pi[PATH_MAX], pl[PATH_MAX], pb[PATH_MAX];
+    unsigned char whole[16 + SN * SR * SC];
+    put_be32(whole, 0x803), put_be32(whole + 4, SN), put_be32(whole + 8, SR), put_be32(whole + 12, SC);
+    for (int i = 0; i < SN * SR * SC; i++) whole[16 + i] = small_pixel(i, 0);
+    write_file(tpath(pi, "img.gz"), true, whole, 20);
+    write_file(tpath(pb, "rest.gz"), true, whole + 20, sizeof whole - 20);
+    FILE *f = fopen(pb, "rb");
+    cr_assert(f);
+    unsigned char rest[256];
+    size_t got = fread(rest, 1, sizeof rest, f);
+    fclose(f);
+    append_file(pi, rest, got);
+    write_small_labels(tpath(pl, "lab"), false);
+    nb_dataset d;
+    cr_assert_eq(nb_load_idx(pi, pl, &d), NB_OK, "%s", nb_last_error());
+    check_small(&d, 0, 3);
+    nb_dataset_free(&d);
+}
+
+Test(data, idx_checks_the_labels_before_inflating_the_images) {
+    // The images declare 400 x 100 x 100 (4 MB, in 26 kB of gzip) and end
+    // in a corrupt block; the labels file holds only its header. Reading
+    // the labels first names them without inflating the images, which
+    // would otherwise be reported ("invalid block type") after 4 MB.
+    char pi[PATH_MAX], pl[PATH_MAX];
+    unsigned char head[16];
+    put_be32(head, 0x803), put_be32(head + 4, 400), put_be32(head + 8, 100), put_be32(head + 12, 100);
+    write_zero_bomb(tpath(pi, "img.gz"), head, 16, 400 * 100 * 100, true);
+    write_idx(tpath(pl, "lab"), false, 0x801, 1, (uint32_t[]){400}, NULL, 0);
+    expect_idx_error(pi, pl, pl, "truncated: expected 400 label bytes, got 0");
+    const char *m = nb_last_error();
+    cr_assert(!strstr(m, "invalid block type"), "the images were inflated first: %s", m);
+}
+
+Test(data, idx_never_inflates_past_the_declared_size) {
+    // 18 declared pixel bytes, then 40 MB of zeros, then a corrupt block:
+    // the loader must stop at the first byte too many and never reach it.
+    char pi[PATH_MAX], pl[PATH_MAX];
+    unsigned char head[16 + SN * SR * SC];
+    put_be32(head, 0x803), put_be32(head + 4, SN), put_be32(head + 8, SR), put_be32(head + 12, SC);
+    for (int i = 0; i < SN * SR * SC; i++) head[16 + i] = small_pixel(i, 0);
+    write_zero_bomb(tpath(pi, "img.gz"), head, sizeof head, (uint64_t)40 << 20, true);
+    write_small_labels(tpath(pl, "lab"), false);
+    expect_idx_error(pi, pl, pi, "trailing data: the gzip stream holds more than the 18 declared "
+                                 "pixel bytes");
+    const char *m = nb_last_error();
+    cr_assert(!strstr(m, "invalid block type"), "inflated past the declared size: %s", m);
+}
+
+Test(data, idx_refuses_a_fifo_and_a_device_without_hanging) {
+    alarm(20);  // a hang ends the test with SIGALRM, a failure
+    char pi[PATH_MAX], pl[PATH_MAX], pf[PATH_MAX];
+    write_small_images(tpath(pi, "img"), false, 0);
+    write_small_labels(tpath(pl, "lab"), false);
+    cr_assert_eq(mkfifo(tpath(pf, "fifo"), 0600), 0, "mkfifo: %s", strerror(errno));
+    // No writer ever opens the FIFO: a blocking open would wait forever.
+    expect_idx_error(pf, pl, pf, "is not a regular file");
+    expect_idx_error(pi, pf, pf, "is not a regular file");
+    expect_idx_error("/dev/zero", pl, "/dev/zero", "is not a regular file");
+    // The folder loader goes through the same check.
+    char name[PATH_MAX];
+    write_mnist_dir(false);
+    tpath(name, "t10k-labels-idx1-ubyte");
+    cr_assert_eq(unlink(name), 0);
+    cr_assert_eq(mkfifo(name, 0600), 0);
+    nb_dataset tr, te;
+    cr_assert_eq(nb_load_mnist_dir(tmpdir, &tr, &te), NB_ERROR);
+    expect_msg("t10k-labels-idx1-ubyte: is not a regular file");
+    expect_empty(&tr);
+    expect_empty(&te);
+    alarm(0);
+}
+
+Test(data, csv_refuses_a_fifo_and_dev_zero_without_hanging) {
+    alarm(20);  // a hang ends the test with SIGALRM, a failure
+    char pf[PATH_MAX];
+    cr_assert_eq(mkfifo(tpath(pf, "fifo.csv"), 0600), 0, "mkfifo: %s", strerror(errno));
+    expect_csv_error(pf, -1, false, "fifo.csv: is not a regular file");
+    expect_csv_error("/dev/zero", -1, false, "/dev/zero: is not a regular file");
+    expect_csv_error(tmpdir, -1, false, ": is a folder");
+    alarm(0);
+}
+
+/* A comma-decimal locale: an installed one, or de_DE compiled into the
+ * test's folder (scripts/setup.sh installs the locales package, whose
+ * localedef and sources make it), as test_nn_save.c does. */
+static void set_comma_locale(void) {
+    const char *names[] = {"de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8", "fr_FR.utf8"};
+    const char *got = NULL;
+    for (size_t i = 0; !got && i < 4; i++) got = setlocale(LC_ALL, names[i]);
+    if (!got && access("/usr/bin/localedef", X_OK) == 0) {
+        char dir[PATH_MAX], cmd[2 * PATH_MAX];
+        snprintf(cmd, sizeof cmd, "/usr/bin/localedef -i de_DE -f UTF-8 %s >/dev/null 2>&1",
+                 tpath(dir, "de_DE.UTF-8"));
+        if (system(cmd) == 0) {
+            setenv("LOCPATH", tmpdir, 1);
+            got = setlocale(LC_ALL, "de_DE.UTF-8");
+        }
+    }
+    cr_assert_not_null(got, "no comma-decimal locale could be set or compiled (scripts/setup.sh "
+                            "installs locales)");
+    cr_assert_str_eq(localeconv()->decimal_point, ",");
+}
+
+Test(data, csv_reads_numbers_in_the_c_locale_whatever_the_process_locale) {
+    char p[PATH_MAX];
+    write_text(p, "loc.csv", "0.5,1e-3,2\n-1.25,3.0,0\n");
+    set_comma_locale();
+    cr_assert_eq(strtof("0,5", NULL), 0.5f, "the locale is not in effect");
+    nb_dataset d;
+    nb_status st = nb_load_csv(p, -1, false, &d);
+    cr_assert_eq(st, NB_OK, "%s", nb_last_error());
+    cr_assert_eq(d.x[0], 0.5f);
+    cr_assert_eq(d.x[1], 1e-3f);
+    cr_assert_eq(d.x[2], -1.25f);
+    cr_assert_eq(d.x[3], 3.0f);
+    nb_dataset_free(&d);
+    // And a comma decimal stays what it is in a CSV: a field separator.
+    write_text(p, "comma.csv", "\"0,5\",1\n");
+    expect_csv_error(p, -1, false, "field 1 '\"0' is not a number");
+    setlocale(LC_ALL, "C");
+}
+
+/* Runs csv-oom-child (built beside this test executable) on path with its
+ * address space capped a little above what it has mapped, and returns its
+ * exit status; its report goes to out (a file). */
+static int run_oom_child(const char *path, const char *out) {
+    char self[PATH_MAX], child[PATH_MAX + 32];
+    ssize_t l = readlink("/proc/self/exe", self, sizeof self - 1);
+    cr_assert_gt(l, 0);
+    self[l] = '\0';
+    char *slash = strrchr(self, '/');
+    cr_assert(slash);
+    *slash = '\0';
+    snprintf(child, sizeof child, "%s/csv-oom-child", self);
+    cr_assert_eq(access(child, X_OK), 0, "%s is missing (built by tests/meson.build)", child);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        // Under AddressSanitizer a failed allocation must return NULL, as
+        // glibc's does, instead of ending the process.
+        const char *asan = getenv("ASAN_OPTIONS");
+        char opts[1024];
+        snprintf(opts, sizeof opts, "%s%sallocator_may_return_null=1", asan ? asan : "",
+                 asan && *asan ? ":" : "");
+        setenv("ASAN_OPTIONS", opts, 1);
+        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0) _exit(90);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl(child, child, path, "32", (char *)NULL);
+        _exit(91);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status), "csv-oom-child died (status 0x%x)", status);
+    return WEXITSTATUS(status);
+}
+
+Test(data, csv_running_out_of_memory_mid_line_is_an_error_not_the_end_of_the_file) {
+    // Two good lines, then 256 MB without a newline (a sparse file of zero
+    // bytes): the line cannot be held in 32 MB more than the child has, so
+    // reading it fails with ENOMEM. That must not pass for the end of the
+    // file, with the two lines before it loaded as the whole data set.
+    char p[PATH_MAX], out[PATH_MAX];
+    write_text(p, "long.csv", "1,2\n3,4\n");
+    cr_assert_eq(truncate(p, 8 + ((off_t)256 << 20)), 0);
+    int code = run_oom_child(p, tpath(out, "child.txt"));
+    char report[1024] = "";
+    FILE *f = fopen(out, "r");
+    cr_assert(f);
+    size_t got = fread(report, 1, sizeof report - 1, f);
+    report[got] = '\0';
+    fclose(f);
+    cr_assert_eq(code, 0, "csv-oom-child exited %d: %s", code, report);
+    cr_assert(strstr(report, "long.csv:3: out of memory"), "report: %s", report);
 }
