@@ -20,9 +20,10 @@
 #include "graph/internal.h"
 #include "nabla/data.h"
 
-/* Labels at or above 2^24 are no longer exact in a float: treat such data
- * as regression targets rather than claim 16 million classes. */
-#define CSV_MAX_CLASSES (1 << 24)
+/* Integer labels up to this many are class indices; larger ones make the
+ * data regression targets (n_classes 0): a label of 16,777,215 once made a
+ * 16.8-million-class problem, whose output layer alone would take 5 GB. */
+#define CSV_MAX_CLASSES 65536
 
 static int is_blank(char c) { return c == ' ' || c == '\t'; }
 
@@ -45,6 +46,10 @@ static int parse_fields(char *line, int k, float *vals, locale_t c_locale, const
         while (s < e && is_blank(*s)) s++;
         while (e > s && is_blank(e[-1])) e--;
         *e = '\0';
+        if (strpbrk(s, "xX")) { /* strtof reads hexadecimal too: "0x10" is 16 */
+            nb__set_last_error("data: %s:%ld: field %d '%.40s' is not a number", path, lineno, j + 1, s);
+            return -1;
+        }
         char *stop = s;
         errno = 0;
         float v = strtof_l(s, &stop, c_locale);

@@ -1240,3 +1240,22 @@ Test(data, csv_running_out_of_memory_mid_line_is_an_error_not_the_end_of_the_fil
     cr_assert_eq(code, 0, "csv-oom-child exited %d: %s", code, report);
     cr_assert(strstr(report, "long.csv:3: out of memory"), "report: %s", report);
 }
+
+/* Issue 10, hole 14: a label of 16,777,215 made a 16.8-million-class
+ * problem, and hexadecimal numbers were read as numbers. */
+Test(data, csv_huge_integer_labels_are_targets_and_hex_numbers_are_refused) {
+    char p[PATH_MAX];
+    nb_dataset d;
+    write_text(p, "many.csv", "1,3\n2,16777215\n");
+    cr_assert_eq(nb_load_csv(p, -1, false, &d), NB_OK, "%s", nb_last_error());
+    cr_assert_eq(d.n_classes, 0, "%d classes", d.n_classes);
+    nb_dataset_free(&d);
+    write_text(p, "edge.csv", "1,3\n2,65535\n");
+    cr_assert_eq(nb_load_csv(p, -1, false, &d), NB_OK, "%s", nb_last_error());
+    cr_assert_eq(d.n_classes, 65536);
+    nb_dataset_free(&d);
+    write_text(p, "hex.csv", "1,0x10\n");
+    expect_csv_error(p, -1, false, "hex.csv:1: field 2 '0x10' is not a number");
+    write_text(p, "hexf.csv", "0X1p3,1\n");
+    expect_csv_error(p, -1, false, "field 1 '0X1p3' is not a number");
+}

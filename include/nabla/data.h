@@ -72,8 +72,9 @@ nb_status nb_load_mnist_dir(const char *dir, nb_dataset *train, nb_dataset *test
  * line must have the same number of fields, at least 2; empty lines at the
  * end are ignored, elsewhere they are an error. rows = 1, cols = dim = fields - 1;
  * n_classes = 1 + the largest label if every label is a non-negative
- * integer below 2^24, else 0. Errors name the file, the line (1-based,
- * header included) and the field (1-based) ("data.csv:12: field 3 'abc' is
+ * integer below 65,536, else 0 (the labels are then regression targets).
+ * Hexadecimal numbers ("0x10") are refused. Errors name the file, the line
+ * (1-based, header included) and the field (1-based) ("data.csv:12: field 3 'abc' is
  * not a number"), or the file alone: a path that is not a regular file (a
  * FIFO, /dev/zero: refused at once, never waited on or read), a read error,
  * memory running out in the middle of a line ("data.csv:12: out of
