@@ -444,3 +444,30 @@ Test(train, an_input_shape_too_large_to_count_is_refused) {
     cr_assert(strstr(nb_last_error(), "more elements than a long holds"), "%s", nb_last_error());
     nb_model_free(m);
 }
+
+/* Issue 8: a softmax on the last layer before fit's from-logits loss
+ * trained silently to a far worse accuracy. fit now takes the softmax's
+ * input as the logits (Keras's from_logits=False): the same weights, bit
+ * for bit, as the model without the softmax. */
+Test(train, a_softmax_output_layer_trains_like_logits) {
+    nb_dataset train = blobs(300, 1, 0.1f);
+    nb_model *m[2];
+    for (int k = 0; k < 2; k++) {
+        m[k] = nb_model_new(1, (int[]){DIM}, 9);
+        nb_layer_spec h = nb_dense_spec(16, "relu", "he_normal"), out = nb_dense_spec(CLASSES, k ? "softmax" : NULL, NULL);
+        nb_model_add(m[k], &h);
+        cr_assert_not_null(nb_model_add(m[k], &out), "%s", nb_last_error());
+        nb_fit_opts o = quiet_opts(2);
+        cr_assert_eq(nb_fit(m[k], &train, &o, NULL), NB_OK, "%s", nb_last_error());
+    }
+    nb_tensor *const *a, *const *b;
+    int n = nb_model_tensors(m[0], &a);
+    cr_assert_eq(nb_model_tensors(m[1], &b), n);
+    for (int i = 0; i < n; i++)
+        cr_assert(memcmp(a[i]->data, b[i]->data, a[i]->size * sizeof(float)) == 0, "%s differs", a[i]->name);
+    double acc[2];
+    for (int k = 0; k < 2; k++) cr_assert_eq(nb_evaluate(m[k], &train, 64, NULL, &acc[k]), NB_OK);
+    cr_assert_eq(acc[0], acc[1]);
+    nb_model_free(m[0]), nb_model_free(m[1]);
+    nb_dataset_free(&train);
+}

@@ -3,7 +3,10 @@
  * checkpoints, schedules and a history.
  *
  * fit composes the other parts: it builds one graph for the model
- * (softmax cross-entropy on integer labels plus the layers' penalties),
+ * (softmax cross-entropy on integer labels plus the layers' penalties;
+ * when the model's last op is a softmax, the loss is computed from its
+ * input, as Keras's from_logits=False, so a softmax output layer trains as
+ * well as plain logits),
  * feeds it shuffled batches (a last, smaller batch included) without
  * rebuilding, steps an optimizer, applies max-norm constraints and the
  * schedule, and evaluates on validation data after each epoch.
