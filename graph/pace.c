@@ -39,8 +39,15 @@ static int last_level(int full) {
     return l;
 }
 
-static void reset(nb_pace *p, int full, int batch) {
-    int level = p->full == full ? p->level : 0;
+/* The level whose count is nearest below or at n. */
+static int level_of(int full, int n) {
+    int l = 0;
+    while (nb__pace_count(full, l) > n && l < last_level(full)) l++;
+    return l;
+}
+
+static void reset(nb_pace *p, int full, int batch, int start) {
+    int level = p->full == full && p->batch != 0 ? p->level : level_of(full, start);
     memset(p, 0, sizeof *p);
     p->full = full;
     p->batch = batch;
@@ -74,12 +81,16 @@ static void penalize(nb_pace *p, int way, double lost, double now) {
 
 /* Starts a probe of a neighbouring level when one is due. */
 static void maybe_probe(nb_pace *p, double now) {
-    if (p->est[p->level] <= 0 || p->trial > 0 || ++p->since_probe < MIN_GAP) return;
+    /* the first probe comes after one measured step: a short run (an epoch
+     * of 20 steps at batch 256) must not spend itself at a stalling count */
+    const int min_gap = p->probes == 0 ? 1 : MIN_GAP;
+    if (p->est[p->level] <= 0 || p->trial > 0 || ++p->since_probe < min_gap) return;
     const int last = last_level(p->full);
     for (int k = 0; k < 2; k++) {
         const int way = (k == 0) == p->down_first ? 0 : 1;
         const int to = way == 0 ? p->level + 1 : p->level - 1;
-        if (to < 0 || to > last || p->since_probe < p->gap[way] || now < p->not_before[way]) continue;
+        if (to < 0 || to > last || (p->probes > 0 && p->since_probe < p->gap[way]) || now < p->not_before[way])
+            continue;
         p->probing = to;
         p->probe_left = PROBE_STEPS;
         p->probe_sum = 0;
@@ -88,17 +99,17 @@ static void maybe_probe(nb_pace *p, double now) {
     }
 }
 
-int nb__pace_begin(nb_pace *p, int full, int batch, double now) {
+int nb__pace_begin(nb_pace *p, int full, int start, int batch, double now) {
     p->measure = false;
     if (full < 2) {
         p->probing = -1;
         return full < 1 ? 1 : full;
     }
-    if (p->full != full || p->batch == 0) reset(p, full, batch);
+    if (p->full != full || p->batch == 0) reset(p, full, batch, start);
     if (batch != p->batch) {
         p->probing = -1;
         if (++p->other_batch < OTHER_BATCH_MAX) return nb__pace_count(full, p->level);
-        reset(p, full, batch);
+        reset(p, full, batch, start);
     }
     p->other_batch = 0;
     p->started = now;
@@ -141,8 +152,11 @@ void nb__pace_end(nb_pace *p, double seconds, double now) {
     const int to = p->probing, way = to > p->level ? 0 : 1;
     p->probe_sum += seconds;
     p->probe_done++;
-    /* the most a probe that could still win may take */
-    if (--p->probe_left > 0 && p->probe_sum <= PROBE_STEPS * WIN * cur) return;
+    /* goes on while it could still win and has not clearly won: a probe
+     * twice as fast after two steps need not wait for four */
+    const bool clear_win = p->probe_done >= 2 && p->probe_sum < 0.5 * p->probe_done * cur;
+    if (clear_win) p->probe_left = 0;
+    else if (--p->probe_left > 0 && p->probe_sum <= PROBE_STEPS * WIN * cur) return;
     p->probing = -1;
     p->probes++;
     p->since_probe = 0;

@@ -13,7 +13,9 @@
  * and runs at the fastest.
  *
  * Now and then it probes the next count down or up for a few steps
- * (stopped early once the probe has clearly lost). A probe that wins moves
+ * (stopped early once the probe has clearly lost or won; the first probe
+ * comes right after the first measured step, and a kind's first step
+ * starts at the count the process's last step ran at). A probe that wins moves
  * the steps there on trial: if within the next 32 steps their average
  * turns worse than at the count they left (a stall the probe did not happen
  * to meet), they move back. A probe or trial that loses waits, before the
@@ -63,8 +65,10 @@ typedef struct nb_pace {
 
 /* The count to run a step at, given the configured count, the step's batch
  * and the time now in seconds; remembers what the step is for
- * nb__pace_end. full < 2 always gives full, with no bookkeeping. */
-int nb__pace_begin(nb_pace *p, int full, int batch, double now);
+ * nb__pace_end. A kind's first step starts at `start` (the count the
+ * process's last step ran at: a new graph on a busy machine need not find
+ * out again). full < 2 always gives full, with no bookkeeping. */
+int nb__pace_begin(nb_pace *p, int full, int start, int batch, double now);
 
 /* Records that the step begun last took `seconds` and ended at `now`. */
 void nb__pace_end(nb_pace *p, double seconds, double now);

@@ -65,6 +65,10 @@ void nb__runtime_init(void);
  * capped by its cgroup's CPU quota). */
 int nb__threads_configured(void);
 
+/* The count the last step of any graph ran at (the configured count
+ * before the first). */
+int nb__threads_settled(void);
+
 /* Whether the pace governor may run passes on fewer threads than
  * configured (nb_set_thread_adaptation, NABLA_ADAPT_THREADS). */
 bool nb__threads_adaptive(void);

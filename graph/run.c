@@ -127,7 +127,7 @@ static int cycle_begin(nb_graph *g, nb_pace *p) {
     if (full > 1 && nb__threads_adaptive() && !omp_in_parallel()) {
         const double t = nb__pace_now();
         if (p->measure) nb__pace_end(p, t - p->started, t);
-        nt = nb__pace_begin(p, full, g->batch, t);
+        nt = nb__pace_begin(p, full, nb__threads_settled(), g->batch, t);
     } else {
         p->measure = false, p->probing = -1;
     }

@@ -95,13 +95,14 @@ static void init(void) {
 
 void nb__runtime_init(void) { pthread_once(&once, init); }
 
-int nb__threads(void) {
-    if (pass_threads) return pass_threads;
+int nb__threads(void) { return pass_threads ? pass_threads : nb__threads_settled(); }
+
+int nb__threads_configured(void) { return n_threads; }
+
+int nb__threads_settled(void) {
     int s = atomic_load_explicit(&settled, memory_order_relaxed);
     return s >= 1 && s < n_threads ? s : n_threads;
 }
-
-int nb__threads_configured(void) { return n_threads; }
 
 bool nb__threads_adaptive(void) { return atomic_load_explicit(&adaptive, memory_order_relaxed); }
 

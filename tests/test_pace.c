@@ -25,7 +25,7 @@ static double now = 1000.0;
 static sim simulate(nb_pace *p, int full, long steps, cost_fn cost, cost_fn best, long from) {
     sim s = {0};
     for (long i = from; i < from + steps; i++) {
-        int t = nb__pace_begin(p, full, 32, now);
+        int t = nb__pace_begin(p, full, full, 32, now);
         cr_assert(t >= 1 && t <= full, "count %d outside [1,%d]", t, full);
         double dt = cost(t, i);
         now += dt;
@@ -109,7 +109,7 @@ Test(pace, with_many_threads_it_climbs_down_to_the_fastest_count) {
 Test(pace, one_thread_configured_is_left_alone) {
     nb_pace p = {0};
     for (int i = 0; i < 100; i++) {
-        cr_assert_eq(nb__pace_begin(&p, 1, 32, i), 1);
+        cr_assert_eq(nb__pace_begin(&p, 1, 1, 32, i), 1);
         cr_assert(!p.measure);
     }
     cr_assert_eq(p.probes, 0);
@@ -121,12 +121,12 @@ Test(pace, steps_at_another_batch_keep_the_count_and_are_not_measured) {
     cr_assert_eq(p.level, 1);
     const long probes = p.probes;
     for (int i = 0; i < 31; i++) { /* an epoch's last batch, evaluation batches */
-        cr_assert_eq(nb__pace_begin(&p, 2, 7, 2000.0 + i), 1);
+        cr_assert_eq(nb__pace_begin(&p, 2, 2, 7, 2000.0 + i), 1);
         cr_assert(!p.measure, "a step at another batch is not timed");
     }
     cr_assert_eq(p.probes, probes);
     cr_assert_eq(p.batch, 32);
-    nb__pace_begin(&p, 2, 7, 2100.0); /* the 32nd in a row: now the batch measured */
+    nb__pace_begin(&p, 2, 2, 7, 2100.0); /* the 32nd in a row: now the batch measured */
     cr_assert_eq(p.batch, 7);
     cr_assert_eq(p.level, 1, "the count carries over to the new batch");
 }
@@ -149,4 +149,20 @@ Test(pace, the_cgroup_quota_rounds_up_to_whole_cpus) {
     cr_assert_eq(nb__cpu_quota_cpus(""), 0);
     cr_assert_eq(nb__cpu_quota_cpus(NULL), 0);
     cr_assert_eq(nb__cpu_quota_cpus("100000 0"), 0, "a zero period is no quota, not a division by zero");
+}
+
+Test(pace, a_short_run_leaves_a_stalling_count_within_a_few_steps) {
+    nb_pace p = {0};
+    sim s = simulate(&p, 2, 20, busy2, busy2_best, 0);
+    cr_assert_eq(s.last_threads, 1);
+    cr_assert(s.steps_at[2] <= 3, "%ld of 20 steps at the stalling count", s.steps_at[2]);
+}
+
+Test(pace, a_new_kind_starts_at_the_count_the_process_last_ran_at) {
+    nb_pace p = {0};
+    cr_assert_eq(nb__pace_begin(&p, 2, 1, 32, now), 1, "a busy process's next graph starts on one thread");
+    nb_pace q = {0};
+    cr_assert_eq(nb__pace_begin(&q, 16, 4, 32, now), 4);
+    nb_pace r = {0};
+    cr_assert_eq(nb__pace_begin(&r, 16, 5, 32, now), 4, "the level at or below the count");
 }
