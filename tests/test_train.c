@@ -471,3 +471,40 @@ Test(train, a_softmax_output_layer_trains_like_logits) {
     nb_model_free(m[0]), nb_model_free(m[1]);
     nb_dataset_free(&train);
 }
+
+Test(train, predict_gives_the_last_layers_outputs_for_every_example) {
+    nb_dataset train = blobs(203, 1, 0);
+    nb_model *m = nb_model_new(1, (int[]){DIM}, 9);
+    nb_layer_spec h = nb_dense_spec(16, "relu", "he_normal"), out = nb_dense_spec(CLASSES, "softmax", NULL);
+    nb_model_add(m, &h);
+    nb_model_add(m, &out);
+    nb_fit_opts o = quiet_opts(2);
+    cr_assert_eq(nb_fit(m, &train, &o, NULL), NB_OK, "%s", nb_last_error());
+    float *p = malloc(sizeof(float) * 203 * CLASSES), *q = malloc(sizeof(float) * 203 * CLASSES);
+    cr_assert_eq(nb_predict(m, &train, 64, p), NB_OK, "%s", nb_last_error());
+    cr_assert_eq(nb_predict(m, &train, 7, q), NB_OK, "%s", nb_last_error());
+    long correct = 0;
+    for (int i = 0; i < 203; i++) {
+        double sum = 0;
+        int best = 0;
+        for (int c = 0; c < CLASSES; c++) {
+            sum += p[i * CLASSES + c];
+            cr_assert_float_eq(p[i * CLASSES + c], q[i * CLASSES + c], 1e-6, "example %d depends on the batch", i);
+            if (p[i * CLASSES + c] > p[i * CLASSES + best]) best = c;
+        }
+        cr_assert_float_eq(sum, 1.0, 1e-5, "example %d: the softmax's probabilities sum to %g", i, sum);
+        correct += best == (int)train.y[i];
+    }
+    double acc;
+    cr_assert_eq(nb_evaluate(m, &train, 64, NULL, &acc), NB_OK);
+    cr_assert_float_eq((double)correct / 203, acc, 1e-12);
+    nb_dataset wrong = train;
+    wrong.dim = DIM - 1;
+    cr_assert_eq(nb_predict(m, &wrong, 64, p), NB_ERROR);
+    cr_assert(strstr(nb_last_error(), "predict: the data has 11 features per example, the model takes 12"), "%s",
+              nb_last_error());
+    cr_assert_eq(nb_predict(m, &train, 64, NULL), NB_ERROR);
+    free(p), free(q);
+    nb_model_free(m);
+    nb_dataset_free(&train);
+}

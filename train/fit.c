@@ -34,25 +34,34 @@ static void session_close(session *s) {
     memset(s, 0, sizeof *s);
 }
 
-static nb_status session_open(session *s, nb_model *m, const nb_dataset *d, int batch, bool mc, uint64_t seed,
-                              const char *who) {
-    memset(s, 0, sizeof *s);
-    int dims[NB_MAX_RANK + 1], rank = nb_model_input_dims(m, dims + 1);
+/* The model's input dims after a batch dim (dims[0] left to the caller),
+ * checked against d (labels needed or not); the rank, or 0 with the error
+ * set. */
+static int input_dims(nb_model *m, const nb_dataset *d, bool labels, int dims[NB_MAX_RANK + 1], const char *who) {
+    int rank = nb_model_input_dims(m, dims + 1);
     long dim = 1;
     bool overflow = rank < 1;
     for (int i = 1; i <= rank && !overflow; i++) overflow = __builtin_mul_overflow(dim, (long)dims[i], &dim);
-    if (!d || !d->x || !d->y || d->n < 1) {
+    if (!d || !d->x || (labels && !d->y) || d->n < 1) {
         nb__set_last_error("%s: the dataset is empty", who);
-        return NB_ERROR;
+        return 0;
     }
     if (overflow) {
         nb__set_last_error("%s: the model's input shape has more elements than a long holds", who);
-        return NB_ERROR;
+        return 0;
     }
     if (dim != d->dim) {
         nb__set_last_error("%s: the data has %d features per example, the model takes %ld", who, d->dim, dim);
-        return NB_ERROR;
+        return 0;
     }
+    return rank;
+}
+
+static nb_status session_open(session *s, nb_model *m, const nb_dataset *d, int batch, bool mc, uint64_t seed,
+                              const char *who) {
+    memset(s, 0, sizeof *s);
+    int dims[NB_MAX_RANK + 1], rank = input_dims(m, d, true, dims, who);
+    if (!rank) return NB_ERROR;
     dims[0] = batch;
     s->batch = batch;
     s->dim = d->dim;
@@ -409,6 +418,33 @@ fail:
     fit_state_free(&f);
     nb_history_free(&hist);
     return NB_ERROR;
+}
+
+/* ---- prediction ---- */
+
+nb_status nb_predict(nb_model *m, const nb_dataset *d, int batch_size, float *out) {
+    if (!m || !out) {
+        nb__set_last_error("predict: %s is NULL", !m ? "model" : "out");
+        return NB_ERROR;
+    }
+    if (batch_size < 1) batch_size = 32;
+    int dims[NB_MAX_RANK + 1], rank = input_dims(m, d, false, dims, "predict");
+    if (!rank) return NB_ERROR;
+    dims[0] = batch_size;
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_input(g, "x", rank + 1, dims);
+    nb_node *y = nb_model_apply(m, g, x, false);
+    nb_status st = nb_graph_status(g);
+    const size_t per = y ? nb_node_size(y) / (size_t)batch_size : 0;
+    for (int start = 0; st == NB_OK && start < d->n; start += batch_size) {
+        const int b = d->n - start < batch_size ? d->n - start : batch_size;
+        nb_feed(g, x, d->x + (size_t)start * d->dim, b);
+        if ((st = nb_forward(g, NB_INFERENCE)) == NB_OK)
+            memcpy(out + (size_t)start * per, nb_node_value(y), sizeof(float) * per * (size_t)b);
+    }
+    if (st != NB_OK) nb__set_last_error("predict: %s", nb_graph_error(g));
+    nb_graph_free(g);
+    return st;
 }
 
 /* ---- MC dropout ---- */

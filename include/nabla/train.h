@@ -111,6 +111,14 @@ void nb_history_free(nb_history *h);
 /* Mean loss (with penalty) and accuracy of m on d in inference mode. */
 nb_status nb_evaluate(nb_model *m, const nb_dataset *d, int batch_size, double *loss, double *accuracy);
 
+/* The model's outputs for every example of d (its labels are not needed),
+ * in inference mode, batch_size at a time (32 if < 1): out holds d->n ×
+ * (the product of nb_model_output_dims) floats, example after example, as
+ * the last layer gives them (probabilities after a softmax layer, logits
+ * without one). Errors: NULL arguments, an empty dataset, a feature count
+ * that is not the model's input size, a graph error. */
+nb_status nb_predict(nb_model *m, const nb_dataset *d, int batch_size, float *out);
+
 /* MC dropout (Gal & Ghahramani 2016): runs `samples` stochastic inference
  * passes with dropout kept on and returns, for each example, the mean and
  * the standard deviation of the predicted class probabilities
