@@ -508,3 +508,124 @@ Test(train, predict_gives_the_last_layers_outputs_for_every_example) {
     nb_model_free(m);
     nb_dataset_free(&train);
 }
+
+/* ---- losses other than softmax cross-entropy (issue 8, item 3) ---- */
+
+/* A model whose single output is the sum of its DIM inputs: Dense(1), no
+ * bias, kernel all ones (set after construction). */
+static nb_model *summer(void) {
+    nb_model *m = nb_model_new(1, (int[]){DIM}, 3);
+    nb_layer_spec s = nb_dense_spec(1, NULL, NULL);
+    s.no_bias = true;
+    nb_layer *l = nb_model_add(m, &s);
+    cr_assert_not_null(l, "%s", nb_last_error());
+    nb_tensor *k = nb_layer_tensor(l, 0);
+    for (size_t i = 0; i < k->size; i++) k->data[i] = 1.0f;
+    return m;
+}
+
+Test(train, every_loss_and_its_metric_match_their_formulas) {
+    nb_dataset d = blobs(50, 4, 0);
+    for (int i = 0; i < d.n; i++) d.y[i] = (float)(i % 7) - 2.5f; /* targets near the sums */
+    nb_model *m = summer();
+    double want[5] = {0}, metric[5] = {0};
+    for (int i = 0; i < d.n; i++) {
+        double s = 0;
+        for (int j = 0; j < DIM; j++) s += d.x[i * DIM + j];
+        const double t = d.y[i], e = s - t, a = fabs(e), tb = i % 2; /* binary targets: 0/1 */
+        want[NB_LOSS_BINARY] += fmax(s, 0) - s * tb + log1p(exp(-fabs(s)));
+        metric[NB_LOSS_BINARY] += (s > 0) == (tb >= 0.5);
+        want[NB_LOSS_MSE] += e * e;
+        want[NB_LOSS_MAE] += a;
+        want[NB_LOSS_HUBER] += a <= 2.0 ? 0.5 * e * e : 2.0 * (a - 1.0); /* delta 2 */
+        metric[NB_LOSS_MSE] += a;
+    }
+    for (int k = NB_LOSS_BINARY; k <= NB_LOSS_HUBER; k++) {
+        nb_dataset dk = d;
+        float *yb = NULL;
+        if (k == NB_LOSS_BINARY) {
+            yb = malloc(sizeof(float) * (size_t)d.n);
+            for (int i = 0; i < d.n; i++) yb[i] = (float)(i % 2);
+            dk.y = yb;
+        }
+        nb_loss_config lc = {.kind = (nb_loss_kind)k, .huber_delta = 2.0f};
+        double loss, got;
+        cr_assert_eq(nb_evaluate_loss(m, &dk, 16, &lc, &loss, &got), NB_OK, "%s", nb_last_error());
+        cr_assert_float_eq(loss, want[k] / d.n, 1e-4 * (1 + want[k] / d.n), "loss %d: %g, want %g", k, loss,
+                           want[k] / d.n);
+        const double wm = k == NB_LOSS_BINARY ? metric[NB_LOSS_BINARY] / d.n : metric[NB_LOSS_MSE] / d.n;
+        cr_assert_float_eq(got, wm, 1e-4 * (1 + wm), "metric %d: %g, want %g", k, got, wm);
+        free(yb);
+    }
+    nb_model_free(m);
+    nb_dataset_free(&d);
+}
+
+/* Two blobs, a sigmoid output: binary cross-entropy trains it. */
+Test(train, binary_cross_entropy_trains_a_sigmoid_output_to_a_stated_loss) {
+    nb_dataset d = blobs(600, 2, 0);
+    for (int i = 0; i < d.n; i++) d.y[i] = d.y[i] == 1.0f ? 1.0f : 0.0f; /* class 1 against the rest */
+    nb_model *m = nb_model_new(1, (int[]){DIM}, 5);
+    nb_layer_spec h = nb_dense_spec(16, "relu", "he_normal"), out = nb_dense_spec(1, "sigmoid", NULL);
+    nb_model_add(m, &h);
+    nb_model_add(m, &out);
+    nb_fit_opts o = quiet_opts(8);
+    o.loss.kind = NB_LOSS_BINARY;
+    nb_history h_;
+    cr_assert_eq(nb_fit(m, &d, &o, &h_), NB_OK, "%s", nb_last_error());
+    cr_assert_str_eq(h_.metric, "accuracy");
+    const nb_epoch_metrics *last = &h_.epochs[h_.n_epochs - 1];
+    cr_assert(last->loss < 0.1, "loss %g after 8 epochs", last->loss);
+    cr_assert(last->accuracy > 0.97, "accuracy %g", last->accuracy);
+    nb_history_free(&h_);
+    nb_model_free(m);
+    nb_dataset_free(&d);
+}
+
+/* An autoencoder: DIM -> 6 -> DIM, its target its input, MSE. */
+Test(train, mse_trains_an_autoencoder_on_its_own_input_to_a_stated_loss) {
+    nb_dataset d = blobs(600, 6, 0);
+    nb_model *m = nb_model_new(1, (int[]){DIM}, 5);
+    nb_layer_spec enc = nb_dense_spec(6, "selu", "lecun_normal"), dec = nb_dense_spec(DIM, NULL, NULL);
+    nb_model_add(m, &enc);
+    nb_model_add(m, &dec);
+    nb_fit_opts o = quiet_opts(20);
+    o.loss = (nb_loss_config){.kind = NB_LOSS_MSE, .target_is_input = true};
+    nb_history h_;
+    cr_assert_eq(nb_fit(m, &d, &o, &h_), NB_OK, "%s", nb_last_error());
+    cr_assert_str_eq(h_.metric, "mae");
+    const double first = h_.epochs[0].loss, last = h_.epochs[h_.n_epochs - 1].loss;
+    /* the inputs' variance is about 1.2: a blob's mean explains part of it,
+     * the 6 units the rest of the noise only partly */
+    cr_assert(last < 0.75, "MSE %g after 20 epochs (first %g)", last, first);
+    cr_assert(last < 0.8 * first, "MSE %g after 20 epochs, first %g", last, first);
+    nb_history_free(&h_);
+    nb_model_free(m);
+    nb_dataset_free(&d);
+}
+
+Test(train, losses_that_do_not_fit_the_model_or_the_data_are_refused) {
+    nb_dataset d = blobs(40, 1, 0);
+    nb_model *m = classifier(0, 5); /* 3 outputs */
+    nb_fit_opts o = quiet_opts(1);
+    o.loss.kind = NB_LOSS_BINARY;
+    cr_assert_eq(nb_fit(m, &d, &o, NULL), NB_ERROR);
+    cr_assert(strstr(nb_last_error(), "has 3 values per example; a target in y is 1"), "%s", nb_last_error());
+    o.loss = (nb_loss_config){.kind = NB_LOSS_SPARSE_CATEGORICAL, .target_is_input = true};
+    cr_assert_eq(nb_fit(m, &d, &o, NULL), NB_ERROR);
+    cr_assert(strstr(nb_last_error(), "class labels cannot be the input"), "%s", nb_last_error());
+    o.loss = (nb_loss_config){.kind = NB_LOSS_MSE, .target_is_input = true};
+    cr_assert_eq(nb_fit(m, &d, &o, NULL), NB_ERROR);
+    cr_assert(strstr(nb_last_error(), "its target, the input, has 12"), "%s", nb_last_error());
+    o.loss = (nb_loss_config){.kind = (nb_loss_kind)9};
+    cr_assert_eq(nb_fit(m, &d, &o, NULL), NB_ERROR);
+    cr_assert(strstr(nb_last_error(), "loss kind 9"), "%s", nb_last_error());
+    nb_model *r = summer();
+    o.loss = (nb_loss_config){.kind = NB_LOSS_MAE};
+    o.monitor = NB_MONITOR_VAL_ACCURACY;
+    cr_assert_eq(nb_fit(r, &d, &o, NULL), NB_ERROR);
+    cr_assert(strstr(nb_last_error(), "accuracy monitor with a regression loss"), "%s", nb_last_error());
+    nb_model_free(r);
+    nb_model_free(m);
+    nb_dataset_free(&d);
+}

@@ -22,10 +22,15 @@ void nb_history_free(nb_history *h) {
  * buffers a batch is gathered into. */
 typedef struct session {
     nb_graph *g;
-    nb_node *in, *labels, *logits, *loss;
-    int batch, dim, classes;
+    nb_node *in, *labels, *logits, *loss; /* labels: the targets' input node */
+    nb_loss_config lc;
+    int batch, dim, classes; /* classes: outputs per example */
     float *xb, *yb;
 } session;
+
+static bool regression(nb_loss_kind k) { return k == NB_LOSS_MSE || k == NB_LOSS_MAE || k == NB_LOSS_HUBER; }
+
+static const char *metric_name(nb_loss_kind k) { return regression(k) ? "mae" : "accuracy"; }
 
 static void session_close(session *s) {
     nb_graph_free(s->g);
@@ -57,10 +62,37 @@ static int input_dims(nb_model *m, const nb_dataset *d, bool labels, int dims[NB
     return rank;
 }
 
+/* The loss of kind lc between out and targets (same shape), a scalar. */
+static nb_node *loss_node(nb_graph *g, const nb_loss_config *lc, nb_node *out, nb_node *targets) {
+    switch (lc->kind) {
+    case NB_LOSS_BINARY: return nb_bce_with_logits(g, out, targets);
+    case NB_LOSS_MSE: return nb_mse(g, out, targets);
+    case NB_LOSS_HUBER: return nb_huber(g, out, targets, lc->huber_delta > 0 ? lc->huber_delta : 1.0f);
+    case NB_LOSS_MAE: { /* mean |d| = mean(relu(d) + relu(-d)): a mean follows the batch */
+        nb_node *d = nb_sub(g, out, targets);
+        return nb_mean(g, nb_add(g, nb_relu(g, d), nb_relu(g, nb_scale(g, d, -1.0f))));
+    }
+    default: return nb_softmax_cross_entropy(g, out, targets);
+    }
+}
+
 static nb_status session_open(session *s, nb_model *m, const nb_dataset *d, int batch, bool mc, uint64_t seed,
-                              const char *who) {
+                              const nb_loss_config *lc, const char *who) {
     memset(s, 0, sizeof *s);
-    int dims[NB_MAX_RANK + 1], rank = input_dims(m, d, true, dims, who);
+    s->lc = lc ? *lc : (nb_loss_config){0};
+    if ((unsigned)s->lc.kind > NB_LOSS_HUBER) {
+        nb__set_last_error("%s: loss kind %d is not an nb_loss_kind", who, (int)s->lc.kind);
+        return NB_ERROR;
+    }
+    if (s->lc.kind == NB_LOSS_SPARSE_CATEGORICAL && s->lc.target_is_input) {
+        nb__set_last_error("%s: class labels cannot be the input (target_is_input with a categorical loss)", who);
+        return NB_ERROR;
+    }
+    if (!(s->lc.huber_delta >= 0 && isfinite(s->lc.huber_delta))) {
+        nb__set_last_error("%s: huber_delta %g must be finite and >= 0", who, (double)s->lc.huber_delta);
+        return NB_ERROR;
+    }
+    int dims[NB_MAX_RANK + 1], rank = input_dims(m, d, !s->lc.target_is_input, dims, who);
     if (!rank) return NB_ERROR;
     dims[0] = batch;
     s->batch = batch;
@@ -69,20 +101,36 @@ static nb_status session_open(session *s, nb_model *m, const nb_dataset *d, int 
     if (!s->g) return NB_ERROR;
     nb_graph_set_seed(s->g, seed);
     s->in = nb_input(s->g, "x", rank + 1, dims);
-    s->labels = nb_input(s->g, "labels", 1, (int[]){batch});
     s->logits = nb_model_apply(m, s->g, s->in, mc);
-    /* A softmax on the last layer: the loss takes its input, as Keras's
-     * from_logits=False does, rather than treat probabilities as logits
-     * (which trained the chapter's model to 0.675 instead of 0.828). */
-    if (s->logits && strcmp(nb_node_op(s->logits), "softmax") == 0) s->logits = s->logits->in[0];
+    /* A softmax (sigmoid) on the last layer: the loss takes its input, as
+     * Keras's from_logits=False does, rather than treat probabilities as
+     * logits (which trained the chapter's model to 0.675 instead of 0.828). */
+    const char *last = s->logits ? nb_node_op(s->logits) : "";
+    if ((s->lc.kind == NB_LOSS_SPARSE_CATEGORICAL && strcmp(last, "softmax") == 0) ||
+        (s->lc.kind == NB_LOSS_BINARY && strcmp(last, "sigmoid") == 0))
+        s->logits = s->logits->in[0];
     nb_shape out = nb_node_shape(s->logits);
-    if (s->logits && out.rank != 2) {
-        nb_graph_fail(s->g, "the model's output must be [batch, classes] logits");
+    const size_t per = s->logits ? nb_node_size(s->logits) / (size_t)batch : 0;
+    s->classes = (int)per;
+    if (!s->logits) {
+        /* the graph holds the error */
+    } else if (s->lc.kind == NB_LOSS_SPARSE_CATEGORICAL) {
+        if (out.rank != 2) nb_graph_fail(s->g, "the model's output must be [batch, classes] logits");
+        s->labels = nb_input(s->g, "labels", 1, (int[]){batch});
+    } else {
+        const size_t want = s->lc.target_is_input ? (size_t)d->dim : 1;
+        if (per != want) {
+            char sh[NB_SHAPE_STR_LEN];
+            nb_shape_str(&out, sh, sizeof sh);
+            nb_graph_fail(s->g, "the model's output %s has %zu values per example; %s %zu", sh, per,
+                          s->lc.target_is_input ? "its target, the input, has" : "a target in y is", want);
+        } else {
+            s->labels = nb_input(s->g, "targets", out.rank, out.dim);
+        }
     }
-    nb_node *loss = nb_softmax_cross_entropy(s->g, s->logits, s->labels);
+    nb_node *loss = s->labels ? loss_node(s->g, &s->lc, s->logits, s->labels) : NULL;
     nb_node *penalty = nb_model_penalty(m, s->g);
     s->loss = penalty ? nb_add(s->g, loss, penalty) : loss;
-    s->classes = out.dim[1];
     s->xb = malloc(sizeof(float) * (size_t)batch * (size_t)d->dim);
     s->yb = malloc(sizeof(float) * (size_t)batch);
     if (nb_graph_status(s->g) != NB_OK || !s->xb || !s->yb) {
@@ -98,24 +146,35 @@ static void session_feed(session *s, const nb_dataset *d, const int *idx, int st
     NB_PARALLEL_FOR_IF((size_t)b * (size_t)d->dim >= NB_GATHER_PAR_MIN, r, (size_t)b, {
         int k = idx ? idx[start + (int)r] : start + (int)r;
         memcpy(s->xb + r * s->dim, d->x + (size_t)k * d->dim, sizeof(float) * (size_t)d->dim);
-        s->yb[r] = d->y[k];
+        if (!s->lc.target_is_input) s->yb[r] = d->y[k];
     });
     nb_feed(s->g, s->in, s->xb, b);
-    nb_feed(s->g, s->labels, s->yb, b);
+    nb_feed(s->g, s->labels, s->lc.target_is_input ? s->xb : s->yb, b);
 }
 
-/* Correct argmax predictions among the b rows of the last forward pass. */
-static int session_correct(const session *s, int b) {
+/* The metric summed over the b examples of the last forward pass: correct
+ * argmax predictions, the fraction of outputs on the target's side
+ * (binary), or the mean absolute error per example (regression). */
+static double session_correct(const session *s, int b) {
     const float *z = nb_node_value(s->logits);
-    int correct = 0;
+    const float *t = s->lc.target_is_input ? s->xb : s->yb;
+    const int per = s->classes;
+    double sum = 0;
     for (int r = 0; r < b; r++) {
-        const float *row = z + (size_t)r * s->classes;
-        int best = 0;
-        for (int c = 1; c < s->classes; c++)
-            if (row[c] > row[best]) best = c;
-        correct += (float)best == s->yb[r];
+        const float *row = z + (size_t)r * per, *tr = t + (size_t)r * per;
+        if (s->lc.kind == NB_LOSS_SPARSE_CATEGORICAL) {
+            int best = 0;
+            for (int c = 1; c < per; c++)
+                if (row[c] > row[best]) best = c;
+            sum += (float)best == s->yb[r];
+        } else {
+            double e = 0;
+            for (int c = 0; c < per; c++)
+                e += s->lc.kind == NB_LOSS_BINARY ? (row[c] > 0) == (tr[c] >= 0.5f) : fabs((double)row[c] - tr[c]);
+            sum += e / per;
+        }
     }
-    return correct;
+    return sum;
 }
 
 static nb_status session_error(const session *s, const char *who) {
@@ -126,7 +185,7 @@ static nb_status session_error(const session *s, const char *who) {
 /* Mean loss and accuracy over d, inference mode. */
 static nb_status session_evaluate(session *s, const nb_dataset *d, double *loss, double *accuracy) {
     double total = 0;
-    long correct = 0;
+    double correct = 0;
     for (int start = 0; start < d->n; start += s->batch) {
         int b = d->n - start < s->batch ? d->n - start : s->batch;
         session_feed(s, d, NULL, start, b);
@@ -135,22 +194,27 @@ static nb_status session_evaluate(session *s, const nb_dataset *d, double *loss,
         correct += session_correct(s, b);
     }
     if (loss) *loss = total / d->n;
-    if (accuracy) *accuracy = (double)correct / d->n;
+    if (accuracy) *accuracy = correct / d->n;
     return NB_OK;
 }
 
-nb_status nb_evaluate(nb_model *m, const nb_dataset *d, int batch_size, double *loss, double *accuracy) {
+nb_status nb_evaluate_loss(nb_model *m, const nb_dataset *d, int batch_size, const nb_loss_config *lc,
+                           double *loss, double *metric) {
     session s;
     if (!m) {
         nb__set_last_error("evaluate: model is NULL");
         return NB_ERROR;
     }
     if (batch_size < 1) batch_size = 32;
-    if (session_open(&s, m, d, batch_size, false, 0, "evaluate") != NB_OK) return NB_ERROR;
-    nb_status st = session_evaluate(&s, d, loss, accuracy);
+    if (session_open(&s, m, d, batch_size, false, 0, lc, "evaluate") != NB_OK) return NB_ERROR;
+    nb_status st = session_evaluate(&s, d, loss, metric);
     if (st != NB_OK) session_error(&s, "evaluate");
     session_close(&s);
     return st;
+}
+
+nb_status nb_evaluate(nb_model *m, const nb_dataset *d, int batch_size, double *loss, double *accuracy) {
+    return nb_evaluate_loss(m, d, batch_size, NULL, loss, accuracy);
 }
 
 /* ---- fit ---- */
@@ -311,7 +375,13 @@ nb_status nb_fit(nb_model *m, const nb_dataset *train_all, const nb_fit_opts *op
             goto fail;
         }
     }
-    if (session_open(&f.s, m, &train, o.batch_size, false, o.seed, "fit") != NB_OK) goto fail;
+    if (session_open(&f.s, m, &train, o.batch_size, false, o.seed, &o.loss, "fit") != NB_OK) goto fail;
+    hist.metric = metric_name(o.loss.kind);
+    if (regression(o.loss.kind) && (o.monitor == NB_MONITOR_VAL_ACCURACY || o.monitor == NB_MONITOR_ACCURACY)) {
+        nb__set_last_error("fit: an accuracy monitor with a regression loss, whose metric is the mean absolute "
+                           "error: watch a loss");
+        goto fail;
+    }
     if (val && (val->n < 1 || !val->x || !val->y)) {
         nb__set_last_error("fit: the validation set is empty");
         goto fail;
@@ -323,14 +393,13 @@ nb_status nb_fit(nb_model *m, const nb_dataset *train_all, const nb_fit_opts *op
 
     const float base_momentum = nb_optimizer_momentum(f.opt);
     nb_progress prog;
-    nb__progress_init(&prog, out, o.verbose > 0, steps);
+    nb__progress_init(&prog, out, o.verbose > 0, steps, hist.metric);
     double best = INFINITY;
     int wait = 0;
     long step_count = 0, diverged_step = 0;
     for (int epoch = 1; epoch <= o.epochs; epoch++) {
         nb_epoch_metrics em = {.epoch = epoch, .has_validation = val != NULL};
-        double t0 = nb__now(), total = 0;
-        long correct = 0;
+        double t0 = nb__now(), total = 0, correct = 0;
         nb__progress_epoch(&prog, epoch, o.epochs, t0);
         nb_shuffle(f.perm, train.n, o.seed, (uint64_t)epoch);
         if (o.schedule_per_epoch) apply_schedule(&f, epoch - 1, base_momentum);
@@ -357,12 +426,12 @@ nb_status nb_fit(nb_model *m, const nb_dataset *train_all, const nb_fit_opts *op
             total += (double)step_loss * b;
             correct += session_correct(&f.s, b);
             int seen = start + b;
-            nb__progress_step(&prog, k + 1, total / seen, (double)correct / seen, nb__now());
+            nb__progress_step(&prog, k + 1, total / seen, correct / seen, nb__now());
         }
         em.seconds = nb__now() - t0;
         em.step_seconds = em.seconds / steps;
         em.loss = total / train.n;
-        em.accuracy = (double)correct / train.n;
+        em.accuracy = correct / train.n;
         if (val && session_evaluate(&f.s, val, &em.val_loss, &em.val_accuracy) != NB_OK) {
             session_error(&f.s, "fit: validation");
             goto fail;
@@ -457,7 +526,7 @@ nb_status nb_predict_mc(nb_model *m, const nb_dataset *d, int batch_size, int sa
         return NB_ERROR;
     }
     if (batch_size < 1) batch_size = 32;
-    if (session_open(&s, m, d, batch_size, true, seed, "predict_mc") != NB_OK) return NB_ERROR;
+    if (session_open(&s, m, d, batch_size, true, seed, NULL, "predict_mc") != NB_OK) return NB_ERROR;
     const int c = s.classes;
     double *sum = malloc(sizeof(double) * (size_t)batch_size * c), *sq = malloc(sizeof(double) * (size_t)batch_size * c);
     double *e = malloc(sizeof(double) * (size_t)c);

@@ -28,7 +28,8 @@ nb_status nb_history_write_csv(const nb_history *h, const char *path) {
         return NB_ERROR;
     }
     FILE *f = out.f;
-    fprintf(f, "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n");
+    const char *metric = h->metric ? h->metric : "accuracy";
+    fprintf(f, "epoch,loss,%s,val_loss,val_%s,lr,seconds\n", metric, metric);
     for (int i = 0; i < h->n_epochs; i++) {
         const nb_epoch_metrics *e = &h->epochs[i];
         fprintf(f, "%d,%.6f,%.6f,", e->epoch, e->loss, e->accuracy);
@@ -74,7 +75,7 @@ static char *plot_script(const nb_history *h, const char *term, size_t *len) {
     bool val = h->epochs[0].has_validation;
     fprintf(gp, "set terminal %s\nset output\nset multiplot layout 1,2\nset grid\nset xlabel 'epoch'\n", term);
     for (int panel = 0; panel < 2; panel++) {
-        const char *what = panel ? "accuracy" : "loss";
+        const char *what = panel ? (h->metric ? h->metric : "accuracy") : "loss";
         fprintf(gp, "set title '%s'\nset key %s\n", what, panel ? "bottom right" : "top right");
         fprintf(gp, "plot '-' with linespoints title 'training %s'%s\n", what,
                 val ? ", '-' with linespoints title 'validation'" : "");

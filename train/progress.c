@@ -13,7 +13,8 @@ double nb__now(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-void nb__progress_init(nb_progress *p, FILE *out, bool on, int steps) {
+void nb__progress_init(nb_progress *p, FILE *out, bool on, int steps, const char *metric) {
+    p->metric = metric ? metric : "accuracy";
     p->out = out;
     p->on = on;
     p->tty = on && isatty(fileno(out));
@@ -50,7 +51,7 @@ void nb__progress_step(nb_progress *p, int step, double loss, double accuracy, d
     double eta = step ? (now - p->start) / step * (p->steps - step) : 0;
     fprintf(p->out, " - ETA ");
     duration(p->out, eta);
-    fprintf(p->out, " - loss: %.4f - accuracy: %.4f\033[K", loss, accuracy);
+    fprintf(p->out, " - loss: %.4f - %s: %.4f\033[K", loss, p->metric, accuracy);
     fflush(p->out);
 }
 
@@ -68,9 +69,10 @@ void nb__progress_end(nb_progress *p, const nb_epoch_metrics *m) {
     fprintf(p->out, "%d/%d ", p->steps, p->steps);
     bar(p->out, p->steps, p->steps);
     double ms = 1000.0 * m->step_seconds;
-    fprintf(p->out, " - %.0fs %.*fms/step - loss: %.4f - accuracy: %.4f", m->seconds, ms < 10 ? 1 : 0, ms,
-            m->loss, m->accuracy);
-    if (m->has_validation) fprintf(p->out, " - val_loss: %.4f - val_accuracy: %.4f", m->val_loss, m->val_accuracy);
+    fprintf(p->out, " - %.0fs %.*fms/step - loss: %.4f - %s: %.4f", m->seconds, ms < 10 ? 1 : 0, ms,
+            m->loss, p->metric, m->accuracy);
+    if (m->has_validation)
+        fprintf(p->out, " - val_loss: %.4f - val_%s: %.4f", m->val_loss, p->metric, m->val_accuracy);
     fprintf(p->out, " - lr: %.3g%s\n", m->lr, p->tty ? "\033[K" : "");
     fflush(p->out);
 }

@@ -12,10 +12,11 @@ typedef struct nb_progress {
     bool on;          /* verbose */
     bool tty;         /* redraw one line while the epoch runs */
     int steps;        /* per epoch */
+    const char *metric; /* "accuracy" or "mae" */
     double start, last_draw;
 } nb_progress;
 
-void nb__progress_init(nb_progress *p, FILE *out, bool on, int steps);
+void nb__progress_init(nb_progress *p, FILE *out, bool on, int steps, const char *metric);
 /* "Epoch 3/10" */
 void nb__progress_epoch(nb_progress *p, int epoch, int epochs, double now);
 /* After step (1-based) with the running means so far; redraws at most ten

@@ -26,9 +26,41 @@
 extern "C" {
 #endif
 
+/* The loss fit minimizes, on the model's (single) output. Every loss is
+ * averaged over the batch; the metric fit reports beside it (nb_history's
+ * `metric` names it) is given with each kind.
+ *   SPARSE_CATEGORICAL: softmax cross-entropy of logits [B,C] against
+ *     integer class labels y (Keras's SparseCategoricalCrossentropy(from_
+ *     logits=True)); metric "accuracy", argmax against the label.
+ *   BINARY: binary cross-entropy of logits against targets in [0,1]
+ *     (BinaryCrossentropy(from_logits=True)); metric "accuracy", the
+ *     fraction of outputs on the target's side of 0 (probability 0.5).
+ *   MSE, MAE, HUBER: mean squared error, mean absolute error, Huber loss
+ *     (delta huber_delta, 1 if 0) of the outputs against the targets;
+ *     metric "mae".
+ * Targets: the label y of each example, for an output of one value per
+ * example (or C class scores for SPARSE_CATEGORICAL); with target_is_input,
+ * the example's own input (an autoencoder: the output must have as many
+ * values as the input). A softmax (SPARSE_CATEGORICAL) or sigmoid
+ * (BINARY) as the model's last op is recognized and the loss computed from
+ * its input, as Keras's from_logits=False does, stably. */
+typedef enum nb_loss_kind {
+    NB_LOSS_SPARSE_CATEGORICAL = 0,
+    NB_LOSS_BINARY,
+    NB_LOSS_MSE,
+    NB_LOSS_MAE,
+    NB_LOSS_HUBER
+} nb_loss_kind;
+
+typedef struct nb_loss_config {
+    nb_loss_kind kind;
+    bool target_is_input;
+    float huber_delta;
+} nb_loss_config;
+
 /* What one epoch measured. Losses include the regularization penalty, as
- * Keras's do; accuracy is the fraction of argmax predictions equal to the
- * label. */
+ * Keras's do; `accuracy` holds the loss's metric (see nb_loss_kind: the
+ * fraction of correct predictions, or the mean absolute error). */
 typedef struct nb_epoch_metrics {
     int epoch;                  /* 1-based */
     double loss, accuracy;      /* over the epoch's training batches */
@@ -46,7 +78,8 @@ typedef bool (*nb_epoch_callback)(const nb_epoch_metrics *metrics, void *user);
  * validation data the val_ kinds watch the training metric instead. */
 typedef enum nb_monitor {
     NB_MONITOR_VAL_LOSS = 0, /* lower is better (the default, as Keras) */
-    NB_MONITOR_VAL_ACCURACY, /* higher is better */
+    NB_MONITOR_VAL_ACCURACY, /* higher is better; the metric "mae" (regression
+                                losses) cannot be watched this way */
     NB_MONITOR_LOSS,
     NB_MONITOR_ACCURACY
 } nb_monitor;
@@ -71,6 +104,7 @@ typedef struct nb_fit_opts {
                                       val_loss, or loss without validation) */
     nb_epoch_callback on_epoch;
     void *user;
+    nb_loss_config loss;           /* zeroed: softmax cross-entropy on integer labels */
     bool allow_nonfinite;          /* go on through a loss that is NaN or infinite; by
                                       default fit stops at the first (see nb_fit) */
     int verbose;                   /* 0 silent; 1 Keras's progress bar, redrawn on a
@@ -82,6 +116,7 @@ typedef struct nb_fit_opts {
 nb_fit_opts nb_fit_defaults(void);
 
 typedef struct nb_history {
+    const char *metric;            /* "accuracy" or "mae" (static: do not free) */
     int n_epochs;
     nb_epoch_metrics *epochs;      /* n_epochs entries, owned */
     int best_epoch;                /* 1-based, by the monitored metric */
@@ -108,8 +143,14 @@ typedef struct nb_history {
 nb_status nb_fit(nb_model *m, const nb_dataset *train, const nb_fit_opts *opts, nb_history *h);
 void nb_history_free(nb_history *h);
 
-/* Mean loss (with penalty) and accuracy of m on d in inference mode. */
+/* Mean loss (with penalty) and accuracy of m on d in inference mode, with
+ * softmax cross-entropy on integer labels. */
 nb_status nb_evaluate(nb_model *m, const nb_dataset *d, int batch_size, double *loss, double *accuracy);
+
+/* The same for any loss (NULL: softmax cross-entropy): its mean and its
+ * metric (see nb_loss_kind). Errors: as nb_fit's for data and model. */
+nb_status nb_evaluate_loss(nb_model *m, const nb_dataset *d, int batch_size, const nb_loss_config *loss,
+                           double *mean_loss, double *metric);
 
 /* The model's outputs for every example of d (its labels are not needed),
  * in inference mode, batch_size at a time (32 if < 1): out holds d->n ×
@@ -128,7 +169,8 @@ nb_status nb_predict_mc(nb_model *m, const nb_dataset *d, int batch_size, int sa
                         float *mean_probs, float *std_probs, double *accuracy);
 
 /* Writes one CSV row per epoch: epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds
- * (atomically, like a model save). */
+ * (atomically, like a model save); "accuracy" is the history's metric's
+ * name ("mae" for regression losses). */
 nb_status nb_history_write_csv(const nb_history *h, const char *path);
 
 /* Draws the learning curves (loss and accuracy, training and validation,
