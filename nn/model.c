@@ -120,6 +120,29 @@ nb_layer *nb_model_add_layer(nb_model *m, const nb_layer_class *cls, const char 
     return l ? nb__model_append(m, l, name && name[0]) : NULL;
 }
 
+nb_model *nb_model_clone(const nb_model *m) {
+    if (!m) {
+        nb__set_last_error("model clone: model is NULL");
+        return NULL;
+    }
+    nb_model *c = nb_model_new(m->in_rank, m->in_dims, m->seed);
+    for (int i = 0; c && i < m->n_layers; i++) {
+        const nb_layer *l = m->layers[i];
+        nb_layer *k = nb__layer_make(l->cls, l->name, l->config, l->in_rank, l->in_dims, &c->rng, UINT64_MAX, NULL);
+        if (!k || !nb__model_append(c, k, true)) {
+            nb_model_free(c);
+            return NULL;
+        }
+        k->trainable = l->trainable;
+        for (int t = 0; t < l->n_tensors; t++) {
+            memcpy(k->tensors[t]->data, l->tensors[t]->data, l->tensors[t]->size * sizeof(float));
+            k->tensors[t]->trainable = l->tensors[t]->trainable;
+        }
+    }
+    if (c) c->rng = m->rng; /* where m's stream is, whatever drew from it */
+    return c;
+}
+
 int nb_model_layer_count(const nb_model *m) { return m ? m->n_layers : 0; }
 
 nb_layer *nb_model_layer(const nb_model *m, int i) {

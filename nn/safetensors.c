@@ -130,10 +130,13 @@ static json_t *header_json(const char *op, const char *path, const char *const *
     }
     uint64_t at = 0;
     for (int i = 0; ok && i < n; i++) {
-        if (!key_ok(op, path, "tensor", i, t[i]->name)) return json_decref(h), NULL;
-        if (json_object_get(h, t[i]->name))
-            return json_decref(h), nb__st_fail(op, path, "two tensors are named \"%s\" (two layers share a name)",
-                                               t[i]->name), NULL;
+        bool good = key_ok(op, path, "tensor", i, t[i]->name);
+        if (good && json_object_get(h, t[i]->name))
+            good = nb__st_fail(op, path, "two tensors are named \"%s\"", t[i]->name);
+        if (!good) {
+            json_decref(h);
+            return NULL;
+        }
         json_t *shape = json_array(), *e = json_object();
         for (int d = 0; shape && d < t[i]->shape.rank; d++) json_array_append_new(shape, json_integer(t[i]->shape.dim[d]));
         uint64_t end = at + 4 * (uint64_t)t[i]->size;

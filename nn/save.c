@@ -319,34 +319,11 @@ static nb_model *build_model(reader *r, const char *arch_text, uint64_t data_len
 
 /* ---- tensors ---- */
 
-/* Pairs each of the model's tensors with its entry (match[i]), by name and
- * shape; the file must hold those tensors and no others. */
-static bool match_tensors(const reader *r, nb_st_file *s, nb_tensor *const *t, int n, nb_st_entry **match) {
-    for (int i = 0; i < n; i++) {
-        nb_st_entry *e = nb__st_find(s, t[i]->name);
-        if (!e) return BAD("tensor \"%s\" is missing", t[i]->name);
-        if (e->used) return BAD("the model has two tensors named \"%s\"", t[i]->name);
-        e->used = true;
-        match[i] = e;
-        bool same = e->rank == t[i]->shape.rank;
-        for (int d = 0; same && d < e->rank; d++) same = e->dims[d] == t[i]->shape.dim[d];
-        if (!same) {
-            char want[NB_SHAPE_STR_LEN], got[NB_SHAPE_STR_LEN];
-            nb_shape fs = {.rank = e->rank};
-            memcpy(fs.dim, e->dims, sizeof e->dims);
-            nb_shape_str(&fs, got, sizeof got);
-            nb_shape_str(&t[i]->shape, want, sizeof want);
-            return BAD("tensor \"%s\" has shape %s in the file, the model's is %s", t[i]->name, got, want);
-        }
-    }
-    for (size_t i = 0; i < s->n_entries; i++)
-        if (!s->entries[i].used) return BAD("unexpected tensor \"%.64s\"", s->entries[i].name);
-    return true;
-}
-
 /* Reads each matched tensor into dst[i] and checks the checksum when the
  * file has one. */
-static bool read_data(const reader *r, nb_st_file *s, nb_st_entry **match, int n, float **dst, const char *arch) {
+static bool read_data(const reader *r, nb_st_file *s, nb_st_entry **match, int n, float **dst, const char *arch,
+                      bool *crc_bad) {
+    if (crc_bad) *crc_bad = false;
     uint32_t crc = arch ? nb__crc_bytes(0, arch, strlen(arch)) : 0;
     for (int i = 0; i < n; i++)
         if (!nb__st_read(s, match[i], dst[i], &crc)) return false;
@@ -354,10 +331,51 @@ static bool read_data(const reader *r, nb_st_file *s, nb_st_entry **match, int n
     if (want) {
         char got[16];
         snprintf(got, sizeof got, "%08" PRIx32, crc);
+        if (strcmp(want, got) != 0 && crc_bad) *crc_bad = true;
         if (strcmp(want, got) != 0)
             return BAD("checksum mismatch (weights_crc32 says %.16s, the contents give %s): the file is corrupt", want,
                        got);
     }
+    return true;
+}
+
+/* Pairs t[i] with its entry (match[i], NULL when skipped) as the options
+ * allow, filling the report's counts and results. */
+static bool match_by_name(const reader *r, nb_st_file *s, nb_tensor *const *t, int n, const nb_load_options *o,
+                          nb_st_entry **match, nb_load_report *rep) {
+    for (int i = 0; i < n; i++) {
+        nb_st_entry *e = nb__st_find(s, t[i]->name);
+        nb_load_result res = NB_LOADED;
+        if (!e) {
+            if (!o->skip_missing) return BAD("tensor \"%s\" is missing", t[i]->name);
+            res = NB_LOAD_MISSING;
+        } else if (e->used) {
+            return BAD("two of the tensors to load are named \"%s\"", t[i]->name);
+        } else {
+            e->used = true;
+            bool same = e->rank == t[i]->shape.rank;
+            for (int d = 0; same && d < e->rank; d++) same = e->dims[d] == t[i]->shape.dim[d];
+            if (!same && !o->skip_mismatched) {
+                char want[NB_SHAPE_STR_LEN], got[NB_SHAPE_STR_LEN];
+                nb_shape fs = {.rank = e->rank};
+                memcpy(fs.dim, e->dims, sizeof e->dims);
+                nb_shape_str(&fs, got, sizeof got);
+                nb_shape_str(&t[i]->shape, want, sizeof want);
+                return BAD("tensor \"%s\" has shape %s in the file, the model's is %s", t[i]->name, got, want);
+            }
+            if (!same) res = NB_LOAD_MISMATCHED;
+        }
+        match[i] = res == NB_LOADED ? e : NULL;
+        if (rep->result) rep->result[i] = res;
+        rep->loaded += res == NB_LOADED;
+        rep->missing += res == NB_LOAD_MISSING;
+        rep->mismatched += res == NB_LOAD_MISMATCHED;
+    }
+    for (size_t i = 0; i < s->n_entries; i++)
+        if (!s->entries[i].used) {
+            if (!o->skip_unexpected) return BAD("unexpected tensor \"%.64s\"", s->entries[i].name);
+            rep->unexpected++;
+        }
     return true;
 }
 
@@ -387,10 +405,12 @@ nb_model *nb_model_load(const char *path) {
         dst = calloc((size_t)m->n_tensors + 1, sizeof *dst);
         if (!match || !dst) ok = BAD("out of memory");
     }
-    if (ok) ok = match_tensors(r, &s, m->tensors, m->n_tensors, match);
+    nb_load_options strict = {0};
+    nb_load_report rep = {0};
+    if (ok) ok = match_by_name(r, &s, m->tensors, m->n_tensors, &strict, match, &rep);
     if (ok) {
         for (int i = 0; i < m->n_tensors; i++) dst[i] = m->tensors[i]->data; /* a fresh model: fill in place */
-        ok = read_data(r, &s, match, m->n_tensors, dst, arch);
+        ok = read_data(r, &s, match, m->n_tensors, dst, arch, NULL);
     }
     free(match);
     free(dst);
@@ -402,30 +422,98 @@ nb_model *nb_model_load(const char *path) {
     return m;
 }
 
-nb_status nb_model_load_weights(nb_model *m, const char *path) {
-    reader rd = {"model load weights", path, 0}, *r = &rd;
-    if (!m || !path) return BAD("%s", !m ? "model is NULL" : "no path"), NB_ERROR;
+/* ---- loading tensors by name ---- */
+
+/* The checksum covers a nabla model's tensors in its own order: for any
+ * other selection, load the file as the model it is and copy from that. */
+static bool read_through_model(const reader *r, nb_tensor *const *t, int n, nb_st_entry **match, float **dst) {
+    nb_model *src = nb_model_load(r->path);
+    if (!src) return false; /* nb_last_error names the file and the problem */
+    for (int i = 0; i < n; i++) {
+        if (!match[i]) continue;
+        const nb_tensor *from = NULL;
+        for (int k = 0; !from && k < src->n_tensors; k++)
+            if (strcmp(src->tensors[k]->name, t[i]->name) == 0) from = src->tensors[k];
+        if (!from) { /* the file holds a tensor its own architecture lacks: load would have refused it */
+            nb_model_free(src);
+            return BAD("tensor \"%s\" is not part of the file's model", t[i]->name);
+        }
+        memcpy(dst[i], from->data, from->size * sizeof(float));
+    }
+    nb_model_free(src);
+    return true;
+}
+
+static nb_status load_by_name(const char *op, const char *path, int n, nb_tensor *const *t,
+                              const nb_load_options *options, nb_load_report *report) {
+    reader rd = {op, path, 0}, *r = &rd;
+    if (!path || n < 0 || (n > 0 && !t)) return BAD("%s", !path ? "no path" : "no tensors"), NB_ERROR;
+    for (int i = 0; i < n; i++)
+        if (!t[i]) return BAD("tensor %d is NULL", i), NB_ERROR;
+    nb_load_options o = options ? *options : (nb_load_options){0};
+    nb_load_report rep = {.result = report ? report->result : NULL};
     nb_st_file s;
     if (!nb__st_open(&s, r->op, path)) return NB_ERROR;
-    const int n = m->n_tensors;
-    nb_st_entry **match = calloc((size_t)n + 1, sizeof *match);
-    float **dst = calloc((size_t)n + 1, sizeof *dst);
+    /* match and dst: one slot per tensor (NULL when skipped); m2 and d2:
+     * the loaded ones only, in order, for read_data */
+    nb_st_entry **match = calloc((size_t)n + 1, sizeof *match), **m2 = calloc((size_t)n + 1, sizeof *m2);
+    float **dst = calloc((size_t)n + 1, sizeof *dst), **d2 = calloc((size_t)n + 1, sizeof *d2);
     float *stage = NULL;
-    bool ok = match && dst ? match_tensors(r, &s, m->tensors, n, match) : BAD("out of memory");
-    /* read everything aside first: a corrupt file must leave m as it was */
+    bool ok = match && m2 && dst && d2 ? match_by_name(r, &s, t, n, &o, match, &rep) : BAD("out of memory");
+    /* read everything aside first: a corrupt file must leave the tensors as they were */
     if (ok) {
         size_t total = 0;
-        for (int i = 0; i < n; i++) total += m->tensors[i]->size;
+        for (int i = 0; i < n; i++) total += match[i] ? t[i]->size : 0;
         stage = malloc((total ? total : 1) * sizeof *stage);
         if (!stage) ok = BAD("out of memory for %zu floats", total);
-        for (size_t i = 0, at = 0; ok && i < (size_t)n; at += m->tensors[i]->size, i++) dst[i] = stage + at;
+        for (size_t i = 0, at = 0; ok && i < (size_t)n; i++)
+            if (match[i]) dst[i] = stage + at, at += t[i]->size;
     }
-    if (ok) ok = read_data(r, &s, match, n, dst, nb__st_meta(&s, "architecture"));
+    if (ok && ((rep.loaded == n && rep.unexpected == 0) || !nb__st_meta(&s, "weights_crc32"))) {
+        int k = 0;
+        for (int i = 0; i < n; i++)
+            if (match[i]) m2[k] = match[i], d2[k] = dst[i], k++;
+        bool crc_bad;
+        ok = read_data(r, &s, m2, k, d2, nb__st_meta(&s, "architecture"), &crc_bad);
+        /* the checksum follows the saving model's order, which tensors
+         * given in another order miss: ask the model itself */
+        if (crc_bad) ok = read_through_model(r, t, n, match, dst);
+    } else if (ok) {
+        ok = read_through_model(r, t, n, match, dst);
+    }
     if (ok)
-        for (int i = 0; i < n; i++) memcpy(m->tensors[i]->data, dst[i], m->tensors[i]->size * sizeof(float));
+        for (int i = 0; i < n; i++)
+            if (match[i]) memcpy(t[i]->data, dst[i], t[i]->size * sizeof(float));
+    if (ok && report) *report = rep;
     free(stage);
     free(match);
+    free(m2);
     free(dst);
+    free(d2);
     nb__st_close(&s);
     return ok ? NB_OK : NB_ERROR;
+}
+
+nb_status nb_model_load_weights(nb_model *m, const char *path) {
+    return nb_model_load_weights_with(m, path, NULL, NULL);
+}
+
+nb_status nb_model_load_weights_with(nb_model *m, const char *path, const nb_load_options *options,
+                                     nb_load_report *report) {
+    if (!m) return nb__st_fail("model load weights", path, "model is NULL"), NB_ERROR;
+    return load_by_name("model load weights", path, m->n_tensors, m->tensors, options, report);
+}
+
+nb_status nb_tensors_load(const char *path, int n, nb_tensor *const *t, const nb_load_options *options,
+                          nb_load_report *report) {
+    return load_by_name("tensors load", path, n, t, options, report);
+}
+
+nb_status nb_tensors_save(const char *path, int n, nb_tensor *const *t) {
+    const char *op = "tensors save";
+    if (!path || !path[0] || n < 0 || (n > 0 && !t))
+        return nb__st_fail(op, path, "%s", !path || !path[0] ? "no path" : "no tensors"), NB_ERROR;
+    for (int i = 0; i < n; i++)
+        if (!t[i]) return nb__st_fail(op, path, "tensor %d is NULL", i), NB_ERROR;
+    return nb__st_write(op, path, NULL, NULL, 0, t, n) ? NB_OK : NB_ERROR;
 }

@@ -999,6 +999,150 @@ Test(nn_save, cut_and_scrambled_headers_never_load, .timeout = 300) {
     tdir_free(&d);
 }
 
+/* ---- transfer learning and state dicts ---- */
+
+/* input [4] -> Dense(5, relu) -> Dense(head) */
+static nb_model *two_dense(int head, uint64_t seed) {
+    nb_model *m = nb_model_new(1, (int[]){4}, seed);
+    nb_layer_spec a = nb_dense_spec(5, "relu", NULL), b = nb_dense_spec(head, NULL, NULL);
+    cr_assert(nb_model_add(m, &a) && nb_model_add(m, &b), "%s", nb_last_error());
+    return m;
+}
+
+Test(nn_save, load_weights_with_options_skips_another_head_and_reports_it) {
+    tdir d = tdir_new();
+    const char *p = in_dir(&d, "a.safetensors");
+    nb_model *a = two_dense(8, 1), *b = two_dense(1, 2), *b0 = two_dense(1, 2);
+    cr_assert_eq(nb_model_save(a, p), NB_OK, "%s", nb_last_error());
+    cr_assert_eq(nb_model_load_weights(b, p), NB_ERROR, "strict by default");
+    cr_assert(strstr(nb_last_error(), "tensor \"dense_1/kernel\" has shape [5,8] in the file, the model's is [5,1]"),
+              "%s", nb_last_error());
+    nb_load_result res[4];
+    nb_load_report rep = {.result = res};
+    nb_load_options o = {.skip_mismatched = true};
+    cr_assert_eq(nb_model_load_weights_with(b, p, &o, &rep), NB_OK, "%s", nb_last_error());
+    cr_assert(rep.loaded == 2 && rep.mismatched == 2 && rep.missing == 0 && rep.unexpected == 0);
+    cr_assert(res[0] == NB_LOADED && res[1] == NB_LOADED && res[2] == NB_LOAD_MISMATCHED && res[3] == NB_LOAD_MISMATCHED);
+    nb_tensor *const *ta, *const *tb, *const *t0;
+    nb_model_tensors(a, &ta), nb_model_tensors(b, &tb), nb_model_tensors(b0, &t0);
+    for (int i = 0; i < 2; i++) cr_assert_arr_eq(ta[i]->data, tb[i]->data, ta[i]->size * sizeof(float));
+    for (int i = 2; i < 4; i++) cr_assert_arr_eq(t0[i]->data, tb[i]->data, t0[i]->size * sizeof(float), "the head moved");
+
+    /* a longer model: its extra layer is missing from the file */
+    nb_model *longer = two_dense(8, 3);
+    nb_layer_spec c = nb_dense_spec(2, NULL, NULL);
+    nb_model_add(longer, &c);
+    o = (nb_load_options){.skip_missing = true};
+    rep = (nb_load_report){0};
+    cr_assert_eq(nb_model_load_weights_with(longer, p, &o, &rep), NB_OK, "%s", nb_last_error());
+    cr_assert(rep.loaded == 4 && rep.missing == 2, "%d %d", rep.loaded, rep.missing);
+    /* a shorter one: the file's second layer is unexpected */
+    nb_model *shorter = nb_model_new(1, (int[]){4}, 4);
+    nb_layer_spec only = nb_dense_spec(5, "relu", NULL);
+    nb_model_add(shorter, &only);
+    cr_assert_eq(nb_model_load_weights_with(shorter, p, &o, &rep), NB_ERROR);
+    cr_assert(strstr(nb_last_error(), "unexpected tensor \"dense_1/"), "%s", nb_last_error());
+    o.skip_unexpected = true;
+    cr_assert_eq(nb_model_load_weights_with(shorter, p, &o, &rep), NB_OK, "%s", nb_last_error());
+    cr_assert(rep.loaded == 2 && rep.unexpected == 2);
+
+    /* a partial load still checks the checksum, through the file's own model */
+    size_t len;
+    unsigned char *bytes = slurp(p, &len);
+    bytes[len - 1] ^= 0x10; /* the head's last bias */
+    const char *q = in_dir(&d, "bad.safetensors");
+    spill(q, bytes, len);
+    free(bytes);
+    nb_model *b2 = two_dense(1, 2);
+    o = (nb_load_options){.skip_mismatched = true};
+    cr_assert_eq(nb_model_load_weights_with(b2, q, &o, NULL), NB_ERROR);
+    cr_assert(strstr(nb_last_error(), "checksum mismatch") && strstr(nb_last_error(), q), "%s", nb_last_error());
+    assert_same_model(b0, b2);
+    nb_model_free(a), nb_model_free(b), nb_model_free(b0), nb_model_free(b2);
+    nb_model_free(longer), nb_model_free(shorter);
+    tdir_free(&d);
+}
+
+Test(nn_save, a_clone_is_the_same_model_with_weights_of_its_own) {
+    nb_model *m = full_model(31);
+    nb_model *c = nb_model_clone(m);
+    cr_assert_not_null(c, "%s", nb_last_error());
+    assert_same_model(m, c);
+    cr_assert_not(nb_layer_trainable(nb_model_layer(c, FROZEN)));
+    /* independent: changing the clone's weights leaves m's bits */
+    nb_model *m0 = full_model(31);
+    nb_tensor *const *t;
+    int n = nb_model_tensors(c, &t);
+    for (int i = 0; i < n; i++)
+        for (size_t k = 0; k < t[i]->size; k++) t[i]->data[k] += 1.0f;
+    assert_same_model(m0, m);
+    /* the same initializer stream: a layer added to each gets the same weights */
+    nb_layer_spec more = nb_dense_spec(4, NULL, "glorot_normal");
+    nb_layer *a = nb_model_add(m, &more), *b = nb_model_add(c, &more);
+    cr_assert(a && b);
+    cr_assert_arr_eq(nb_layer_tensor(a, 0)->data, nb_layer_tensor(b, 0)->data, 3 * 4 * sizeof(float));
+    cr_assert_null(nb_model_clone(NULL));
+    cr_assert_str_eq(nb_last_error(), "model clone: model is NULL");
+    nb_model_free(m), nb_model_free(m0), nb_model_free(c);
+}
+
+Test(nn_save, any_named_tensors_save_and_load_as_a_state_dict) {
+    tdir d = tdir_new();
+    const char *p = in_dir(&d, "state.safetensors");
+    nb_tensor *a = nb_tensor_new(2, (int[]){2, 3}), *b = nb_tensor_new(1, (int[]){4});
+    nb_tensor_set_name(a, "encoder/w");
+    nb_tensor_set_name(b, "step");
+    for (int i = 0; i < 6; i++) a->data[i] = (float)i - 2.5f;
+    for (int i = 0; i < 4; i++) b->data[i] = (float)(i * i);
+    cr_assert_eq(nb_tensors_save(p, 2, (nb_tensor *[]){a, b}), NB_OK, "%s", nb_last_error());
+    refused(p, "no __metadata__");
+    nb_tensor *a2 = nb_tensor_new(2, (int[]){2, 3}), *b2 = nb_tensor_new(1, (int[]){4});
+    nb_tensor_set_name(a2, "encoder/w");
+    nb_tensor_set_name(b2, "step");
+    nb_load_report rep = {0};
+    cr_assert_eq(nb_tensors_load(p, 2, (nb_tensor *[]){b2, a2}, NULL, &rep), NB_OK, "%s", nb_last_error());
+    cr_assert_eq(rep.loaded, 2);
+    cr_assert_arr_eq(a->data, a2->data, 6 * sizeof(float));
+    cr_assert_arr_eq(b->data, b2->data, 4 * sizeof(float));
+    /* a model's file is a state dict too, checksum included, in any order */
+    nb_model *m = small_model(3);
+    const char *q = in_dir(&d, "m.safetensors");
+    cr_assert_eq(nb_model_save(m, q), NB_OK, "%s", nb_last_error());
+    nb_tensor *const *t;
+    nb_model_tensors(m, &t);
+    nb_tensor *kernel = nb_tensor_new(2, (int[]){4, 3}), *bias = nb_tensor_new(1, (int[]){3});
+    nb_tensor_set_name(kernel, "dense/kernel");
+    nb_tensor_set_name(bias, "dense/bias");
+    nb_load_options o = {.skip_unexpected = true};
+    cr_assert_eq(nb_tensors_load(q, 2, (nb_tensor *[]){bias, kernel}, &o, &rep), NB_OK, "%s", nb_last_error());
+    cr_assert(rep.loaded == 2 && rep.unexpected == 4);
+    cr_assert_arr_eq(kernel->data, t[0]->data, 12 * sizeof(float));
+    cr_assert_arr_eq(bias->data, t[1]->data, 3 * sizeof(float));
+    /* all of them in reverse order: the checksum, made in model order, still holds */
+    nb_model *m2 = small_model(9);
+    nb_tensor *const *t2;
+    int n2 = nb_model_tensors(m2, &t2);
+    nb_tensor *rev[6];
+    for (int i = 0; i < n2; i++) rev[i] = t2[n2 - 1 - i];
+    cr_assert_eq(nb_tensors_load(q, n2, rev, NULL, &rep), NB_OK, "%s", nb_last_error());
+    assert_same_model(m, m2);
+    nb_model_free(m2);
+    /* what a save refuses */
+    nb_tensor_set_name(b, "encoder/w");
+    cr_assert_eq(nb_tensors_save(p, 2, (nb_tensor *[]){a, b}), NB_ERROR);
+    cr_assert(strstr(nb_last_error(), "two tensors are named \"encoder/w\"") && strstr(nb_last_error(), p), "%s",
+              nb_last_error());
+    nb_tensor_set_name(b, "");
+    cr_assert_eq(nb_tensors_save(p, 2, (nb_tensor *[]){a, b}), NB_ERROR);
+    cr_assert(strstr(nb_last_error(), "cannot key a safetensors entry"), "%s", nb_last_error());
+    cr_assert_eq(nb_tensors_save(NULL, 1, &a), NB_ERROR);
+    cr_assert_eq(nb_tensors_load(p, 1, (nb_tensor *[]){NULL}, NULL, NULL), NB_ERROR);
+    nb_tensor_free(a), nb_tensor_free(b), nb_tensor_free(a2), nb_tensor_free(b2);
+    nb_tensor_free(kernel), nb_tensor_free(bias);
+    nb_model_free(m);
+    tdir_free(&d);
+}
+
 /* ---- files written before layer classes ---- */
 
 /* The architecture small_model(1) had when every layer's config held every

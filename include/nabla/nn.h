@@ -75,7 +75,9 @@ typedef struct nb_layer_spec {
                                column), 1 each input's outgoing weights (a row) */
     /* DENSE (optional activation) and ACTIVATION */
     char activation[16];    /* "" or "linear" = none; relu, leaky_relu, prelu, rrelu, elu, selu,
-                               gelu, swish, tanh, sigmoid, softplus, softmax */
+                               gelu, swish, tanh, sigmoid, softplus, softmax, or a registered
+                               name (one of 16 bytes or more: use the class's config, whose
+                               strings hold NB_FIELD_STRING_MAX - 1) */
     float alpha;            /* leaky_relu slope (0 = 0.2, the book's) or elu alpha (0 = 1) */
     /* DROPOUT, ALPHA_DROPOUT */
     float rate;
@@ -287,6 +289,13 @@ nb_layer *nb_model_add(nb_model *m, const nb_layer_spec *spec);
  * does, and returns it (owned by the model). NULL with nb_last_error() set. */
 nb_layer *nb_model_add_layer(nb_model *m, const nb_layer_class *cls, const char *name, const void *config);
 
+/* A deep copy of m: the same layers (classes, configs, names, trainable
+ * flags), input shape, seed and initializer stream, and bit-identical
+ * tensors of its own, so training one leaves the other unchanged. The
+ * caller owns it (nb_model_free). NULL with nb_last_error() set: NULL m,
+ * out of memory. */
+nb_model *nb_model_clone(const nb_model *m);
+
 int nb_model_layer_count(const nb_model *m);
 nb_layer *nb_model_layer(const nb_model *m, int i);
 int nb_model_input_dims(const nb_model *m, int *dims);
@@ -338,6 +347,49 @@ nb_model *nb_model_load(const char *path);
  * nothing: on NB_ERROR (nb_last_error() as for nb_model_load) m is as it
  * was. */
 nb_status nb_model_load_weights(nb_model *m, const char *path);
+
+/* Options for loading tensors by name (nb_model_load_weights_with,
+ * nb_tensors_load); all false is strict: the file must hold exactly the
+ * tensors asked for, with their shapes. */
+typedef struct nb_load_options {
+    bool skip_missing;    /* a tensor the file lacks keeps its values */
+    bool skip_mismatched; /* a tensor whose shape differs in the file keeps its values */
+    bool skip_unexpected; /* the file's tensors that nothing asks for are ignored */
+} nb_load_options;
+
+typedef enum nb_load_result { NB_LOADED, NB_LOAD_MISSING, NB_LOAD_MISMATCHED } nb_load_result;
+
+/* What a load did: counts, and for each tensor asked for (in the order
+ * asked) what happened to it, in result when the caller gives an array of
+ * that many entries (else NULL). Filled on success only. */
+typedef struct nb_load_report {
+    int loaded, missing, mismatched, unexpected;
+    nb_load_result *result;
+} nb_load_report;
+
+/* nb_model_load_weights with options (NULL = strict) and an optional
+ * report: transfer learning from a model whose head differs. When the
+ * file holds a weights_crc32 and not exactly m's tensors, the checksum is
+ * checked by loading the file as a whole model (nb_model_load), so its
+ * layer classes must be registered. All or nothing: on NB_ERROR m is as it
+ * was, with nb_last_error() as for nb_model_load_weights. */
+nb_status nb_model_load_weights_with(nb_model *m, const char *path, const nb_load_options *options,
+                                     nb_load_report *report);
+
+/* ---- State dicts: any named tensors ---- */
+
+/* Saves the n tensors as a safetensors file of F32 tensors keyed by their
+ * names, with no nabla metadata, atomically as nb_model_save does (t and
+ * the tensors are only read). NB_ERROR with nb_last_error() naming the
+ * file: NULL arguments, n < 0, an empty, repeated or non-UTF-8 name, the
+ * name "__metadata__", a failed create, write, sync or rename. */
+nb_status nb_tensors_save(const char *path, int n, nb_tensor *const *t);
+/* Copies into each of the n tensors the file's tensor of the same name
+ * and shape, in any order, as nb_model_load_weights_with does (a file
+ * with nabla's weights_crc32 is checked). All or nothing: on NB_ERROR the
+ * tensors are as they were. */
+nb_status nb_tensors_load(const char *path, int n, nb_tensor *const *t, const nb_load_options *options,
+                          nb_load_report *report);
 
 #ifdef __cplusplus
 }
