@@ -21,6 +21,7 @@ struct nb_layer {
     int n_tensors;
     nb_tensor *scratch;  /* a built-in's working tensor, not saved (Normalization's 1/std) */
     bool trainable;
+    int refs; /* the caller's or a model's, one each: a layer shared by models lives until the last lets go */
     /* while a model is loaded: the floats its file holds, so a corrupt size
      * is refused before it is allocated (UINT64_MAX = no limit) */
     uint64_t float_budget, floats_made;

@@ -350,6 +350,7 @@ nb_layer *nb__layer_make(const nb_layer_class *cls, const char *name, const void
         return NULL;
     }
     if (config) memcpy(cfg, config, cls->config_size);
+    l->refs = 1;
     l->cls = cls;
     l->config = cfg;
     for (int i = 0; i < cls->n_fields; i++)
@@ -417,7 +418,7 @@ nb_layer *nb_layer_new(const nb_layer_spec *spec, int rank, const int *in_dims, 
 }
 
 void nb_layer_free(nb_layer *l) {
-    if (!l) return;
+    if (!l || --l->refs > 0) return;
     nb_tensor_free(l->scratch);
     for (int i = 0; i < l->n_tensors; i++) nb_tensor_free(l->tensors[i]);
     free(l->config);

@@ -120,25 +120,56 @@ nb_layer *nb_model_add_layer(nb_model *m, const nb_layer_class *cls, const char 
     return l ? nb__model_append(m, l, name && name[0]) : NULL;
 }
 
+nb_layer *nb_model_add_from(nb_model *m, nb_layer *l, bool shared) {
+    if (!m || !l) {
+        nb__set_last_error("model add: model or layer is NULL");
+        return NULL;
+    }
+    for (int i = 0; shared && i < m->n_layers; i++)
+        if (m->layers[i] == l) {
+            nb__set_last_error("model add: layer '%s' is in the model already", l->name);
+            return NULL;
+        }
+    int dims[NB_MAX_RANK];
+    int rank = nb_model_output_dims(m, dims);
+    bool fits = rank == l->in_rank && memcmp(dims, l->in_dims, (size_t)rank * sizeof(int)) == 0;
+    if (!fits) {
+        nb_shape have = {.rank = rank}, want = {.rank = l->in_rank};
+        memcpy(have.dim, dims, (size_t)rank * sizeof(int));
+        memcpy(want.dim, l->in_dims, (size_t)l->in_rank * sizeof(int));
+        char a[NB_SHAPE_STR_LEN], b[NB_SHAPE_STR_LEN];
+        nb_shape_str(&want, a, sizeof a);
+        nb_shape_str(&have, b, sizeof b);
+        nb__set_last_error("model add: %s '%s' takes %s, the model's output is %s", l->cls->name, l->name, a, b);
+        return NULL;
+    }
+    if (shared) {
+        l->refs++; /* nb__model_append lets go of it again on failure */
+        return nb__model_append(m, l, true);
+    }
+    /* a copy draws from m's stream as the layer it replaces would, so a
+     * model rebuilt from its seed on loading stays the same */
+    nb_layer *k = nb__layer_make(l->cls, l->name, l->config, l->in_rank, l->in_dims, &m->rng, UINT64_MAX, NULL);
+    if (!k) return NULL;
+    k->trainable = l->trainable;
+    for (int t = 0; t < l->n_tensors; t++) {
+        memcpy(k->tensors[t]->data, l->tensors[t]->data, l->tensors[t]->size * sizeof(float));
+        k->tensors[t]->trainable = l->tensors[t]->trainable;
+    }
+    return nb__model_append(m, k, true);
+}
+
 nb_model *nb_model_clone(const nb_model *m) {
     if (!m) {
         nb__set_last_error("model clone: model is NULL");
         return NULL;
     }
     nb_model *c = nb_model_new(m->in_rank, m->in_dims, m->seed);
-    for (int i = 0; c && i < m->n_layers; i++) {
-        const nb_layer *l = m->layers[i];
-        nb_layer *k = nb__layer_make(l->cls, l->name, l->config, l->in_rank, l->in_dims, &c->rng, UINT64_MAX, NULL);
-        if (!k || !nb__model_append(c, k, true)) {
+    for (int i = 0; c && i < m->n_layers; i++)
+        if (!nb_model_add_from(c, m->layers[i], false)) {
             nb_model_free(c);
             return NULL;
         }
-        k->trainable = l->trainable;
-        for (int t = 0; t < l->n_tensors; t++) {
-            memcpy(k->tensors[t]->data, l->tensors[t]->data, l->tensors[t]->size * sizeof(float));
-            k->tensors[t]->trainable = l->tensors[t]->trainable;
-        }
-    }
     if (c) c->rng = m->rng; /* where m's stream is, whatever drew from it */
     return c;
 }

@@ -1086,6 +1086,55 @@ Test(nn_save, a_clone_is_the_same_model_with_weights_of_its_own) {
     nb_model_free(m), nb_model_free(m0), nb_model_free(c);
 }
 
+/* The chapter's transfer learning in small: B reuses A's first layer
+ * (shared) and a copy of its second, with a new head. */
+Test(nn_save, a_model_built_from_another_s_layers_shares_or_copies_them_as_asked) {
+    tdir d = tdir_new();
+    nb_model *a = two_dense(6, 41);
+    nb_layer_spec head = nb_dense_spec(3, NULL, NULL);
+    nb_model_add(a, &head);
+    nb_model *b = nb_model_new(1, (int[]){4}, 42);
+    nb_layer *s = nb_model_add_from(b, nb_model_layer(a, 0), true);
+    nb_layer *c = nb_model_add_from(b, nb_model_layer(a, 1), false);
+    cr_assert(s && c, "%s", nb_last_error());
+    nb_layer_spec out = nb_dense_spec(1, "sigmoid", NULL);
+    nb_layer *o = nb_model_add(b, &out);
+    cr_assert_not_null(o, "%s", nb_last_error());
+    cr_assert_str_eq(nb_layer_name(o), "dense_2", "named after the layers B holds");
+    cr_assert_eq(s, nb_model_layer(a, 0), "shared: the same layer");
+    cr_assert_neq(c, nb_model_layer(a, 1), "copied: a layer of its own");
+    nb_tensor *ck = nb_layer_tensor(c, 0), *ak = nb_layer_tensor(nb_model_layer(a, 1), 0);
+    cr_assert_arr_eq(ck->data, ak->data, ck->size * sizeof(float));
+    ck->data[0] += 1;
+    cr_assert_neq(ck->data[0], ak->data[0], "the copy's weights are its own");
+    /* refused: a shape that does not fit, the same shared layer twice */
+    cr_assert_null(nb_model_add_from(b, nb_model_layer(a, 2), true));
+    cr_assert_str_eq(nb_last_error(), "model add: Dense 'dense_2' takes [6], the model's output is [1]");
+    nb_model *b2 = nb_model_new(1, (int[]){4}, 1);
+    cr_assert_not_null(nb_model_add_from(b2, s, true));
+    cr_assert_null(nb_model_add_from(b2, s, true));
+    cr_assert(strstr(nb_last_error(), "is in the model already"), "%s", nb_last_error());
+    nb_model_free(b2);
+    /* the shared layer outlives A; B saves and loads as any model */
+    nb_layer_set_trainable(s, false);
+    nb_model_free(a);
+    cr_assert_not(nb_layer_trainable(s));
+    nb_model *back = save_and_load(b, in_dir(&d, "b.safetensors"));
+    assert_same_model(b, back);
+    nb_model_free(back);
+    nb_model_free(b);
+    /* a layer made alone and shared: the caller's free and the model's each let go */
+    nb_rng r;
+    nb_rng_seed(&r, 1, 0);
+    nb_layer *alone = nb_layer_new(&out, 1, (int[]){4}, &r);
+    nb_model *m = nb_model_new(1, (int[]){4}, 1);
+    cr_assert_not_null(nb_model_add_from(m, alone, true));
+    nb_layer_free(alone);
+    cr_assert_eq(nb_layer_tensor_count(nb_model_layer(m, 0)), 2, "the model's hold keeps it");
+    nb_model_free(m);
+    tdir_free(&d);
+}
+
 Test(nn_save, any_named_tensors_save_and_load_as_a_state_dict) {
     tdir d = tdir_new();
     const char *p = in_dir(&d, "state.safetensors");

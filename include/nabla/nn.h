@@ -104,6 +104,8 @@ typedef struct nb_layer nb_layer; /* opaque */
  * [0,1), a Dense on a rank > 1 input, ...). The caller owns it
  * (nb_layer_free) unless it is added to a model. */
 nb_layer *nb_layer_new(const nb_layer_spec *spec, int rank, const int *in_dims, nb_rng *rng);
+/* Lets go of the caller's hold on l: it is freed unless a model shares it
+ * (nb_model_add_from), which then frees it with itself. NULL is allowed. */
 void nb_layer_free(nb_layer *l);
 
 /* Adds the layer's ops after x in x's graph and returns the output node
@@ -288,6 +290,18 @@ nb_layer *nb_model_add(nb_model *m, const nb_layer_spec *spec);
  * style) made from config (NULL = defaults), as nb_layer_new_from_config
  * does, and returns it (owned by the model). NULL with nb_last_error() set. */
 nb_layer *nb_model_add_layer(nb_model *m, const nb_layer_class *cls, const char *name, const void *config);
+
+/* Appends layer l (another model's, or one made by nb_layer_new*) to m,
+ * whose output shape must be l's input shape. shared: m holds l itself, so
+ * both train the same tensors and freezing it freezes it in both (Keras's
+ * reuse of a layer object); l lives until its last holder frees it (the
+ * caller's nb_layer_free or nb_model_free each let go of one hold). Not
+ * shared: m gets a copy with its own tensors (same config, name, flags and
+ * bits). Returns the layer in m. NULL with nb_last_error() set: NULL
+ * arguments, a shape that does not fit, l in m already (shared), a layer
+ * of that name in m, out of memory. Building a model from another's first
+ * k layers is k such calls. */
+nb_layer *nb_model_add_from(nb_model *m, nb_layer *l, bool shared);
 
 /* A deep copy of m: the same layers (classes, configs, names, trainable
  * flags), input shape, seed and initializer stream, and bit-identical
