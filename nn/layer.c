@@ -46,6 +46,13 @@ const nb_layer_class *nb_layer_class_find(const char *name) {
     return NULL;
 }
 
+int nb_layer_class_count(void) { return N_BUILTINS + n_registered; }
+
+const nb_layer_class *nb_layer_class_at(int i) {
+    if (i < 0 || i >= N_BUILTINS + n_registered) return NULL;
+    return i < N_BUILTINS ? builtins[i] : registered[i - N_BUILTINS];
+}
+
 static bool is_string(nb_field_type t) {
     return t == NB_FIELD_STRING || t == NB_FIELD_ACTIVATION || t == NB_FIELD_INITIALIZER;
 }
@@ -294,7 +301,7 @@ nb_tensor *nb_layer_add_tensor(nb_layer *l, const char *role, int rank, const in
     l->fixed[l->n_tensors] = !trainable;
     snprintf(l->roles[l->n_tensors], NB_ROLE_MAX, "%s", role);
     l->tensors[l->n_tensors++] = t;
-    snprintf(t->name, sizeof t->name, "%s/%s", l->name, role);
+    nb__layer_name_tensors(l);
     return t;
 }
 
@@ -311,8 +318,11 @@ nb_tensor *nb__layer_scratch(nb_layer *l, int rank, const int *dims) {
 }
 
 void nb__layer_name_tensors(nb_layer *l) {
-    for (int i = 0; i < l->n_tensors; i++)
-        snprintf(l->tensors[i]->name, sizeof l->tensors[i]->name, "%s/%s", l->name, l->roles[i]);
+    for (int i = 0; i < l->n_tensors; i++) {
+        char full[NB_LAYER_NAME_MAX + NB_ROLE_MAX + 1];
+        snprintf(full, sizeof full, "%s/%s", l->name, l->roles[i]);
+        nb_tensor_set_name(l->tensors[i], full); /* cut at 63 bytes, as tensor names are */
+    }
 }
 
 void nb__layer_rename(nb_layer *l, const char *name) {

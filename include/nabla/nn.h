@@ -215,6 +215,11 @@ typedef struct nb_layer_class {
 nb_status nb_layer_class_register(const nb_layer_class *cls);
 /* The class registered (or built in) under name, or NULL. */
 const nb_layer_class *nb_layer_class_find(const char *name);
+/* Every class, built-in ones first in nb_layer_kind's order, then the
+ * registered ones in the order registered: i in [0, nb_layer_class_count()),
+ * NULL outside. */
+int nb_layer_class_count(void);
+const nb_layer_class *nb_layer_class_at(int i);
 
 /* Makes a layer of class cls named name (NULL or "" = cls->base_name) from
  * config (cls->config_size bytes, copied; NULL = all defaults) for inputs of
