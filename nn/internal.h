@@ -65,6 +65,9 @@ bool nb__field_check(const nb_layer_class *cls, const nb_field *f, const void *c
  * object): files from before layer classes held all of them for every kind. */
 bool nb__spec_key(const char *name);
 
+/* nb_layer_config_str, with set_only the fields off their defaults only. */
+int nb__config_str(const nb_layer *l, char *buf, size_t len, bool set_only);
+
 /* A built-in's working tensor (not saved, not listed). */
 nb_tensor *nb__layer_scratch(nb_layer *l, int rank, const int *dims);
 

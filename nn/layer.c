@@ -164,14 +164,17 @@ bool nb__field_check(const nb_layer_class *cls, const nb_field *f, const void *c
     return true;
 }
 
-int nb_layer_config_str(const nb_layer *l, char *buf, size_t len) {
+int nb__config_str(const nb_layer *l, char *buf, size_t len, bool set_only) {
     if (!buf) len = 0;
     if (len) buf[0] = '\0';
     if (!l) return 0;
     size_t used = 0;
+    static const char zeros[NB_FIELD_STRING_MAX];
     for (int i = 0; i < l->cls->n_fields; i++) {
         const nb_field *f = &l->cls->fields[i];
         const void *p = at(l->config, f);
+        /* all-zero bytes are the defaults */
+        if (set_only && memcmp(p, zeros, is_string(f->type) ? 1 : field_size(f->type)) == 0) continue;
         char v[NB_FIELD_STRING_MAX + 8];
         switch (f->type) {
         case NB_FIELD_INT: snprintf(v, sizeof v, "%d", *(const int *)p); break;
@@ -179,12 +182,14 @@ int nb_layer_config_str(const nb_layer *l, char *buf, size_t len) {
         case NB_FIELD_BOOL: snprintf(v, sizeof v, "%s", *(const bool *)p ? "true" : "false"); break;
         default: snprintf(v, sizeof v, "%s", *(const char *)p ? (const char *)p : "''"); break;
         }
-        int k = snprintf(used < len ? buf + used : NULL, used < len ? len - used : 0, "%s%s=%s", i ? ", " : "",
+        int k = snprintf(used < len ? buf + used : NULL, used < len ? len - used : 0, "%s%s=%s", used ? ", " : "",
                          f->name, v);
         used += (size_t)(k > 0 ? k : 0);
     }
     return (int)used;
 }
+
+int nb_layer_config_str(const nb_layer *l, char *buf, size_t len) { return nb__config_str(l, buf, len, false); }
 
 /* ---- the nb_layer_spec front: its fields, mapped by name ---- */
 

@@ -258,9 +258,9 @@ void nb_model_summary(const nb_model *m, FILE *out) {
         snprintf(name, sizeof name, "%s (%s)", l->name, l->cls->name);
         for (int k = 0; k < l->n_tensors; k++) count += (long)l->tensors[k]->size;
         fprintf(out, " %-28s%-26s%s\n", name, shape, grouped(count, num));
-        /* the config, from the class's field descriptors */
+        /* what the config sets, from the class's field descriptors */
         char config[512];
-        if (nb_layer_config_str(l, config, sizeof config) > 0) fprintf(out, "   %s\n", config);
+        if (nb__config_str(l, config, sizeof config, true) > 0) fprintf(out, "   %s\n", config);
         if (i + 1 < m->n_layers) fprintf(out, "\n");
     }
     long t, nt;

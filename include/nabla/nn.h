@@ -334,7 +334,8 @@ int nb_model_tensors(const nb_model *m, nb_tensor *const **out);
 /* Parameter counts: trainable (learned, not frozen) and the rest. */
 void nb_model_count_params(const nb_model *m, long *trainable, long *non_trainable);
 /* Prints a table like Keras's model.summary(): layer (type), output shape,
- * parameter count, then the totals. */
+ * parameter count, and under each layer the config fields it sets (those
+ * off their defaults, "units=300, activation=relu"), then the totals. */
 void nb_model_summary(const nb_model *m, FILE *out);
 
 /* Saves the model in the safetensors format: every tensor as float32
