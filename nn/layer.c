@@ -237,11 +237,26 @@ static void copy_fields(const nb_field *dst_f, void *dst, size_t dst_size, const
     }
 }
 
-static void spec_to_config(const nb_layer_class *cls, const nb_layer_spec *s, void *config) {
+/* false, with nb_last_error set, for a string the spec cut short (see
+ * copy_name): better an error than a layer with another activation. */
+static bool spec_to_config(const nb_layer_class *cls, const nb_layer_spec *s, void *config) {
+    if (!memchr(s->name, '\0', sizeof s->name)) {
+        nb__set_last_error("%s: the spec's name does not fit in its %zu bytes", cls->name, sizeof s->name - 1);
+        return false;
+    }
     for (int i = 0; i < cls->n_fields; i++)
         for (int k = 0; k < N_SPEC_FIELDS; k++)
-            if (strcmp(cls->fields[i].name, spec_fields[k].f.name) == 0)
+            if (strcmp(cls->fields[i].name, spec_fields[k].f.name) == 0) {
+                if (is_string(spec_fields[k].f.type) &&
+                    !memchr(at(s, &spec_fields[k].f), '\0', spec_fields[k].size)) {
+                    nb__set_last_error("%s: the spec's %s does not fit in its %zu bytes (a class config holds %d: "
+                                       "nb_model_add_layer)", cls->name, spec_fields[k].f.name,
+                                       spec_fields[k].size - 1, NB_FIELD_STRING_MAX - 1);
+                    return false;
+                }
                 copy_fields(&cls->fields[i], config, NB_FIELD_STRING_MAX, &spec_fields[k].f, s, spec_fields[k].size);
+            }
+    return true;
 }
 
 static void refresh_spec(nb_layer *l) {
@@ -257,7 +272,12 @@ static void refresh_spec(nb_layer *l) {
 
 /* ---- specs ---- */
 
-static void copy_name(char *dst, size_t len, const char *src) { snprintf(dst, len, "%s", src ? src : ""); }
+/* src into dst, NULL as ""; a src too long fills dst without its NUL, so
+ * that nb_layer_new refuses it rather than use a cut name. */
+static void copy_name(char *dst, size_t len, const char *src) {
+    size_t n = src ? strlen(src) : 0;
+    memcpy(dst, src ? src : "", n < len ? n + 1 : len);
+}
 
 nb_layer_spec nb_dense_spec(int units, const char *activation, const char *kernel_init) {
     nb_layer_spec s = {.kind = NB_LAYER_DENSE, .units = units};
@@ -422,12 +442,9 @@ nb_layer *nb_layer_new(const nb_layer_spec *spec, int rank, const int *in_dims, 
         nb__set_last_error("%s: out of memory", cls->name);
         return NULL;
     }
-    spec_to_config(cls, spec, cfg);
-    char name[sizeof spec->name];
-    size_t n = strnlen(spec->name, sizeof name - 1);
-    memcpy(name, spec->name, n);
-    name[n] = '\0';
-    nb_layer *l = nb__layer_make(cls, name, cfg, rank, in_dims, rng, UINT64_MAX, NULL);
+    nb_layer *l = spec_to_config(cls, spec, cfg)
+                      ? nb__layer_make(cls, spec->name, cfg, rank, in_dims, rng, UINT64_MAX, NULL)
+                      : NULL;
     free(cfg);
     return l;
 }

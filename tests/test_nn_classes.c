@@ -290,6 +290,15 @@ Test(nn_classes, null_and_empty_strings_mean_the_defaults) {
     cr_assert_str_eq(nb_layer_name(la), "activation");
     cr_assert(nb_activation_known(NULL) && nb_activation_known("") && nb_activation_known("linear"));
     cr_assert_not(nb_activation_known("mish"));
+    /* a name too long for the spec is refused, not cut to another name */
+    nb_layer_spec longer = nb_activation_spec("leaky_relu_of_my_own");
+    cr_assert_null(nb_layer_new(&longer, 1, (int[]){3}, &r));
+    cr_assert(strstr(nb_last_error(), "Activation: the spec's activation does not fit in its 15 bytes"), "%s",
+              nb_last_error());
+    nb_layer_spec named = nb_dense_spec(2, NULL, NULL);
+    memset(named.name, 'x', sizeof named.name);
+    cr_assert_null(nb_layer_new(&named, 1, (int[]){3}, &r));
+    cr_assert(strstr(nb_last_error(), "the spec's name does not fit"), "%s", nb_last_error());
     nb_graph *g = nb_graph_new();
     nb_node *x = nb_input(g, "x", 2, (int[]){1, 3});
     cr_assert_eq(nb_layer_apply(la, g, x, false), x, "no activation is the identity");

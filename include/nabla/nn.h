@@ -87,7 +87,9 @@ typedef struct nb_layer_spec {
     bool no_center, no_scale; /* leave out beta / gamma */
 } nb_layer_spec;
 
-/* Spec helpers for the common cases; NULL strings mean "" (the default). */
+/* Spec helpers for the common cases; NULL strings mean "" (the default). A
+ * string too long for its array is kept without its NUL, so that making
+ * the layer fails saying so, rather than use a name cut short. */
 nb_layer_spec nb_dense_spec(int units, const char *activation, const char *kernel_init);
 nb_layer_spec nb_batch_norm_spec(void);
 nb_layer_spec nb_dropout_spec(float rate);
