@@ -89,6 +89,17 @@ nb_status nb_layer_class_register(const nb_layer_class *cls) {
                                f->name ? f->name : "(null)", cls->config_size);
             return NB_ERROR;
         }
+        /* JSON keys: "name" is the layer's, and "a.b" nests one level, in
+         * an object no plain field "a" claims */
+        const char *dot = strchr(f->name, '.');
+        char head[NB_FIELD_STRING_MAX] = "";
+        if (dot) snprintf(head, sizeof head, "%.*s", (int)(dot - f->name), f->name);
+        if (strlen(f->name) >= NB_FIELD_STRING_MAX || strcmp(f->name, "name") == 0 ||
+            (dot && (dot == f->name || !dot[1] || strchr(dot + 1, '.') || nb__class_field(cls, head)))) {
+            nb__set_last_error("layer class register: '%s' field '%s' cannot key the JSON config (63 bytes at "
+                               "most, not \"name\", one \"a.b\" level under no field \"a\")", cls->name, f->name);
+            return NB_ERROR;
+        }
     }
     if (n_registered == cap_registered) {
         int cap = cap_registered ? 2 * cap_registered : 8;

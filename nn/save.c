@@ -39,6 +39,9 @@
 #include "nn/safetensors.h"
 
 #define FORMAT_VERSION "1"
+/* Adding a layer checks its name against the others: a corrupt file must
+ * not make that quadratic work take minutes. */
+#define MAX_LAYERS 10000
 
 /* ---- writing the architecture ---- */
 
@@ -297,6 +300,8 @@ static nb_model *build_model(reader *r, const char *arch_text, uint64_t data_len
         ok = BAD("the architecture has no input_shape of 1 to %d sizes", NB_MAX_RANK - 1);
     else if (!json_is_array(layers))
         ok = BAD("the architecture has no list of layers");
+    else if (json_array_size(layers) > MAX_LAYERS)
+        ok = BAD("the architecture lists %zu layers; nabla loads at most %d", json_array_size(layers), MAX_LAYERS);
     for (size_t d = 0; ok && d < json_array_size(shape); d++) {
         json_t *x = json_array_get(shape, d);
         if (!json_is_integer(x) || json_integer_value(x) < 1 || json_integer_value(x) > INT32_MAX)

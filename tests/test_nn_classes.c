@@ -234,6 +234,16 @@ Test(nn_classes, registering_twice_or_a_bad_class_is_refused) {
     cr_assert_eq(nb_layer_class_register(&bad), NB_ERROR);
     cr_assert(strstr(nb_last_error(), "'Bad' field 0 (x)"), "%s", nb_last_error());
     cr_assert_null(nb_layer_class_find("Bad"));
+    static const nb_field keys[][2] = {{{"name", NB_FIELD_INT, 0, 0, 0, false}},
+                                       {{"a.b.c", NB_FIELD_INT, 0, 0, 0, false}},
+                                       {{".b", NB_FIELD_INT, 0, 0, 0, false}},
+                                       {{"a", NB_FIELD_INT, 0, 0, 0, false}, {"a.b", NB_FIELD_INT, 4, 0, 0, false}}};
+    for (int i = 0; i < 4; i++) {
+        nb_layer_class k = {.name = "Keys", .base_name = "keys", .config_size = 8, .fields = keys[i],
+                            .n_fields = i == 3 ? 2 : 1, .apply = affine_apply};
+        cr_assert_eq(nb_layer_class_register(&k), NB_ERROR, "field set %d", i);
+        cr_assert(strstr(nb_last_error(), "cannot key the JSON config"), "%s", nb_last_error());
+    }
     cr_assert_eq(nb_layer_class_register(NULL), NB_ERROR);
     cr_assert_eq(nb_activation_register(NULL, NULL, NULL), NB_ERROR);
 }

@@ -776,6 +776,13 @@ Test(nn_save, headers_missing_what_a_model_needs_are_refused) {
     refused(p, "needs more weights");
     edit(good, p, "\\\"input_shape\\\":[4]", "\\\"input_shape\\\":[4,0]", 0);
     refused(p, "input_shape has a bad size");
+    /* 10001 more layers: refused before any is made */
+    char *many = malloc(10001 * 3 + 32), *e = many;
+    e += sprintf(e, "\\\"layers\\\":[");
+    for (int i = 0; i < 10001; i++) e += sprintf(e, "{},");
+    edit(good, p, "\\\"layers\\\":[", many, 0);
+    refused(p, "the architecture lists 10003 layers; nabla loads at most 10000");
+    free(many);
     tdir_free(&d);
 }
 
