@@ -343,22 +343,27 @@ void nb_model_summary(const nb_model *m, FILE *out);
 /* Saves the model in the safetensors format: every tensor as float32
  * little-endian, named "layer/tensor", in the model's tensor order, and in
  * "__metadata__" the strings format "nabla", nabla_version "1",
- * architecture (a JSON document: input shape, seed, each layer's Keras class
- * name, trainable flag and full spec) and weights_crc32 (a CRC-32 of the
+ * architecture (a JSON document: input shape, seed, each layer's class
+ * name, trainable flag and config, the class's fields by name; a seed
+ * above 2^63-1 as a decimal string) and weights_crc32 (a CRC-32 of the
  * architecture and the weights, so a corrupted file is refused on loading).
  * Python's safetensors reads the file. The write is atomic: a temporary
  * file "<path>.tmp.XXXXXX" beside path, fsync, rename over path (the new
  * file gets the usual 0666 & ~umask mode); a failure removes the temporary
  * and leaves any previous file at path untouched. NB_ERROR with
  * nb_last_error() naming the file: NULL arguments, a name that is not UTF-8,
- * two tensors with one name, a failed create, write, sync or rename. */
+ * two tensors with one name, a failed create, write, sync or rename. The
+ * JSON is jansson's (Debian libjansson-dev). */
 nb_status nb_model_save(const nb_model *m, const char *path);
-/* Loads a model saved by nb_model_save: the same layers, names, specs,
- * trainable flags, seed and bit-identical tensors. The caller owns it
+/* Loads a model saved by nb_model_save (by this nabla or an older one):
+ * the same layers, names, configs, trainable flags, seed and bit-identical
+ * tensors. The caller owns it
  * (nb_model_free). NULL with nb_last_error() naming the file and the
  * problem: missing, not safetensors, truncated or longer than its header
- * says, a header that is not JSON or lacks the nabla metadata, an unknown
- * layer kind or bad spec, a dtype other than F32, offsets out of range,
+ * says, a header over 100 MB, not strict JSON (duplicate keys included) or
+ * lacking the nabla metadata, a layer class or activation not registered
+ * (the message names it), a config key the class lacks or a bad value,
+ * over 10000 layers, a dtype other than F32, offsets out of range,
  * overlapping or leaving gaps, missing or extra tensors, wrong shapes, a
  * checksum mismatch. Never crashes on a malformed file. */
 nb_model *nb_model_load(const char *path);
