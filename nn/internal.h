@@ -5,17 +5,27 @@
 #include "nabla/nn.h"
 
 #define NB_LAYER_MAX_TENSORS 6
+#define NB_LAYER_NAME_MAX 48 /* as nb_layer_spec's name */
+#define NB_ROLE_MAX 32
 
 struct nb_layer {
-    nb_layer_spec spec;
+    const nb_layer_class *cls;
+    void *config;  /* cls->config_size bytes, owned */
+    char name[NB_LAYER_NAME_MAX];
+    nb_layer_spec spec; /* nb_layer_spec_of's view, refreshed from config */
     int in_rank, in_dims[NB_MAX_RANK];
     int out_rank, out_dims[NB_MAX_RANK];
-    /* roles, each NULL when the layer has none; tensors[] lists them in order */
-    nb_tensor *kernel, *bias, *gamma, *beta, *moving_mean, *moving_var, *alpha, *mean, *variance;
-    nb_tensor *inv_std;   /* Normalization: derived from variance at apply time, not saved */
     nb_tensor *tensors[NB_LAYER_MAX_TENSORS];
+    char roles[NB_LAYER_MAX_TENSORS][NB_ROLE_MAX];
+    bool fixed[NB_LAYER_MAX_TENSORS]; /* never trainable (moving statistics) */
     int n_tensors;
+    nb_tensor *scratch;  /* a built-in's working tensor, not saved (Normalization's 1/std) */
     bool trainable;
+    int refs; /* the caller's or a model's, one each: a layer shared by models lives until the last lets go */
+    /* while a model is loaded: the floats its file holds, so a corrupt size
+     * is refused before it is allocated (UINT64_MAX = no limit) */
+    uint64_t float_budget, floats_made;
+    bool over_budget;
 };
 
 struct nb_model {
@@ -28,15 +38,43 @@ struct nb_model {
     int n_tensors;
 };
 
-/* The Keras class name of a layer kind ("Dense", "BatchNormalization") and
- * the base of its instance names ("dense", "batch_normalization"). */
-const char *nb__layer_class(nb_layer_kind kind);
-const char *nb__layer_base_name(nb_layer_kind kind);
+/* The built-in classes, one per file nn/layer_*.c; nb__builtin_class
+ * indexes them by kind (NULL for NB_LAYER_CUSTOM and anything past it). */
+extern const nb_layer_class nb__dense_class, nb__batch_norm_class, nb__layer_norm_class, nb__dropout_class,
+    nb__alpha_dropout_class, nb__activation_class, nb__flatten_class, nb__normalization_class;
+const nb_layer_class *nb__builtin_class(nb_layer_kind kind);
+nb_layer_kind nb__class_kind(const nb_layer_class *cls);
+
+/* nb_layer_new_from_config with a limit on the floats its tensors may hold
+ * (UINT64_MAX = none); *over_budget says whether that limit is what failed. */
+nb_layer *nb__layer_make(const nb_layer_class *cls, const char *name, const void *config, int rank,
+                         const int *in_dims, nb_rng *rng, uint64_t float_budget, bool *over_budget);
 
 /* Names the layer's tensors "<layer name>/<role>" after a rename. */
 void nb__layer_name_tensors(nb_layer *l);
+/* Renames the layer (name fits: checked by the caller). */
+void nb__layer_rename(nb_layer *l, const char *name);
+
+/* A field's value in a config, and the field of cls named name (NULL). */
+const nb_field *nb__class_field(const nb_layer_class *cls, const char *name);
+/* Checks one field's value in config; false with nb_last_error naming the
+ * class and the field. */
+bool nb__field_check(const nb_layer_class *cls, const nb_field *f, const void *config);
+
+/* Whether name is a key of the nb_layer_spec front ("kernel_reg" for its
+ * object): files from before layer classes held all of them for every kind. */
+bool nb__spec_key(const char *name);
+
+/* nb_layer_config_str, with set_only the fields off their defaults only. */
+int nb__config_str(const nb_layer *l, char *buf, size_t len, bool set_only);
+
+/* A built-in's working tensor (not saved, not listed). */
+nb_tensor *nb__layer_scratch(nb_layer *l, int rank, const int *dims);
 
 /* Rebuilds m->tensors from its layers; -1 if memory runs out. */
 int nb__model_collect_tensors(nb_model *m);
+/* Adds a made layer to m, naming it when name is empty; frees it and
+ * returns NULL on a clash of names or out of memory. */
+nb_layer *nb__model_append(nb_model *m, nb_layer *l, bool named);
 
 #endif

@@ -1,5 +1,10 @@
-/* nn/layer.c — layers: specs, tensors, and how each adds its ops to a graph. */
+/* nn/layer.c — what every layer shares: the class registry, configs
+ * described by field descriptors (checks, the nb_layer_spec front, text),
+ * tensors, applying, freezing, penalties and constraints. Each kind lives
+ * in its own nn/layer_*.c. */
+#include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,28 +13,282 @@
 #include "nabla/init.h"
 #include "nabla/ops.h"
 #include "nn/internal.h"
+#include "nn/safetensors.h"
 
-static const struct {
-    nb_layer_kind kind;
-    const char *cls, *base;
-} kinds[] = {
-    {NB_LAYER_DENSE, "Dense", "dense"},
-    {NB_LAYER_BATCH_NORM, "BatchNormalization", "batch_normalization"},
-    {NB_LAYER_LAYER_NORM, "LayerNormalization", "layer_normalization"},
-    {NB_LAYER_DROPOUT, "Dropout", "dropout"},
-    {NB_LAYER_ALPHA_DROPOUT, "AlphaDropout", "alpha_dropout"},
-    {NB_LAYER_ACTIVATION, "Activation", "activation"},
-    {NB_LAYER_FLATTEN, "Flatten", "flatten"},
-    {NB_LAYER_NORMALIZATION, "Normalization", "normalization"},
+/* ---- the registry ---- */
+
+/* In nb_layer_kind's order: a kind is its index here. */
+static const nb_layer_class *const builtins[] = {
+    &nb__dense_class,   &nb__batch_norm_class, &nb__layer_norm_class, &nb__dropout_class,
+    &nb__alpha_dropout_class, &nb__activation_class, &nb__flatten_class, &nb__normalization_class,
 };
+#define N_BUILTINS (int)(sizeof builtins / sizeof builtins[0])
 
-static bool kind_known(nb_layer_kind k) { return (unsigned)k < sizeof kinds / sizeof kinds[0]; }
-const char *nb__layer_class(nb_layer_kind k) { return kind_known(k) ? kinds[k].cls : "?"; }
-const char *nb__layer_base_name(nb_layer_kind k) { return kind_known(k) ? kinds[k].base : "layer"; }
+static const nb_layer_class **registered;
+static int n_registered, cap_registered;
+
+const nb_layer_class *nb__builtin_class(nb_layer_kind kind) {
+    return (unsigned)kind < (unsigned)N_BUILTINS ? builtins[kind] : NULL;
+}
+
+nb_layer_kind nb__class_kind(const nb_layer_class *cls) {
+    for (int k = 0; k < N_BUILTINS; k++)
+        if (builtins[k] == cls) return (nb_layer_kind)k;
+    return NB_LAYER_CUSTOM;
+}
+
+const nb_layer_class *nb_layer_class_find(const char *name) {
+    if (!name) return NULL;
+    for (int k = 0; k < N_BUILTINS; k++)
+        if (strcmp(builtins[k]->name, name) == 0) return builtins[k];
+    for (int k = 0; k < n_registered; k++)
+        if (strcmp(registered[k]->name, name) == 0) return registered[k];
+    return NULL;
+}
+
+int nb_layer_class_count(void) { return N_BUILTINS + n_registered; }
+
+const nb_layer_class *nb_layer_class_at(int i) {
+    if (i < 0 || i >= N_BUILTINS + n_registered) return NULL;
+    return i < N_BUILTINS ? builtins[i] : registered[i - N_BUILTINS];
+}
+
+static bool is_string(nb_field_type t) {
+    return t == NB_FIELD_STRING || t == NB_FIELD_ACTIVATION || t == NB_FIELD_INITIALIZER;
+}
+
+static size_t field_size(nb_field_type t) {
+    switch (t) {
+    case NB_FIELD_INT: return sizeof(int);
+    case NB_FIELD_FLOAT: return sizeof(float);
+    case NB_FIELD_BOOL: return sizeof(bool);
+    default: return NB_FIELD_STRING_MAX;
+    }
+}
+
+nb_status nb_layer_class_register(const nb_layer_class *cls) {
+    if (!cls || !cls->name || !cls->name[0] || !cls->base_name || !cls->base_name[0] || !cls->apply) {
+        nb__set_last_error("layer class register: %s", !cls ? "class is NULL" : "a name, base_name or apply is missing");
+        return NB_ERROR;
+    }
+    if (nb_layer_class_find(cls->name)) {
+        nb__set_last_error("layer class register: '%s' is already registered", cls->name);
+        return NB_ERROR;
+    }
+    if (strlen(cls->base_name) > NB_LAYER_NAME_MAX - 12 || (cls->n_fields > 0 && !cls->fields) || cls->n_fields < 0) {
+        nb__set_last_error("layer class register: '%s' has a base_name over %d bytes or no fields array", cls->name,
+                           NB_LAYER_NAME_MAX - 12);
+        return NB_ERROR;
+    }
+    for (int i = 0; i < cls->n_fields; i++) {
+        const nb_field *f = &cls->fields[i];
+        if (!f->name || !f->name[0] || (unsigned)f->type > NB_FIELD_INITIALIZER ||
+            f->offset + field_size(f->type) > cls->config_size || nb__class_field(cls, f->name) != f) {
+            nb__set_last_error("layer class register: '%s' field %d (%s) has no name, an unknown type, a "
+                               "repeated name or lies past config_size %zu", cls->name, i,
+                               f->name ? f->name : "(null)", cls->config_size);
+            return NB_ERROR;
+        }
+        /* JSON keys: "name" is the layer's, and "a.b" nests one level, in
+         * an object no plain field "a" claims */
+        const char *dot = strchr(f->name, '.');
+        char head[NB_FIELD_STRING_MAX] = "";
+        if (dot) snprintf(head, sizeof head, "%.*s", (int)(dot - f->name), f->name);
+        if (strlen(f->name) >= NB_FIELD_STRING_MAX || strcmp(f->name, "name") == 0 ||
+            (dot && (dot == f->name || !dot[1] || strchr(dot + 1, '.') || nb__class_field(cls, head)))) {
+            nb__set_last_error("layer class register: '%s' field '%s' cannot key the JSON config (63 bytes at "
+                               "most, not \"name\", one \"a.b\" level under no field \"a\")", cls->name, f->name);
+            return NB_ERROR;
+        }
+    }
+    if (n_registered == cap_registered) {
+        int cap = cap_registered ? 2 * cap_registered : 8;
+        const nb_layer_class **r = realloc(registered, (size_t)cap * sizeof *r);
+        if (!r) {
+            nb__set_last_error("layer class register: out of memory");
+            return NB_ERROR;
+        }
+        registered = r;
+        cap_registered = cap;
+    }
+    registered[n_registered++] = cls;
+    return NB_OK;
+}
+
+/* ---- fields ---- */
+
+static void *at(const void *config, const nb_field *f) { return (char *)config + f->offset; }
+
+const nb_field *nb__class_field(const nb_layer_class *cls, const char *name) {
+    for (int i = 0; i < cls->n_fields; i++)
+        if (strcmp(cls->fields[i].name, name) == 0) return &cls->fields[i];
+    return NULL;
+}
+
+static bool range_ok(const nb_layer_class *cls, const nb_field *f, double v) {
+    if (!(f->min < f->max)) return true;
+    if (v >= f->min && (f->max_open ? v < f->max : v <= f->max)) return true;
+    if (f->max >= (f->type == NB_FIELD_INT ? (double)INT_MAX : INFINITY))
+        nb__set_last_error("%s: %s is %g, must be >= %g", cls->name, f->name, v, f->min);
+    else
+        nb__set_last_error("%s: %s is %g, must be in [%g,%g%c", cls->name, f->name, v, f->min, f->max,
+                           f->max_open ? ')' : ']');
+    return false;
+}
+
+bool nb__field_check(const nb_layer_class *cls, const nb_field *f, const void *config) {
+    const void *p = at(config, f);
+    switch (f->type) {
+    case NB_FIELD_INT:
+        return range_ok(cls, f, *(const int *)p);
+    case NB_FIELD_FLOAT: {
+        float v = *(const float *)p;
+        if (!isfinite(v)) {
+            nb__set_last_error("%s: %s is %g, must be finite", cls->name, f->name, (double)v);
+            return false;
+        }
+        return range_ok(cls, f, v);
+    }
+    case NB_FIELD_BOOL:
+        return true;
+    default:
+        break;
+    }
+    const char *s = p;
+    if (!memchr(s, '\0', NB_FIELD_STRING_MAX)) {
+        nb__set_last_error("%s: %s is not NUL-terminated within %d bytes", cls->name, f->name, NB_FIELD_STRING_MAX);
+        return false;
+    }
+    if (!nb__utf8_valid(s, strlen(s))) {
+        nb__set_last_error("%s: %s is not valid UTF-8", cls->name, f->name);
+        return false;
+    }
+    nb_init init;
+    if (f->type == NB_FIELD_ACTIVATION && !nb_activation_known(s)) {
+        nb__set_last_error("%s: unknown activation '%s'", cls->name, s);
+        return false;
+    }
+    if (f->type == NB_FIELD_INITIALIZER && s[0] && !nb_init_parse(s, &init)) {
+        nb__set_last_error("%s: unknown initializer '%s'", cls->name, s);
+        return false;
+    }
+    return true;
+}
+
+int nb__config_str(const nb_layer *l, char *buf, size_t len, bool set_only) {
+    if (!buf) len = 0;
+    if (len) buf[0] = '\0';
+    if (!l) return 0;
+    size_t used = 0;
+    static const char zeros[NB_FIELD_STRING_MAX];
+    for (int i = 0; i < l->cls->n_fields; i++) {
+        const nb_field *f = &l->cls->fields[i];
+        const void *p = at(l->config, f);
+        /* all-zero bytes are the defaults */
+        if (set_only && memcmp(p, zeros, is_string(f->type) ? 1 : field_size(f->type)) == 0) continue;
+        char v[NB_FIELD_STRING_MAX + 8];
+        switch (f->type) {
+        case NB_FIELD_INT: snprintf(v, sizeof v, "%d", *(const int *)p); break;
+        case NB_FIELD_FLOAT: snprintf(v, sizeof v, "%g", (double)*(const float *)p); break;
+        case NB_FIELD_BOOL: snprintf(v, sizeof v, "%s", *(const bool *)p ? "true" : "false"); break;
+        default: snprintf(v, sizeof v, "%s", *(const char *)p ? (const char *)p : "''"); break;
+        }
+        int k = snprintf(used < len ? buf + used : NULL, used < len ? len - used : 0, "%s%s=%s", used ? ", " : "",
+                         f->name, v);
+        used += (size_t)(k > 0 ? k : 0);
+    }
+    return (int)used;
+}
+
+int nb_layer_config_str(const nb_layer *l, char *buf, size_t len) { return nb__config_str(l, buf, len, false); }
+
+/* ---- the nb_layer_spec front: its fields, mapped by name ---- */
+
+#define SPEC_FIELD(n, t, member) {{n, t, offsetof(nb_layer_spec, member), 0, 0, false}, sizeof(((nb_layer_spec *)0)->member)}
+static const struct {
+    nb_field f;
+    size_t size; /* of the member: strings are shorter than in configs */
+} spec_fields[] = {
+    SPEC_FIELD("units", NB_FIELD_INT, units),
+    SPEC_FIELD("kernel_init", NB_FIELD_INITIALIZER, kernel_init),
+    SPEC_FIELD("no_bias", NB_FIELD_BOOL, no_bias),
+    SPEC_FIELD("kernel_reg.l1", NB_FIELD_FLOAT, kernel_reg.l1),
+    SPEC_FIELD("kernel_reg.l2", NB_FIELD_FLOAT, kernel_reg.l2),
+    SPEC_FIELD("max_norm", NB_FIELD_FLOAT, max_norm),
+    SPEC_FIELD("max_norm_axis", NB_FIELD_INT, max_norm_axis),
+    SPEC_FIELD("activation", NB_FIELD_ACTIVATION, activation),
+    SPEC_FIELD("alpha", NB_FIELD_FLOAT, alpha),
+    SPEC_FIELD("rate", NB_FIELD_FLOAT, rate),
+    SPEC_FIELD("momentum", NB_FIELD_FLOAT, momentum),
+    SPEC_FIELD("epsilon", NB_FIELD_FLOAT, epsilon),
+    SPEC_FIELD("no_center", NB_FIELD_BOOL, no_center),
+    SPEC_FIELD("no_scale", NB_FIELD_BOOL, no_scale),
+};
+#define N_SPEC_FIELDS (int)(sizeof spec_fields / sizeof spec_fields[0])
+
+bool nb__spec_key(const char *name) {
+    if (strcmp(name, "kernel_reg") == 0) return true;
+    for (int i = 0; i < N_SPEC_FIELDS; i++)
+        if (strcmp(spec_fields[i].f.name, name) == 0) return true;
+    return false;
+}
+
+/* Copies the fields src and dst share by name. */
+static void copy_fields(const nb_field *dst_f, void *dst, size_t dst_size, const nb_field *src_f, const void *src,
+                        size_t src_size) {
+    if (is_string(dst_f->type) != is_string(src_f->type) || (!is_string(dst_f->type) && dst_f->type != src_f->type))
+        return;
+    if (is_string(dst_f->type)) {
+        size_t n = strnlen(at(src, src_f), src_size);
+        if (n >= dst_size) n = dst_size - 1;
+        memcpy(at(dst, dst_f), at(src, src_f), n);
+        ((char *)at(dst, dst_f))[n] = '\0';
+    } else {
+        memcpy(at(dst, dst_f), at(src, src_f), field_size(dst_f->type));
+    }
+}
+
+/* false, with nb_last_error set, for a string the spec cut short (see
+ * copy_name): better an error than a layer with another activation. */
+static bool spec_to_config(const nb_layer_class *cls, const nb_layer_spec *s, void *config) {
+    if (!memchr(s->name, '\0', sizeof s->name)) {
+        nb__set_last_error("%s: the spec's name does not fit in its %zu bytes", cls->name, sizeof s->name - 1);
+        return false;
+    }
+    for (int i = 0; i < cls->n_fields; i++)
+        for (int k = 0; k < N_SPEC_FIELDS; k++)
+            if (strcmp(cls->fields[i].name, spec_fields[k].f.name) == 0) {
+                if (is_string(spec_fields[k].f.type) &&
+                    !memchr(at(s, &spec_fields[k].f), '\0', spec_fields[k].size)) {
+                    nb__set_last_error("%s: the spec's %s does not fit in its %zu bytes (a class config holds %d: "
+                                       "nb_model_add_layer)", cls->name, spec_fields[k].f.name,
+                                       spec_fields[k].size - 1, NB_FIELD_STRING_MAX - 1);
+                    return false;
+                }
+                copy_fields(&cls->fields[i], config, NB_FIELD_STRING_MAX, &spec_fields[k].f, s, spec_fields[k].size);
+            }
+    return true;
+}
+
+static void refresh_spec(nb_layer *l) {
+    memset(&l->spec, 0, sizeof l->spec);
+    l->spec.kind = nb__class_kind(l->cls);
+    snprintf(l->spec.name, sizeof l->spec.name, "%s", l->name);
+    for (int i = 0; i < l->cls->n_fields; i++)
+        for (int k = 0; k < N_SPEC_FIELDS; k++)
+            if (strcmp(l->cls->fields[i].name, spec_fields[k].f.name) == 0)
+                copy_fields(&spec_fields[k].f, &l->spec, spec_fields[k].size, &l->cls->fields[i], l->config,
+                            NB_FIELD_STRING_MAX);
+}
 
 /* ---- specs ---- */
 
-static void copy_name(char *dst, size_t len, const char *src) { snprintf(dst, len, "%s", src ? src : ""); }
+/* src into dst, NULL as ""; a src too long fills dst without its NUL, so
+ * that nb_layer_new refuses it rather than use a cut name. */
+static void copy_name(char *dst, size_t len, const char *src) {
+    size_t n = src ? strlen(src) : 0;
+    memcpy(dst, src ? src : "", n < len ? n + 1 : len);
+}
 
 nb_layer_spec nb_dense_spec(int units, const char *activation, const char *kernel_init) {
     nb_layer_spec s = {.kind = NB_LAYER_DENSE, .units = units};
@@ -51,225 +310,165 @@ nb_layer_spec nb_activation_spec(const char *activation) {
     return s;
 }
 
-static const char *const activations[] = {"", "linear", "relu", "leaky_relu", "prelu", "rrelu",
-                                          "elu", "selu", "gelu", "swish", "tanh", "sigmoid",
-                                          "softplus", "softmax"};
+/* ---- making layers ---- */
 
-static bool activation_known(const char *name) {
-    for (size_t i = 0; i < sizeof activations / sizeof activations[0]; i++)
-        if (strcmp(name, activations[i]) == 0) return true;
-    return false;
-}
-
-static bool has_activation(const nb_layer_spec *s) {
-    return s->activation[0] && strcmp(s->activation, "linear") != 0;
-}
-
-/* ---- construction ---- */
-
-static nb_tensor *add_tensor(nb_layer *l, nb_tensor **role, int rank, const int *dims, bool trainable) {
+nb_tensor *nb_layer_add_tensor(nb_layer *l, const char *role, int rank, const int *dims, bool trainable) {
+    const char *who = l ? l->cls->name : "layer";
+    if (!l || !role || !role[0] || strlen(role) >= NB_ROLE_MAX || l->n_tensors == NB_LAYER_MAX_TENSORS ||
+        nb_layer_find_tensor(l, role)) {
+        nb__set_last_error("%s: cannot add tensor '%s' (a role of 1 to %d bytes, unique, at most %d tensors)", who,
+                           role ? role : "(null)", NB_ROLE_MAX - 1, NB_LAYER_MAX_TENSORS);
+        return NULL;
+    }
+    uint64_t n = 1;
+    for (int i = 0; i < rank && dims; i++) n *= (uint64_t)(dims[i] > 0 ? dims[i] : 0);
+    if (n > l->float_budget - l->floats_made) {
+        l->over_budget = true;
+        nb__set_last_error("%s: its tensors need more floats than the file holds", who);
+        return NULL;
+    }
     nb_tensor *t = nb_tensor_new(rank, dims);
-    if (!t) return NULL;
+    if (!t) {
+        nb__set_last_error("%s: out of memory for its tensors", who);
+        return NULL;
+    }
+    l->floats_made += n;
     t->trainable = trainable;
-    *role = t;
+    l->fixed[l->n_tensors] = !trainable;
+    snprintf(l->roles[l->n_tensors], NB_ROLE_MAX, "%s", role);
     l->tensors[l->n_tensors++] = t;
+    nb__layer_name_tensors(l);
     return t;
 }
 
+nb_tensor *nb_layer_find_tensor(const nb_layer *l, const char *role) {
+    for (int i = 0; l && role && i < l->n_tensors; i++)
+        if (strcmp(l->roles[i], role) == 0) return l->tensors[i];
+    return NULL;
+}
+
+nb_tensor *nb__layer_scratch(nb_layer *l, int rank, const int *dims) {
+    if (!l->scratch) l->scratch = nb_tensor_new(rank, dims);
+    if (!l->scratch) nb__set_last_error("%s: out of memory for its tensors", l->cls->name);
+    return l->scratch;
+}
+
 void nb__layer_name_tensors(nb_layer *l) {
-    static const char *roles[] = {"kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance",
-                                  "alpha", "mean", "variance"};
-    nb_tensor *by_role[] = {l->kernel, l->bias, l->gamma, l->beta, l->moving_mean, l->moving_var,
-                            l->alpha, l->mean, l->variance};
-    for (int r = 0; r < 9; r++)
-        if (by_role[r]) snprintf(by_role[r]->name, sizeof by_role[r]->name, "%s/%s", l->spec.name, roles[r]);
+    for (int i = 0; i < l->n_tensors; i++) {
+        char full[NB_LAYER_NAME_MAX + NB_ROLE_MAX + 1];
+        snprintf(full, sizeof full, "%s/%s", l->name, l->roles[i]);
+        nb_tensor_set_name(l->tensors[i], full); /* cut at 63 bytes, as tensor names are */
+    }
 }
 
-static size_t dims_size(int rank, const int *dims) {
-    size_t n = 1;
-    for (int i = 0; i < rank; i++) n *= (size_t)dims[i];
-    return n;
+void nb__layer_rename(nb_layer *l, const char *name) {
+    snprintf(l->name, sizeof l->name, "%s", name);
+    nb__layer_name_tensors(l);
+    refresh_spec(l);
 }
 
-static bool spec_ok(const nb_layer_spec *s, int rank) {
-    if (!kind_known(s->kind)) {
-        nb__set_last_error("layer: unknown kind %d", (int)s->kind);
-        return false;
-    }
-    const char *cls = nb__layer_class(s->kind);
-    if ((s->kind == NB_LAYER_DENSE || s->kind == NB_LAYER_ACTIVATION) && !activation_known(s->activation)) {
-        nb__set_last_error("%s: unknown activation '%s'", cls, s->activation);
-        return false;
-    }
-    switch (s->kind) {
-    case NB_LAYER_DENSE: {
-        nb_init init;
-        if (s->units < 1) {
-            nb__set_last_error("Dense: units is %d, must be >= 1", s->units);
-            return false;
-        }
-        if (rank != 1) {
-            nb__set_last_error("Dense: input has %d feature dimensions, it needs 1 (add a Flatten first)", rank);
-            return false;
-        }
-        if (s->kernel_init[0] && !nb_init_parse(s->kernel_init, &init)) {
-            nb__set_last_error("Dense: unknown initializer '%s'", s->kernel_init);
-            return false;
-        }
-        if (!(s->kernel_reg.l1 >= 0 && s->kernel_reg.l2 >= 0 && isfinite(s->kernel_reg.l1) &&
-              isfinite(s->kernel_reg.l2))) {
-            nb__set_last_error("Dense: regularization factors must be finite and >= 0, got l1 %g l2 %g",
-                               (double)s->kernel_reg.l1, (double)s->kernel_reg.l2);
-            return false;
-        }
-        if (!(s->max_norm >= 0 && isfinite(s->max_norm))) {
-            nb__set_last_error("Dense: max_norm must be finite and >= 0, got %g", (double)s->max_norm);
-            return false;
-        }
-        if (s->max_norm_axis != 0 && s->max_norm_axis != 1) {
-            nb__set_last_error("Dense: max_norm_axis is %d, must be 0 or 1", s->max_norm_axis);
-            return false;
-        }
-        break;
-    }
-    case NB_LAYER_DROPOUT:
-    case NB_LAYER_ALPHA_DROPOUT:
-        if (!(s->rate >= 0 && s->rate < 1)) {
-            nb__set_last_error("%s: rate %g outside [0,1)", cls, (double)s->rate);
-            return false;
-        }
-        break;
-    case NB_LAYER_BATCH_NORM:
-    case NB_LAYER_LAYER_NORM:
-        if (!(s->momentum >= 0 && s->momentum <= 1) || !(s->epsilon >= 0 && isfinite(s->epsilon))) {
-            nb__set_last_error("%s: momentum %g or epsilon %g out of range", cls, (double)s->momentum,
-                               (double)s->epsilon);
-            return false;
-        }
-        break;
-    default:
-        break;
-    }
-    if (!(isfinite(s->alpha))) {
-        nb__set_last_error("%s: alpha %g is not finite", cls, (double)s->alpha);
-        return false;
-    }
-    return true;
-}
-
-nb_layer *nb_layer_new(const nb_layer_spec *spec, int rank, const int *in_dims, nb_rng *rng) {
-    if (!spec || !rng || (rank > 0 && !in_dims)) {
-        nb__set_last_error("layer: spec, input dims or rng is NULL");
+nb_layer *nb__layer_make(const nb_layer_class *cls, const char *name, const void *config, int rank,
+                         const int *in_dims, nb_rng *rng, uint64_t float_budget, bool *over_budget) {
+    if (over_budget) *over_budget = false;
+    if (!cls || !rng || (rank > 0 && !in_dims)) {
+        nb__set_last_error("layer: class, input dims or rng is NULL");
         return NULL;
     }
     if (rank < 1 || rank > NB_MAX_RANK - 1) {
-        nb__set_last_error("%s: input rank %d outside [1,%d] (without the batch)",
-                           nb__layer_class(spec->kind), rank, NB_MAX_RANK - 1);
+        nb__set_last_error("%s: input rank %d outside [1,%d] (without the batch)", cls->name, rank, NB_MAX_RANK - 1);
         return NULL;
     }
     for (int i = 0; i < rank; i++)
         if (in_dims[i] < 1) {
-            nb__set_last_error("%s: input dimension %d is %d", nb__layer_class(spec->kind), i, in_dims[i]);
+            nb__set_last_error("%s: input dimension %d is %d", cls->name, i, in_dims[i]);
             return NULL;
         }
-    if (!spec_ok(spec, rank)) return NULL;
-    nb_layer *l = calloc(1, sizeof *l);
-    if (!l) {
-        nb__set_last_error("layer: out of memory");
+    if (name && strlen(name) >= NB_LAYER_NAME_MAX) {
+        nb__set_last_error("%s: the name '%.40s...' has %d bytes or more", cls->name, name, NB_LAYER_NAME_MAX);
         return NULL;
     }
-    l->spec = *spec;
-    l->spec.name[sizeof l->spec.name - 1] = '\0';
-    l->spec.activation[sizeof l->spec.activation - 1] = '\0';
-    l->spec.kernel_init[sizeof l->spec.kernel_init - 1] = '\0';
-    if (!l->spec.name[0]) copy_name(l->spec.name, sizeof l->spec.name, nb__layer_base_name(spec->kind));
-    l->trainable = true;
+    void *cfg = calloc(1, cls->config_size ? cls->config_size : 1);
+    nb_layer *l = calloc(1, sizeof *l);
+    if (!cfg || !l) {
+        free(cfg);
+        free(l);
+        nb__set_last_error("%s: out of memory", cls->name);
+        return NULL;
+    }
+    if (config) memcpy(cfg, config, cls->config_size);
+    l->refs = 1;
+    l->cls = cls;
+    l->config = cfg;
+    for (int i = 0; i < cls->n_fields; i++)
+        if (!nb__field_check(cls, &cls->fields[i], cfg)) {
+            nb_layer_free(l);
+            return NULL;
+        }
     l->in_rank = l->out_rank = rank;
     memcpy(l->in_dims, in_dims, (size_t)rank * sizeof(int));
     memcpy(l->out_dims, in_dims, (size_t)rank * sizeof(int));
-    const int features = in_dims[rank - 1];
-    bool ok = true;
-    switch (spec->kind) {
-    case NB_LAYER_DENSE: {
-        nb_init init;
-        nb_init_parse(spec->kernel_init[0] ? spec->kernel_init : "glorot_uniform", &init);
-        l->out_dims[0] = spec->units;
-        ok = add_tensor(l, &l->kernel, 2, (int[]){features, spec->units}, true) &&
-             nb_init_fill(l->kernel, &init, features, spec->units, rng) == NB_OK;
-        if (ok && !spec->no_bias) ok = add_tensor(l, &l->bias, 1, (int[]){spec->units}, true) != NULL;
-        break;
-    }
-    case NB_LAYER_BATCH_NORM:
-        if (!spec->no_scale) ok = ok && add_tensor(l, &l->gamma, 1, &features, true);
-        if (!spec->no_center) ok = ok && add_tensor(l, &l->beta, 1, &features, true);
-        ok = ok && add_tensor(l, &l->moving_mean, 1, &features, false) &&
-             add_tensor(l, &l->moving_var, 1, &features, false);
-        if (ok) {
-            if (l->gamma)
-                for (int i = 0; i < features; i++) l->gamma->data[i] = 1.0f;
-            for (int i = 0; i < features; i++) l->moving_var->data[i] = 1.0f;
-        }
-        break;
-    case NB_LAYER_LAYER_NORM:
-        if (!spec->no_scale) ok = ok && add_tensor(l, &l->gamma, 1, &features, true);
-        if (!spec->no_center) ok = ok && add_tensor(l, &l->beta, 1, &features, true);
-        if (ok && l->gamma)
-            for (int i = 0; i < features; i++) l->gamma->data[i] = 1.0f;
-        break;
-    case NB_LAYER_FLATTEN:
-        l->out_rank = 1;
-        l->out_dims[0] = (int)dims_size(rank, in_dims);
-        break;
-    case NB_LAYER_NORMALIZATION: /* identity until statistics are set */
-        ok = add_tensor(l, &l->mean, 1, &features, false) && add_tensor(l, &l->variance, 1, &features, false);
-        if (ok) {
-            l->inv_std = nb_tensor_new(1, &features);
-            ok = l->inv_std != NULL;
-        }
-        if (ok)
-            for (int i = 0; i < features; i++) l->variance->data[i] = 1.0f;
-        break;
-    default:
-        break;
-    }
-    /* a PReLU learns one slope per output feature, starting at 0 as in Keras */
-    if (ok && strcmp(spec->activation, "prelu") == 0)
-        ok = add_tensor(l, &l->alpha, 1, &l->out_dims[l->out_rank - 1], true) != NULL;
-    if (!ok) {
+    char err[200] = "";
+    if (cls->shape && cls->shape(cfg, rank, in_dims, &l->out_rank, l->out_dims, err, sizeof err) != 0) {
+        nb__set_last_error("%s: %s", cls->name, err[0] ? err : "the input does not fit");
         nb_layer_free(l);
-        nb__set_last_error("%s: out of memory for its tensors", nb__layer_class(spec->kind));
         return NULL;
     }
-    nb__layer_name_tensors(l);
+    if (l->out_rank < 1 || l->out_rank > NB_MAX_RANK - 1) {
+        nb__set_last_error("%s: output rank %d outside [1,%d]", cls->name, l->out_rank, NB_MAX_RANK - 1);
+        nb_layer_free(l);
+        return NULL;
+    }
+    snprintf(l->name, sizeof l->name, "%s", name && name[0] ? name : cls->base_name);
+    l->trainable = true;
+    l->float_budget = float_budget;
+    if (cls->build && cls->build(l, rng) != NB_OK) {
+        if (over_budget) *over_budget = l->over_budget;
+        nb_layer_free(l);
+        return NULL;
+    }
+    l->float_budget = UINT64_MAX;
+    refresh_spec(l);
+    return l;
+}
+
+nb_layer *nb_layer_new_from_config(const nb_layer_class *cls, const char *name, const void *config, int rank,
+                                   const int *in_dims, nb_rng *rng) {
+    return nb__layer_make(cls, name, config, rank, in_dims, rng, UINT64_MAX, NULL);
+}
+
+nb_layer *nb_layer_new(const nb_layer_spec *spec, int rank, const int *in_dims, nb_rng *rng) {
+    if (!spec) {
+        nb__set_last_error("layer: spec, input dims or rng is NULL");
+        return NULL;
+    }
+    const nb_layer_class *cls = nb__builtin_class(spec->kind);
+    if (!cls) {
+        nb__set_last_error(spec->kind == NB_LAYER_CUSTOM
+                               ? "layer: a registered class's layer is made with nb_layer_new_from_config"
+                               : "layer: unknown kind %d", (int)spec->kind);
+        return NULL;
+    }
+    void *cfg = calloc(1, cls->config_size ? cls->config_size : 1);
+    if (!cfg) {
+        nb__set_last_error("%s: out of memory", cls->name);
+        return NULL;
+    }
+    nb_layer *l = spec_to_config(cls, spec, cfg)
+                      ? nb__layer_make(cls, spec->name, cfg, rank, in_dims, rng, UINT64_MAX, NULL)
+                      : NULL;
+    free(cfg);
     return l;
 }
 
 void nb_layer_free(nb_layer *l) {
-    if (!l) return;
-    nb_tensor_free(l->inv_std);
+    if (!l || --l->refs > 0) return;
+    nb_tensor_free(l->scratch);
     for (int i = 0; i < l->n_tensors; i++) nb_tensor_free(l->tensors[i]);
+    free(l->config);
     free(l);
 }
 
 /* ---- applying ---- */
-
-static nb_node *activate(nb_layer *l, nb_graph *g, nb_node *x) {
-    const char *a = l->spec.activation;
-    float alpha = l->spec.alpha;
-    if (!has_activation(&l->spec)) return x;
-    if (!strcmp(a, "relu")) return nb_relu(g, x);
-    if (!strcmp(a, "leaky_relu")) return nb_leaky_relu(g, x, alpha != 0 ? alpha : 0.2f);
-    if (!strcmp(a, "prelu")) return nb_prelu(g, x, nb_param(g, l->alpha));
-    if (!strcmp(a, "rrelu")) return nb_rrelu(g, x, 1.0f / 8, 1.0f / 3);
-    if (!strcmp(a, "elu")) return nb_elu(g, x, alpha != 0 ? alpha : 1.0f);
-    if (!strcmp(a, "selu")) return nb_selu(g, x);
-    if (!strcmp(a, "gelu")) return nb_gelu(g, x);
-    if (!strcmp(a, "swish")) return nb_swish(g, x);
-    if (!strcmp(a, "tanh")) return nb_tanh(g, x);
-    if (!strcmp(a, "sigmoid")) return nb_sigmoid(g, x);
-    if (!strcmp(a, "softplus")) return nb_softplus(g, x);
-    return nb_softmax(g, x); /* the only name left: spec_ok checked it */
-}
 
 nb_node *nb_layer_apply(nb_layer *l, nb_graph *g, nb_node *x, bool mc_dropout) {
     if (!g || nb_graph_status(g) != NB_OK) return NULL;
@@ -287,74 +486,25 @@ nb_node *nb_layer_apply(nb_layer *l, nb_graph *g, nb_node *x, bool mc_dropout) {
         for (int i = 0; i < l->in_rank; i++) w.dim[i + 1] = l->in_dims[i];
         nb_shape_str(&s, got, sizeof got);
         nb_shape_str(&w, want, sizeof want);
-        nb_graph_fail(g, "%s '%s': input %s does not fit, expected %s (-1 is the batch)",
-                 nb__layer_class(l->spec.kind), l->spec.name, got, want);
+        nb_graph_fail(g, "%s '%s': input %s does not fit, expected %s (-1 is the batch)", l->cls->name, l->name, got,
+                      want);
         return NULL;
     }
-    nb_node *y = NULL;
-    switch (l->spec.kind) {
-    case NB_LAYER_DENSE:
-        y = nb_matmul(g, x, nb_param(g, l->kernel));
-        if (l->bias) y = nb_add(g, y, nb_param(g, l->bias));
-        return activate(l, g, y);
-    case NB_LAYER_BATCH_NORM:
-        y = nb_batchnorm(g, x, l->gamma ? nb_param(g, l->gamma) : NULL, l->beta ? nb_param(g, l->beta) : NULL,
-                         l->moving_mean, l->moving_var, l->spec.momentum != 0 ? l->spec.momentum : 0.99f,
-                         l->spec.epsilon != 0 ? l->spec.epsilon : 1e-3f);
-        /* Keras runs a frozen batch normalization in inference mode, so
-         * fine-tuning above it does not move its statistics */
-        if (y && !l->trainable) nb_node_force_inference(y, true);
-        return y;
-    case NB_LAYER_LAYER_NORM:
-        return nb_layernorm(g, x, l->gamma ? nb_param(g, l->gamma) : NULL,
-                            l->beta ? nb_param(g, l->beta) : NULL, l->spec.epsilon != 0 ? l->spec.epsilon : 1e-3f);
-    case NB_LAYER_DROPOUT:
-    case NB_LAYER_ALPHA_DROPOUT:
-        if (l->spec.rate == 0) return x;
-        y = l->spec.kind == NB_LAYER_DROPOUT ? nb_dropout(g, x, l->spec.rate) : nb_alpha_dropout(g, x, l->spec.rate);
-        if (y && mc_dropout) nb_node_set_stochastic(y, true);
-        return y;
-    case NB_LAYER_ACTIVATION:
-        return activate(l, g, x);
-    case NB_LAYER_FLATTEN:
-        return nb_flatten(g, x);
-    case NB_LAYER_NORMALIZATION: {
-        /* Keras: (x - mean) / max(sqrt(variance), 1e-7) */
-        for (size_t i = 0; i < l->variance->size; i++) {
-            float sd = sqrtf(l->variance->data[i]);
-            l->inv_std->data[i] = 1.0f / (sd > 1e-7f ? sd : 1e-7f);
-        }
-        l->inv_std->trainable = false;
-        return nb_mul(g, nb_sub(g, x, nb_constant(g, l->mean)), nb_constant(g, l->inv_std));
-    }
-    }
-    return NULL;
-}
-
-nb_status nb_layer_set_normalization(nb_layer *l, const float *mean, const float *std) {
-    if (!l || l->spec.kind != NB_LAYER_NORMALIZATION || !mean || !std) {
-        nb__set_last_error("set_normalization: %s", !l || l->spec.kind != NB_LAYER_NORMALIZATION
-                                                        ? "not a Normalization layer"
-                                                        : "mean or std is NULL");
-        return NB_ERROR;
-    }
-    for (size_t i = 0; i < l->mean->size; i++)
-        if (!isfinite(mean[i]) || !isfinite(std[i]) || std[i] < 0) {
-            nb__set_last_error("set_normalization: feature %zu has mean %g, std %g", i, (double)mean[i],
-                               (double)std[i]);
-            return NB_ERROR;
-        }
-    for (size_t i = 0; i < l->mean->size; i++) {
-        l->mean->data[i] = mean[i];
-        l->variance->data[i] = std[i] > 0 ? std[i] * std[i] : 1.0f;
-    }
-    return NB_OK;
+    return l->cls->apply(l, g, x, mc_dropout);
 }
 
 /* ---- queries, freezing, penalties, constraints ---- */
 
 const nb_layer_spec *nb_layer_spec_of(const nb_layer *l) { return l ? &l->spec : NULL; }
-const char *nb_layer_name(const nb_layer *l) { return l ? l->spec.name : ""; }
+const char *nb_layer_name(const nb_layer *l) { return l ? l->name : ""; }
+const nb_layer_class *nb_layer_class_of(const nb_layer *l) { return l ? l->cls : NULL; }
+const void *nb_layer_config(const nb_layer *l) { return l ? l->config : NULL; }
+
+int nb_layer_input_dims(const nb_layer *l, int *dims) {
+    if (!l) return 0;
+    if (dims) memcpy(dims, l->in_dims, (size_t)l->in_rank * sizeof(int));
+    return l->in_rank;
+}
 
 int nb_layer_output_dims(const nb_layer *l, int *dims) {
     if (!l) return 0;
@@ -372,45 +522,15 @@ void nb_layer_set_trainable(nb_layer *l, bool trainable) {
     if (!l) return;
     l->trainable = trainable;
     for (int i = 0; i < l->n_tensors; i++)
-        if (l->tensors[i] != l->moving_mean && l->tensors[i] != l->moving_var && l->tensors[i] != l->mean &&
-            l->tensors[i] != l->variance)
-            l->tensors[i]->trainable = trainable;
+        if (!l->fixed[i]) l->tensors[i]->trainable = trainable;
 }
 
 bool nb_layer_trainable(const nb_layer *l) { return l && l->trainable; }
 
 nb_node *nb_layer_penalty(nb_layer *l, nb_graph *g) {
-    if (!l || !l->kernel) return NULL;
-    nb_regularizer r = l->spec.kernel_reg;
-    nb_node *p = NULL, *w = NULL;
-    if (r.l1 > 0 || r.l2 > 0) w = nb_param(g, l->kernel);
-    if (r.l1 > 0) p = nb_scale(g, nb_l1_norm(g, w), r.l1);
-    if (r.l2 > 0) {
-        nb_node *q = nb_scale(g, nb_sum_squares(g, w), r.l2);
-        p = p ? nb_add(g, p, q) : q;
-    }
-    return p;
+    return l && l->cls->penalty ? l->cls->penalty(l, g) : NULL;
 }
 
-// kernel: [in, units]; axis 0: each column (a unit's incoming weights) to
-// norm <= r; axis 1: each row (an input's outgoing weights)
 void nb_layer_constrain(nb_layer *l) {
-    if (!l || !l->kernel || l->spec.max_norm <= 0 || !l->kernel->trainable) return;
-    const size_t rows = (size_t)l->kernel->shape.dim[0], cols = (size_t)l->kernel->shape.dim[1];
-    const bool by_column = l->spec.max_norm_axis == 0;
-    /* vector v has n elements spaced by stride, starting at v·step */
-    const size_t vectors = by_column ? cols : rows, n = by_column ? rows : cols;
-    const size_t stride = by_column ? cols : 1, step = by_column ? 1 : cols;
-    const double r = l->spec.max_norm;
-    float *w = l->kernel->data;
-    for (size_t v = 0; v < vectors; v++) {
-        float *x = w + v * step;
-        double sq = 0;
-        for (size_t i = 0; i < n; i++) sq += (double)x[i * stride] * x[i * stride];
-        double norm = sqrt(sq);
-        if (norm > r) {
-            float k = (float)(r / norm);
-            for (size_t i = 0; i < n; i++) x[i * stride] *= k;
-        }
-    }
+    if (l && l->cls->constrain) l->cls->constrain(l);
 }

@@ -51,41 +51,32 @@ int nb__model_collect_tensors(nb_model *m) {
 
 static bool name_taken(const nb_model *m, const char *name) {
     for (int i = 0; i < m->n_layers; i++)
-        if (strcmp(m->layers[i]->spec.name, name) == 0) return true;
+        if (strcmp(m->layers[i]->name, name) == 0) return true;
     return false;
 }
 
 /* Keras's naming: the first dense is "dense", then "dense_1", "dense_2",
  * skipping names the user already gave. */
 static void name_layer(const nb_model *m, nb_layer *l) {
-    const char *base = nb__layer_base_name(l->spec.kind);
+    const char *base = l->cls->base_name;
+    char name[NB_LAYER_NAME_MAX];
     int same = 0;
-    for (int i = 0; i < m->n_layers; i++) same += m->layers[i]->spec.kind == l->spec.kind;
+    for (int i = 0; i < m->n_layers; i++) same += m->layers[i]->cls == l->cls;
     for (;; same++) {
-        if (same) snprintf(l->spec.name, sizeof l->spec.name, "%s_%d", base, same);
-        else snprintf(l->spec.name, sizeof l->spec.name, "%s", base);
-        if (!name_taken(m, l->spec.name)) return;
+        if (same) snprintf(name, sizeof name, "%s_%d", base, same);
+        else snprintf(name, sizeof name, "%s", base);
+        if (!name_taken(m, name)) break;
     }
+    nb__layer_rename(l, name);
 }
 
-nb_layer *nb_model_add(nb_model *m, const nb_layer_spec *spec) {
-    if (!m || !spec) {
-        nb__set_last_error("model add: model or spec is NULL");
-        return NULL;
-    }
-    int dims[NB_MAX_RANK];
-    int rank = nb_model_output_dims(m, dims);
-    nb_layer *l = nb_layer_new(spec, rank, dims, &m->rng);
-    if (!l) return NULL;
-    if (spec->name[0] && name_taken(m, spec->name)) {
-        nb__set_last_error("model add: a layer named '%s' already exists", spec->name);
+nb_layer *nb__model_append(nb_model *m, nb_layer *l, bool named) {
+    if (named && name_taken(m, l->name)) {
+        nb__set_last_error("model add: a layer named '%s' already exists", l->name);
         nb_layer_free(l);
         return NULL;
     }
-    if (!spec->name[0]) {
-        name_layer(m, l);
-        nb__layer_name_tensors(l);
-    }
+    if (!named) name_layer(m, l);
     if (m->n_layers == m->cap_layers) {
         int cap = m->cap_layers ? 2 * m->cap_layers : 8;
         nb_layer **layers = realloc(m->layers, (size_t)cap * sizeof *layers);
@@ -105,6 +96,82 @@ nb_layer *nb_model_add(nb_model *m, const nb_layer_spec *spec) {
         return NULL;
     }
     return l;
+}
+
+nb_layer *nb_model_add(nb_model *m, const nb_layer_spec *spec) {
+    if (!m || !spec) {
+        nb__set_last_error("model add: model or spec is NULL");
+        return NULL;
+    }
+    int dims[NB_MAX_RANK];
+    int rank = nb_model_output_dims(m, dims);
+    nb_layer *l = nb_layer_new(spec, rank, dims, &m->rng);
+    return l ? nb__model_append(m, l, spec->name[0] != '\0') : NULL;
+}
+
+nb_layer *nb_model_add_layer(nb_model *m, const nb_layer_class *cls, const char *name, const void *config) {
+    if (!m || !cls) {
+        nb__set_last_error("model add: model or class is NULL");
+        return NULL;
+    }
+    int dims[NB_MAX_RANK];
+    int rank = nb_model_output_dims(m, dims);
+    nb_layer *l = nb_layer_new_from_config(cls, name, config, rank, dims, &m->rng);
+    return l ? nb__model_append(m, l, name && name[0]) : NULL;
+}
+
+nb_layer *nb_model_add_from(nb_model *m, nb_layer *l, bool shared) {
+    if (!m || !l) {
+        nb__set_last_error("model add: model or layer is NULL");
+        return NULL;
+    }
+    for (int i = 0; shared && i < m->n_layers; i++)
+        if (m->layers[i] == l) {
+            nb__set_last_error("model add: layer '%s' is in the model already", l->name);
+            return NULL;
+        }
+    int dims[NB_MAX_RANK];
+    int rank = nb_model_output_dims(m, dims);
+    bool fits = rank == l->in_rank && memcmp(dims, l->in_dims, (size_t)rank * sizeof(int)) == 0;
+    if (!fits) {
+        nb_shape have = {.rank = rank}, want = {.rank = l->in_rank};
+        memcpy(have.dim, dims, (size_t)rank * sizeof(int));
+        memcpy(want.dim, l->in_dims, (size_t)l->in_rank * sizeof(int));
+        char a[NB_SHAPE_STR_LEN], b[NB_SHAPE_STR_LEN];
+        nb_shape_str(&want, a, sizeof a);
+        nb_shape_str(&have, b, sizeof b);
+        nb__set_last_error("model add: %s '%s' takes %s, the model's output is %s", l->cls->name, l->name, a, b);
+        return NULL;
+    }
+    if (shared) {
+        l->refs++; /* nb__model_append lets go of it again on failure */
+        return nb__model_append(m, l, true);
+    }
+    /* a copy draws from m's stream as the layer it replaces would, so a
+     * model rebuilt from its seed on loading stays the same */
+    nb_layer *k = nb__layer_make(l->cls, l->name, l->config, l->in_rank, l->in_dims, &m->rng, UINT64_MAX, NULL);
+    if (!k) return NULL;
+    k->trainable = l->trainable;
+    for (int t = 0; t < l->n_tensors; t++) {
+        memcpy(k->tensors[t]->data, l->tensors[t]->data, l->tensors[t]->size * sizeof(float));
+        k->tensors[t]->trainable = l->tensors[t]->trainable;
+    }
+    return nb__model_append(m, k, true);
+}
+
+nb_model *nb_model_clone(const nb_model *m) {
+    if (!m) {
+        nb__set_last_error("model clone: model is NULL");
+        return NULL;
+    }
+    nb_model *c = nb_model_new(m->in_rank, m->in_dims, m->seed);
+    for (int i = 0; c && i < m->n_layers; i++)
+        if (!nb_model_add_from(c, m->layers[i], false)) {
+            nb_model_free(c);
+            return NULL;
+        }
+    if (c) c->rng = m->rng; /* where m's stream is, whatever drew from it */
+    return c;
 }
 
 int nb_model_layer_count(const nb_model *m) { return m ? m->n_layers : 0; }
@@ -188,9 +255,12 @@ void nb_model_summary(const nb_model *m, FILE *out) {
         int used = snprintf(shape, sizeof shape, "(None");
         for (int d = 0; d < l->out_rank; d++) used += snprintf(shape + used, sizeof shape - (size_t)used, ", %d", l->out_dims[d]);
         snprintf(shape + used, sizeof shape - (size_t)used, ")");
-        snprintf(name, sizeof name, "%s (%s)", l->spec.name, nb__layer_class(l->spec.kind));
+        snprintf(name, sizeof name, "%s (%s)", l->name, l->cls->name);
         for (int k = 0; k < l->n_tensors; k++) count += (long)l->tensors[k]->size;
         fprintf(out, " %-28s%-26s%s\n", name, shape, grouped(count, num));
+        /* what the config sets, from the class's field descriptors */
+        char config[512];
+        if (nb__config_str(l, config, sizeof config, true) > 0) fprintf(out, "   %s\n", config);
         if (i + 1 < m->n_layers) fprintf(out, "\n");
     }
     long t, nt;

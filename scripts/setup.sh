@@ -1,12 +1,13 @@
 #!/bin/sh
 # Installs exactly the Debian 12 packages nabla needs to build, test and run.
 # Idempotent: dpkg is asked first, and apt-get runs only when something is missing.
+# libjansson-dev reads and writes the JSON of saved models.
 # python3 and locales serve tests only: a saved model read back by a Python
 # reader, and a comma-decimal locale (compiled by localedef from locales).
 set -eu
 
 PACKAGES="build-essential meson ninja-build pkgconf \
-libblis-openmp-dev libcriterion-dev zlib1g-dev dataset-fashion-mnist gnuplot-nox \
+libblis-openmp-dev libcriterion-dev zlib1g-dev libjansson-dev dataset-fashion-mnist gnuplot-nox \
 python3 locales"
 
 if dpkg -s $PACKAGES >/dev/null 2>&1; then

@@ -223,7 +223,7 @@ Test(nn, bad_specs_and_inputs_say_what_is_wrong) {
     cr_assert_str_eq(nb_last_error(), "Dense: unknown initializer 'he_normall'");
     nb_layer_spec drop = nb_dropout_spec(1.0f);
     cr_assert_null(nb_model_add(m, &drop));
-    cr_assert_str_eq(nb_last_error(), "Dropout: rate 1 outside [0,1)");
+    cr_assert_str_eq(nb_last_error(), "Dropout: rate is 1, must be in [0,1)");
     cr_assert_null(nb_model_new(0, (int[]){1}, 0));
     cr_assert_eq(nb_model_layer_count(m), 1, "failed adds leave the model as it was");
 
@@ -266,7 +266,7 @@ Test(nn, max_norm_along_axis_1_rescales_rows) {
     nb_layer_free(l);
     s.max_norm_axis = 2;
     cr_assert_null(nb_layer_new(&s, 1, (int[]){3}, &r));
-    cr_assert_str_eq(nb_last_error(), "Dense: max_norm_axis is 2, must be 0 or 1");
+    cr_assert_str_eq(nb_last_error(), "Dense: max_norm_axis is 2, must be in [0,1]");
 }
 
 Test(nn, layers_compose_into_any_graph_two_inputs_a_shared_trunk_and_two_heads) {

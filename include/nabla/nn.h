@@ -1,7 +1,9 @@
 /* nabla/nn.h — layers and Sequential models, composed from the ops.
  *
- * A layer is described by an nb_layer_spec (what Keras calls a layer's
- * config) and owns its tensors: a Dense layer its kernel and bias, a batch
+ * A layer is an instance of a layer class (Dense, BatchNormalization, ...,
+ * or one registered at run time; see "Layer classes") made from the
+ * class's config (nb_layer_spec is the one-struct front of the built-in
+ * kinds), and owns its tensors: a Dense layer its kernel and bias, a batch
  * normalization its gamma, beta and moving statistics. Applying a layer to
  * a node adds its ops to that node's graph and returns the output node, so
  * one layer applied in two graphs (training and inference), or twice in one
@@ -26,6 +28,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "custom.h"
 #include "graph.h"
 #include "rng.h"
 
@@ -41,8 +44,10 @@ typedef enum nb_layer_kind {
     NB_LAYER_ALPHA_DROPOUT,
     NB_LAYER_ACTIVATION,
     NB_LAYER_FLATTEN,
-    NB_LAYER_NORMALIZATION /* Keras's Normalization: (x - mean) / sqrt(variance) per
-                              feature, statistics set with nb_layer_set_normalization */
+    NB_LAYER_NORMALIZATION, /* Keras's Normalization: (x - mean) / sqrt(variance) per
+                               feature, statistics set with nb_layer_set_normalization */
+    NB_LAYER_CUSTOM /* a layer of a class registered with nb_layer_class_register; made
+                       with nb_layer_new_from_config, not from an nb_layer_spec */
 } nb_layer_kind;
 
 /* Keras's l1_l2: penalty = l1·sum|w| + l2·sum w². Zero means none. */
@@ -50,6 +55,10 @@ typedef struct nb_regularizer {
     float l1, l2;
 } nb_regularizer;
 
+/* nb_layer_spec is the compatibility front of the built-in kinds: one
+ * struct for every kind, mapped field by field (by name) onto the kind's
+ * own configuration (see "Layer classes" below). Fields a kind does not
+ * have are ignored. NULL or "" strings mean the default. */
 typedef struct nb_layer_spec {
     nb_layer_kind kind;
     char name[48];          /* "" to be named by the model ("dense_2") */
@@ -66,7 +75,9 @@ typedef struct nb_layer_spec {
                                column), 1 each input's outgoing weights (a row) */
     /* DENSE (optional activation) and ACTIVATION */
     char activation[16];    /* "" or "linear" = none; relu, leaky_relu, prelu, rrelu, elu, selu,
-                               gelu, swish, tanh, sigmoid, softplus, softmax */
+                               gelu, swish, tanh, sigmoid, softplus, softmax, or a registered
+                               name (one of 16 bytes or more: use the class's config, whose
+                               strings hold NB_FIELD_STRING_MAX - 1) */
     float alpha;            /* leaky_relu slope (0 = 0.2, the book's) or elu alpha (0 = 1) */
     /* DROPOUT, ALPHA_DROPOUT */
     float rate;
@@ -76,7 +87,9 @@ typedef struct nb_layer_spec {
     bool no_center, no_scale; /* leave out beta / gamma */
 } nb_layer_spec;
 
-/* Spec helpers for the common cases. */
+/* Spec helpers for the common cases; NULL strings mean "" (the default). A
+ * string too long for its array is kept without its NUL, so that making
+ * the layer fails saying so, rather than use a name cut short. */
 nb_layer_spec nb_dense_spec(int units, const char *activation, const char *kernel_init);
 nb_layer_spec nb_batch_norm_spec(void);
 nb_layer_spec nb_dropout_spec(float rate);
@@ -85,12 +98,16 @@ nb_layer_spec nb_activation_spec(const char *activation);
 
 typedef struct nb_layer nb_layer; /* opaque */
 
-/* Makes a layer for inputs of shape in_dims (without the batch dimension)
- * and initializes its tensors from rng. Returns NULL with nb_last_error()
- * set for a bad spec (unknown kind, activation or initializer, units < 1,
- * rate outside [0,1), a Dense on a rank > 1 input, ...). The caller owns
- * it (nb_layer_free) unless it is added to a model. */
+/* Makes a layer of a built-in kind for inputs of shape in_dims (without
+ * the batch dimension) and initializes its tensors from rng: the spec is
+ * mapped onto the kind's config and made as nb_layer_new_from_config does.
+ * Returns NULL with nb_last_error() set for a bad spec (unknown kind,
+ * NB_LAYER_CUSTOM, activation or initializer, units < 1, rate outside
+ * [0,1), a Dense on a rank > 1 input, ...). The caller owns it
+ * (nb_layer_free) unless it is added to a model. */
 nb_layer *nb_layer_new(const nb_layer_spec *spec, int rank, const int *in_dims, nb_rng *rng);
+/* Lets go of the caller's hold on l: it is freed unless a model shares it
+ * (nb_model_add_from), which then frees it with itself. NULL is allowed. */
 void nb_layer_free(nb_layer *l);
 
 /* Adds the layer's ops after x in x's graph and returns the output node
@@ -98,6 +115,9 @@ void nb_layer_free(nb_layer *l);
  * the layer's dropout stays random in inference runs (MC dropout). */
 nb_node *nb_layer_apply(nb_layer *l, nb_graph *g, nb_node *x, bool mc_dropout);
 
+/* The layer's config as an nb_layer_spec (fields its kind lacks are zero;
+ * a layer of a registered class has kind NB_LAYER_CUSTOM and only its
+ * name). Owned by the layer. */
 const nb_layer_spec *nb_layer_spec_of(const nb_layer *l);
 const char *nb_layer_name(const nb_layer *l);
 /* The output shape (without the batch dimension). */
@@ -124,6 +144,142 @@ void nb_layer_constrain(nb_layer *l);
  * graph. Errors: not a Normalization layer, non-finite or negative values. */
 nb_status nb_layer_set_normalization(nb_layer *l, const float *mean, const float *std);
 
+/* ---- Layer classes ----
+ *
+ * A layer kind is an nb_layer_class: a name, a configuration struct
+ * described once by field descriptors (from which validation, the summary
+ * and the saved JSON all come), and callbacks that make the layer's tensors
+ * and add its ops to a graph. The built-in kinds are classes too
+ * (nn/layer_*.c). A user registers a class at start-up and makes layers of
+ * it with nb_layer_new_from_config or nb_model_add_layer; a model with such
+ * layers saves, and loads wherever the class is registered under the same
+ * name.
+ *
+ *   typedef struct { int units; char activation[NB_FIELD_STRING_MAX]; } my_config;
+ *   static const nb_field my_fields[] = {
+ *       {"units", NB_FIELD_INT, offsetof(my_config, units), .min = 1, .max = INT_MAX},
+ *       {"activation", NB_FIELD_ACTIVATION, offsetof(my_config, activation)},
+ *   };
+ */
+
+typedef enum nb_field_type {
+    NB_FIELD_INT,         /* int */
+    NB_FIELD_FLOAT,       /* float, always finite */
+    NB_FIELD_BOOL,        /* bool */
+    NB_FIELD_STRING,      /* char[NB_FIELD_STRING_MAX], UTF-8 */
+    NB_FIELD_ACTIVATION,  /* a string: "" or the name of a registered activation */
+    NB_FIELD_INITIALIZER  /* a string: "" or a name nb_init_parse knows */
+} nb_field_type;
+
+#define NB_FIELD_STRING_MAX 64
+
+typedef struct nb_field {
+    const char *name;   /* the JSON key; "a.b" is key b of the object under key a */
+    nb_field_type type;
+    size_t offset;      /* offsetof(the config struct, the field) */
+    double min, max;    /* INT, FLOAT: the allowed range, when min < max */
+    bool max_open;      /* the range excludes max ([0,1) for a dropout rate) */
+} nb_field;
+
+typedef struct nb_layer_class {
+    const char *name;       /* the class name: JSON's class_name, summary's type ("Dense") */
+    const char *base_name;  /* instances are named base, base_1, ... ("dense") */
+    size_t config_size;     /* sizeof the config struct; all-zero bytes are its defaults */
+    const nb_field *fields;
+    int n_fields;
+    /* Checks what the fields' ranges cannot (the input rank, fields that
+     * depend on each other) and writes the output shape (without the batch).
+     * Returns 0, or nonzero after writing a message into err (at most len
+     * bytes; nabla prefixes the class name). NULL: any input, output shape =
+     * input shape. */
+    int (*shape)(const void *config, int rank, const int *in_dims, int *out_rank, int *out_dims, char *err,
+                 size_t len);
+    /* Makes and initializes the layer's tensors with nb_layer_add_tensor,
+     * drawing from rng. NB_ERROR when one cannot be made (nb_last_error is
+     * set by nb_layer_add_tensor). NULL: no tensors. */
+    nb_status (*build)(nb_layer *l, nb_rng *rng);
+    /* Adds the layer's ops after x (shape checked already) and returns the
+     * output node; NULL with the graph in error. With mc_dropout, dropout
+     * stays random in inference runs. Required. */
+    nb_node *(*apply)(nb_layer *l, nb_graph *g, nb_node *x, bool mc_dropout);
+    /* Optional: the weights' penalty as a scalar node in g, or NULL. */
+    nb_node *(*penalty)(nb_layer *l, nb_graph *g);
+    /* Optional: a constraint applied after each optimizer step. */
+    void (*constrain)(nb_layer *l);
+} nb_layer_class;
+
+/* Registers a layer class under cls->name. cls (and its fields) is
+ * borrowed: it must outlive every use, a static const is usual. Register
+ * at start-up, before any model is made or loaded, from one thread.
+ * NB_ERROR with nb_last_error(): NULL cls, name, base_name or apply, a name
+ * already registered, a field with no name or an unknown type, a string
+ * field that does not fit in config_size. */
+nb_status nb_layer_class_register(const nb_layer_class *cls);
+/* The class registered (or built in) under name, or NULL. */
+const nb_layer_class *nb_layer_class_find(const char *name);
+/* Every class, built-in ones first in nb_layer_kind's order, then the
+ * registered ones in the order registered: i in [0, nb_layer_class_count()),
+ * NULL outside. */
+int nb_layer_class_count(void);
+const nb_layer_class *nb_layer_class_at(int i);
+
+/* Makes a layer of class cls named name (NULL or "" = cls->base_name) from
+ * config (cls->config_size bytes, copied; NULL = all defaults) for inputs of
+ * shape in_dims, and initializes its tensors from rng. The caller owns it
+ * (nb_layer_free) unless it is added to a model. NULL with nb_last_error()
+ * naming the class and the field: a value out of its range, an unknown
+ * activation or initializer, a string without its NUL or not UTF-8, a name
+ * of 48 bytes or more, the shape callback's own error. */
+nb_layer *nb_layer_new_from_config(const nb_layer_class *cls, const char *name, const void *config, int rank,
+                                   const int *in_dims, nb_rng *rng);
+/* The layer's class and its config (owned by the layer; do not change it). */
+const nb_layer_class *nb_layer_class_of(const nb_layer *l);
+const void *nb_layer_config(const nb_layer *l);
+/* The input shape (without the batch dimension). */
+int nb_layer_input_dims(const nb_layer *l, int *dims);
+/* Writes the config as "units=300, activation=relu" (every field, strings
+ * quoted only when empty) into buf (at most len bytes, NUL-terminated).
+ * Returns the length it needed, as snprintf does. */
+int nb_layer_config_str(const nb_layer *l, char *buf, size_t len);
+
+/* For a class's build callback: adds a zero-filled tensor named
+ * "<layer>/<role>" (role at most 31 bytes), owned by the layer; a trainable
+ * false tensor is never trained (moving statistics), whatever
+ * nb_layer_set_trainable says. Tensors keep the order they are added in.
+ * NULL with nb_last_error() set when it cannot be made (at most 6 per
+ * layer, out of memory, more floats than a file being loaded holds). */
+nb_tensor *nb_layer_add_tensor(nb_layer *l, const char *role, int rank, const int *dims, bool trainable);
+/* The layer's tensor with that role ("kernel"), or NULL. */
+nb_tensor *nb_layer_find_tensor(const nb_layer *l, const char *role);
+
+/* ---- Activations ----
+ * An activation is a name for a function that adds a node after x. The
+ * built-in names are linear (or ""), relu, leaky_relu, prelu, rrelu, elu,
+ * selu, gelu, swish, tanh, sigmoid, softplus and softmax. alpha is the
+ * layer's "alpha" field: 0 means the activation's own default. */
+typedef nb_node *(*nb_activation_fn)(nb_graph *g, nb_node *x, float alpha, void *user);
+
+/* Registers fn under name (at most 63 bytes), for Dense and Activation
+ * layers and any class with an NB_FIELD_ACTIVATION field; user is passed to
+ * fn and borrowed. Register at start-up, from one thread. NB_ERROR with
+ * nb_last_error(): NULL or empty name or fn, a name too long or already
+ * registered (built-in names included). */
+nb_status nb_activation_register(const char *name, nb_activation_fn fn, void *user);
+/* Registers the elementwise custom op under op->name, applied as
+ * nb_custom(g, op, 1, &x, NULL). op is borrowed. Errors as above, and a NULL
+ * op or callback. */
+nb_status nb_activation_register_custom(const nb_custom_op *op);
+/* Whether name is "" or a built-in or registered activation. */
+bool nb_activation_known(const char *name);
+/* For a class's build callback: adds what the activation learns (a
+ * PReLU's "alpha", one slope per output feature, starting at 0 as in
+ * Keras); nothing for the others. NB_ERROR as nb_layer_add_tensor. */
+nb_status nb_layer_add_activation_tensors(nb_layer *l, const char *activation);
+/* Applies the named activation to x in g ("" and "linear" return x); a
+ * PReLU uses the layer's "alpha" tensor. NULL with the graph in error for an
+ * unknown name. */
+nb_node *nb_layer_activate(nb_layer *l, nb_graph *g, nb_node *x, const char *activation, float alpha);
+
 /* ---- Sequential models ---- */
 
 typedef struct nb_model nb_model; /* opaque */
@@ -136,6 +292,30 @@ void nb_model_free(nb_model *m);
 /* Appends a layer made from spec for the current output shape and returns
  * it (owned by the model). NULL with nb_last_error() set on a bad spec. */
 nb_layer *nb_model_add(nb_model *m, const nb_layer_spec *spec);
+
+/* Appends a layer of class cls named name (NULL or "" = automatic, Keras
+ * style) made from config (NULL = defaults), as nb_layer_new_from_config
+ * does, and returns it (owned by the model). NULL with nb_last_error() set. */
+nb_layer *nb_model_add_layer(nb_model *m, const nb_layer_class *cls, const char *name, const void *config);
+
+/* Appends layer l (another model's, or one made by nb_layer_new*) to m,
+ * whose output shape must be l's input shape. shared: m holds l itself, so
+ * both train the same tensors and freezing it freezes it in both (Keras's
+ * reuse of a layer object); l lives until its last holder frees it (the
+ * caller's nb_layer_free or nb_model_free each let go of one hold). Not
+ * shared: m gets a copy with its own tensors (same config, name, flags and
+ * bits). Returns the layer in m. NULL with nb_last_error() set: NULL
+ * arguments, a shape that does not fit, l in m already (shared), a layer
+ * of that name in m, out of memory. Building a model from another's first
+ * k layers is k such calls. */
+nb_layer *nb_model_add_from(nb_model *m, nb_layer *l, bool shared);
+
+/* A deep copy of m: the same layers (classes, configs, names, trainable
+ * flags), input shape, seed and initializer stream, and bit-identical
+ * tensors of its own, so training one leaves the other unchanged. The
+ * caller owns it (nb_model_free). NULL with nb_last_error() set: NULL m,
+ * out of memory. */
+nb_model *nb_model_clone(const nb_model *m);
 
 int nb_model_layer_count(const nb_model *m);
 nb_layer *nb_model_layer(const nb_model *m, int i);
@@ -156,28 +336,34 @@ int nb_model_tensors(const nb_model *m, nb_tensor *const **out);
 /* Parameter counts: trainable (learned, not frozen) and the rest. */
 void nb_model_count_params(const nb_model *m, long *trainable, long *non_trainable);
 /* Prints a table like Keras's model.summary(): layer (type), output shape,
- * parameter count, then the totals. */
+ * parameter count, and under each layer the config fields it sets (those
+ * off their defaults, "units=300, activation=relu"), then the totals. */
 void nb_model_summary(const nb_model *m, FILE *out);
 
 /* Saves the model in the safetensors format: every tensor as float32
  * little-endian, named "layer/tensor", in the model's tensor order, and in
  * "__metadata__" the strings format "nabla", nabla_version "1",
- * architecture (a JSON document: input shape, seed, each layer's Keras class
- * name, trainable flag and full spec) and weights_crc32 (a CRC-32 of the
+ * architecture (a JSON document: input shape, seed, each layer's class
+ * name, trainable flag and config, the class's fields by name; a seed
+ * above 2^63-1 as a decimal string) and weights_crc32 (a CRC-32 of the
  * architecture and the weights, so a corrupted file is refused on loading).
  * Python's safetensors reads the file. The write is atomic: a temporary
  * file "<path>.tmp.XXXXXX" beside path, fsync, rename over path (the new
  * file gets the usual 0666 & ~umask mode); a failure removes the temporary
  * and leaves any previous file at path untouched. NB_ERROR with
  * nb_last_error() naming the file: NULL arguments, a name that is not UTF-8,
- * two tensors with one name, a failed create, write, sync or rename. */
+ * two tensors with one name, a failed create, write, sync or rename. The
+ * JSON is jansson's (Debian libjansson-dev). */
 nb_status nb_model_save(const nb_model *m, const char *path);
-/* Loads a model saved by nb_model_save: the same layers, names, specs,
- * trainable flags, seed and bit-identical tensors. The caller owns it
+/* Loads a model saved by nb_model_save (by this nabla or an older one):
+ * the same layers, names, configs, trainable flags, seed and bit-identical
+ * tensors. The caller owns it
  * (nb_model_free). NULL with nb_last_error() naming the file and the
  * problem: missing, not safetensors, truncated or longer than its header
- * says, a header that is not JSON or lacks the nabla metadata, an unknown
- * layer kind or bad spec, a dtype other than F32, offsets out of range,
+ * says, a header over 100 MB, not strict JSON (duplicate keys included) or
+ * lacking the nabla metadata, a layer class or activation not registered
+ * (the message names it), a config key the class lacks or a bad value,
+ * over 10000 layers, a dtype other than F32, offsets out of range,
  * overlapping or leaving gaps, missing or extra tensors, wrong shapes, a
  * checksum mismatch. Never crashes on a malformed file. */
 nb_model *nb_model_load(const char *path);
@@ -188,6 +374,49 @@ nb_model *nb_model_load(const char *path);
  * nothing: on NB_ERROR (nb_last_error() as for nb_model_load) m is as it
  * was. */
 nb_status nb_model_load_weights(nb_model *m, const char *path);
+
+/* Options for loading tensors by name (nb_model_load_weights_with,
+ * nb_tensors_load); all false is strict: the file must hold exactly the
+ * tensors asked for, with their shapes. */
+typedef struct nb_load_options {
+    bool skip_missing;    /* a tensor the file lacks keeps its values */
+    bool skip_mismatched; /* a tensor whose shape differs in the file keeps its values */
+    bool skip_unexpected; /* the file's tensors that nothing asks for are ignored */
+} nb_load_options;
+
+typedef enum nb_load_result { NB_LOADED, NB_LOAD_MISSING, NB_LOAD_MISMATCHED } nb_load_result;
+
+/* What a load did: counts, and for each tensor asked for (in the order
+ * asked) what happened to it, in result when the caller gives an array of
+ * that many entries (else NULL). Filled on success only. */
+typedef struct nb_load_report {
+    int loaded, missing, mismatched, unexpected;
+    nb_load_result *result;
+} nb_load_report;
+
+/* nb_model_load_weights with options (NULL = strict) and an optional
+ * report: transfer learning from a model whose head differs. When the
+ * file holds a weights_crc32 and not exactly m's tensors, the checksum is
+ * checked by loading the file as a whole model (nb_model_load), so its
+ * layer classes must be registered. All or nothing: on NB_ERROR m is as it
+ * was, with nb_last_error() as for nb_model_load_weights. */
+nb_status nb_model_load_weights_with(nb_model *m, const char *path, const nb_load_options *options,
+                                     nb_load_report *report);
+
+/* ---- State dicts: any named tensors ---- */
+
+/* Saves the n tensors as a safetensors file of F32 tensors keyed by their
+ * names, with no nabla metadata, atomically as nb_model_save does (t and
+ * the tensors are only read). NB_ERROR with nb_last_error() naming the
+ * file: NULL arguments, n < 0, an empty, repeated or non-UTF-8 name, the
+ * name "__metadata__", a failed create, write, sync or rename. */
+nb_status nb_tensors_save(const char *path, int n, nb_tensor *const *t);
+/* Copies into each of the n tensors the file's tensor of the same name
+ * and shape, in any order, as nb_model_load_weights_with does (a file
+ * with nabla's weights_crc32 is checked). All or nothing: on NB_ERROR the
+ * tensors are as they were. */
+nb_status nb_tensors_load(const char *path, int n, nb_tensor *const *t, const nb_load_options *options,
+                          nb_load_report *report);
 
 #ifdef __cplusplus
 }
