@@ -15,6 +15,7 @@ static nb_node *rrelu(nb_graph *g, nb_node *x, float a, void *u) { (void)a, (voi
 static nb_node *elu(nb_graph *g, nb_node *x, float a, void *u) { (void)u; return nb_elu(g, x, a != 0 ? a : 1.0f); }
 static nb_node *selu(nb_graph *g, nb_node *x, float a, void *u) { (void)a, (void)u; return nb_selu(g, x); }
 static nb_node *gelu(nb_graph *g, nb_node *x, float a, void *u) { (void)a, (void)u; return nb_gelu(g, x); }
+static nb_node *gelu_tanh(nb_graph *g, nb_node *x, float a, void *u) { (void)a, (void)u; return nb_gelu_tanh(g, x); }
 static nb_node *swish(nb_graph *g, nb_node *x, float a, void *u) { (void)a, (void)u; return nb_swish(g, x); }
 static nb_node *tanh_(nb_graph *g, nb_node *x, float a, void *u) { (void)a, (void)u; return nb_tanh(g, x); }
 static nb_node *sigmoid(nb_graph *g, nb_node *x, float a, void *u) { (void)a, (void)u; return nb_sigmoid(g, x); }
@@ -32,7 +33,7 @@ typedef struct activation {
 static const activation builtin[] = {
     {"relu", relu, NULL, NULL},         {"leaky_relu", leaky, NULL, NULL}, {"prelu", NULL, NULL, NULL},
     {"rrelu", rrelu, NULL, NULL},       {"elu", elu, NULL, NULL},          {"selu", selu, NULL, NULL},
-    {"gelu", gelu, NULL, NULL},         {"swish", swish, NULL, NULL},      {"tanh", tanh_, NULL, NULL},
+    {"gelu", gelu, NULL, NULL},         {"gelu_tanh", gelu_tanh, NULL, NULL}, {"swish", swish, NULL, NULL},      {"tanh", tanh_, NULL, NULL},
     {"sigmoid", sigmoid, NULL, NULL},   {"softplus", softplus, NULL, NULL}, {"softmax", softmax, NULL, NULL},
 };
 

@@ -313,3 +313,29 @@ Test(nn, a_frozen_batch_norm_keeps_its_statistics_and_uses_them) {
     nb_graph_free(g);
     nb_model_free(m);
 }
+
+/* The tanh approximation of GELU (ops' gelu_tanh) is a layer activation by
+ * name: y = x·σ(2·√(2/π)·(x + 0.044715·x³)), against double here. */
+Test(nn, gelu_tanh_is_an_activation_by_name) {
+    cr_assert(nb_activation_known("gelu_tanh"));
+    nb_rng r;
+    nb_rng_seed(&r, 1, 0);
+    nb_layer_spec s = nb_activation_spec("gelu_tanh");
+    nb_layer *l = nb_layer_new(&s, 1, (int[]){5}, &r);
+    cr_assert_not_null(l, "%s", nb_last_error());
+    float x[5] = {-3, -0.5f, 0, 0.7f, 2.5f};
+    nb_graph *g = nb_graph_new();
+    nb_node *in = nb_input(g, "x", 2, (int[]){1, 5});
+    nb_node *y = nb_layer_apply(l, g, in, false);
+    nb_feed(g, in, x, 1);
+    nb_forward(g, NB_INFERENCE);
+    t_ok(g);
+    float ref[5];
+    for (int i = 0; i < 5; i++) {
+        const double v = x[i], z = 2 * sqrt(2 / M_PI) * (v + 0.044715 * v * v * v);
+        ref[i] = (float)(v / (1 + exp(-z)));
+    }
+    nb_assert_near(nb_node_value(y), ref, 5, 1e-6, 1e-6);
+    nb_graph_free(g);
+    nb_layer_free(l);
+}

@@ -45,7 +45,7 @@ static void usage(FILE *out) {
             "\n"
             "train options (each overrides the preset):\n"
             "  --layers 300,100       hidden layer sizes; 100x20 means twenty layers of 100\n"
-            "  --activation NAME      relu leaky_relu prelu rrelu elu selu gelu swish tanh sigmoid\n"
+            "  --activation NAME      relu leaky_relu prelu rrelu elu selu gelu gelu_tanh swish tanh sigmoid\n"
             "  --init NAME            he_normal he_uniform glorot_normal glorot_uniform lecun_normal lecun_uniform\n"
             "  --batch-norm, --no-batch-norm\n"
             "  --dropout RATE, --alpha-dropout RATE   before each Dense layer\n"
@@ -122,7 +122,7 @@ static bool parse_layers(const char *s, config *c) {
 }
 
 static const char *const activations[] = {"relu", "leaky_relu", "prelu", "rrelu", "elu", "selu",
-                                          "gelu", "swish", "tanh", "sigmoid"};
+                                          "gelu", "gelu_tanh", "swish", "tanh", "sigmoid"};
 static const char *const inits[] = {"he_normal", "he_uniform", "glorot_normal", "glorot_uniform",
                                     "lecun_normal", "lecun_uniform"};
 

@@ -75,7 +75,7 @@ typedef struct nb_layer_spec {
                                column), 1 each input's outgoing weights (a row) */
     /* DENSE (optional activation) and ACTIVATION */
     char activation[16];    /* "" or "linear" = none; relu, leaky_relu, prelu, rrelu, elu, selu,
-                               gelu, swish, tanh, sigmoid, softplus, softmax, or a registered
+                               gelu, gelu_tanh, swish, tanh, sigmoid, softplus, softmax, or a registered
                                name (one of 16 bytes or more: use the class's config, whose
                                strings hold NB_FIELD_STRING_MAX - 1) */
     float alpha;            /* leaky_relu slope (0 = 0.2, the book's) or elu alpha (0 = 1) */
@@ -255,7 +255,7 @@ nb_tensor *nb_layer_find_tensor(const nb_layer *l, const char *role);
 /* ---- Activations ----
  * An activation is a name for a function that adds a node after x. The
  * built-in names are linear (or ""), relu, leaky_relu, prelu, rrelu, elu,
- * selu, gelu, swish, tanh, sigmoid, softplus and softmax. alpha is the
+ * selu, gelu, gelu_tanh, swish, tanh, sigmoid, softplus and softmax. alpha is the
  * layer's "alpha" field: 0 means the activation's own default. */
 typedef nb_node *(*nb_activation_fn)(nb_graph *g, nb_node *x, float alpha, void *user);
 
