@@ -6,6 +6,9 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <math.h>
+
+#include "nabla/nabla.h"
 
 #ifndef NABLA_TOOL
 #error "NABLA_TOOL must name the built nabla program"
@@ -177,4 +180,22 @@ Test(cli, a_small_data_folder_trains_with_a_proportional_validation_split, .time
         unlink(p);
     }
     rmdir(dir);
+}
+
+/* Issue 10, hole 4's second half: a model file whose weights are NaN (with
+ * a valid checksum) loaded and evaluated with exit 0. */
+Test(cli, eval_refuses_a_model_with_non_finite_weights) {
+    char dir[] = "/tmp/nabla-nan-XXXXXX", path[96], args[160];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/nan.safetensors", dir);
+    nb_model *m = nb_model_new(2, (int[]){28, 28}, 1);
+    nb_layer_spec f = {.kind = NB_LAYER_FLATTEN}, d = nb_dense_spec(10, NULL, NULL);
+    nb_model_add(m, &f);
+    nb_layer *l = nb_model_add(m, &d);
+    nb_layer_tensor(l, 0)->data[7] = NAN;
+    cr_assert_eq(nb_model_save(m, path), NB_OK, "%s", nb_last_error());
+    nb_model_free(m);
+    snprintf(args, sizeof args, "eval --model %s", path);
+    expect(args, 1, "tensor 'dense/kernel' holds nan at index 7");
+    unlink(path), rmdir(dir);
 }

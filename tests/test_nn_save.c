@@ -1372,3 +1372,28 @@ Test(nn_save, floats_are_written_with_the_fewest_digits_that_read_back) {
     }
     tdir_free(&d);
 }
+
+/* Issue 10, hole 2: a 288-byte file declaring input [2147483647] and one
+ * PReLU activation (a slope per feature) made the loader allocate and zero
+ * 8 GB before it looked at the tensors. The tensors an architecture implies
+ * are now counted against what the file holds before any is made. */
+Test(nn_save, an_architecture_implying_more_weights_than_the_file_holds_allocates_nothing) {
+    tdir d = tdir_new();
+    nb_model *m = nb_model_new(1, (int[]){4}, 1);
+    nb_layer_spec s = nb_activation_spec("prelu");
+    cr_assert_not_null(nb_model_add(m, &s), "%s", nb_last_error());
+    const char *good = in_dir(&d, "p.safetensors"), *bad = in_dir(&d, "huge.safetensors");
+    cr_assert_eq(nb_model_save(m, good), NB_OK, "%s", nb_last_error());
+    edit(good, bad, "\\\"input_shape\\\":[4]", "\\\"input_shape\\\":[2147483647]", 0);
+    struct rlimit old, cap = {.rlim_cur = (rlim_t)1 << 32, .rlim_max = (rlim_t)1 << 32};
+    cr_assert_eq(getrlimit(RLIMIT_AS, &old), 0);
+#if !defined(__SANITIZE_ADDRESS__)
+    cr_assert_eq(setrlimit(RLIMIT_AS, &cap), 0); /* 4 GB of address space: the old loader would fail to get 8 */
+#endif
+    refused(bad, "needs more weights than the file's 16 bytes of data");
+#if !defined(__SANITIZE_ADDRESS__)
+    setrlimit(RLIMIT_AS, &old);
+#endif
+    nb_model_free(m);
+    tdir_free(&d);
+}

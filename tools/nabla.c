@@ -552,6 +552,17 @@ static int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "nabla: %s\n", nb_last_error());
         return 1;
     }
+    /* A file keeps NaN and infinite weights faithfully (a diverged run saved
+     * by hand), but evaluating them measures nothing. */
+    nb_tensor *const *ts;
+    for (int i = 0, n = nb_model_tensors(m, &ts); i < n; i++)
+        for (size_t j = 0; j < ts[i]->size; j++)
+            if (!isfinite(ts[i]->data[j])) {
+                fprintf(stderr, "nabla: %s: tensor '%s' holds %g at index %zu: the model diverged; not evaluated\n",
+                        path, ts[i]->name, (double)ts[i]->data[j], j);
+                nb_model_free(m);
+                return 1;
+            }
     nb_dataset train = {0}, test = {0};
     if (load_data(&c, &train, &test)) {
         nb_model_free(m);
