@@ -321,6 +321,10 @@ static bool open_checked(nb_st_file *s) {
         free(text);
         return BAD("the header is not a JSON object: not a safetensors file");
     }
+    if (!nb__json_small_enough(text, n)) {
+        free(text);
+        return BAD("the header holds over %d JSON values: not a model nabla wrote", NB_JSON_VALUES_MAX);
+    }
     json_error_t err;
     s->header = json_loadb(text, n, JSON_REJECT_DUPLICATES, &err);
     free(text);
@@ -345,6 +349,23 @@ static bool open_checked(nb_st_file *s) {
         if (!read_entry(s, key, v, &s->entries[s->n_entries++])) return false;
     }
     return check_layout(s);
+}
+
+bool nb__json_small_enough(const char *text, size_t n) {
+    size_t values = 1;
+    bool in_string = false;
+    for (size_t i = 0; i < n; i++) {
+        const char c = text[i];
+        if (in_string) {
+            if (c == '\\') i++; /* an escaped character, whatever it is */
+            else if (c == '"') in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == ',' || c == ':' || c == '[' || c == '{') {
+            if (++values > NB_JSON_VALUES_MAX) return false;
+        }
+    }
+    return true;
 }
 
 bool nb__st_open(nb_st_file *s, const char *op, const char *path) {

@@ -28,6 +28,18 @@
  * and it is refused before anything is parsed. */
 #define NB_ST_HEADER_MAX 100000000ull
 
+/* The most JSON values nabla parses from one document (a header, or the
+ * architecture inside it): a parsed value costs about 50 bytes against 2 in
+ * the text ("0,"), so a 100 MB header of small numbers would cost 3 GB
+ * before any check. A million values (~50 MB) is 20 times what a model of
+ * 10,000 layers needs. */
+#define NB_JSON_VALUES_MAX 1000000
+
+/* Whether the JSON text (n bytes) holds at most NB_JSON_VALUES_MAX values,
+ * counted without parsing: one per comma, colon and opening bracket
+ * outside strings, plus one. */
+bool nb__json_small_enough(const char *text, size_t n);
+
 /* Sets nb_last_error to "<op> '<path>': <fmt...>" (a long path keeps its
  * end) and returns false. */
 bool nb__st_fail(const char *op, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -279,6 +279,10 @@ static bool read_layer(reader *r, nb_model *m, const json_t *l, uint64_t data_le
 /* The model the architecture describes, its weights freshly initialized
  * (from the saved seed, so exactly as they were before training). */
 static nb_model *build_model(reader *r, const char *arch_text, uint64_t data_len) {
+    if (!nb__json_small_enough(arch_text, strlen(arch_text))) {
+        BAD("the architecture holds over %d JSON values: not a model nabla wrote", NB_JSON_VALUES_MAX);
+        return NULL;
+    }
     json_error_t err;
     json_t *arch = json_loads(arch_text, JSON_REJECT_DUPLICATES, &err);
     if (!arch) {

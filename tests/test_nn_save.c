@@ -1397,3 +1397,29 @@ Test(nn_save, an_architecture_implying_more_weights_than_the_file_holds_allocate
     nb_model_free(m);
     tdir_free(&d);
 }
+
+/* Issue 10, hole 6: 64 bytes per JSON value were allocated before any
+ * check, so a 40 MB header cost 1.3 GB. A header, or an architecture
+ * inside one, with over a million values is refused before it is parsed. */
+Test(nn_save, headers_and_architectures_with_millions_of_values_are_refused_before_parsing) {
+    tdir d = tdir_new();
+    const size_t n = 1100000;
+    char *h = malloc(2 * n + 200), *p = h;
+    p += sprintf(p, "{\"__metadata__\":{\"format\":\"nabla\"},\"x\":{\"dtype\":\"F32\",\"shape\":[");
+    for (size_t i = 0; i < n; i++) *p++ = '0', *p++ = ',';
+    p += sprintf(p, "1],\"data_offsets\":[0,0]}}");
+    const char *big = in_dir(&d, "values.safetensors");
+    assemble(big, h, NULL, 0);
+    refused(big, "the header holds over 1000000 JSON values");
+    /* the same numbers inside the architecture string: one value to the header */
+    p = h;
+    p += sprintf(p, "{\"__metadata__\":{\"format\":\"nabla\",\"nabla_version\":\"1\",\"weights_crc32\":\"0\","
+                    "\"architecture\":\"{\\\"class_name\\\":\\\"Sequential\\\",\\\"seed\\\":1,\\\"input_shape\\\":[");
+    for (size_t i = 0; i < n; i++) *p++ = '1', *p++ = ',';
+    p += sprintf(p, "1],\\\"layers\\\":[]}\"}}");
+    const char *arch = in_dir(&d, "arch.safetensors");
+    assemble(arch, h, NULL, 0);
+    refused(arch, "the architecture holds over 1000000 JSON values");
+    free(h);
+    tdir_free(&d);
+}
