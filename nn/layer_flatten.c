@@ -1,4 +1,5 @@
 /* nn/layer_flatten.c — Flatten: [B, d1, ..., dk] -> [B, d1·...·dk]. */
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "nabla/ops.h"
@@ -7,9 +8,10 @@
 static int shape(const void *config, int rank, const int *in, int *out_rank, int *out, char *err, size_t len) {
     (void)config;
     long long n = 1;
-    for (int i = 0; i < rank; i++) n *= in[i];
-    if (n > 0x7fffffff) {
-        snprintf(err, len, "%lld features do not fit in an int", n);
+    bool over = false;
+    for (int i = 0; i < rank && !over; i++) over = __builtin_mul_overflow(n, (long long)in[i], &n) || n > 0x7fffffff;
+    if (over) {
+        snprintf(err, len, "the input's %d dims hold more features than an int counts", rank);
         return 1;
     }
     *out_rank = 1;

@@ -339,3 +339,17 @@ Test(nn, gelu_tanh_is_an_activation_by_name) {
     nb_graph_free(g);
     nb_layer_free(l);
 }
+
+/* Issue 10, hole 8: Flatten's size was cast to int (input [16, 268435505, 1]
+ * loaded as a 784-feature model) and its product could overflow. */
+Test(nn, flatten_refuses_more_features_than_an_int_counts) {
+    nb_layer_spec f = {.kind = NB_LAYER_FLATTEN};
+    nb_model *m = nb_model_new(3, (int[]){16, 268435505, 1}, 1);
+    cr_assert_null(nb_model_add(m, &f));
+    cr_assert(strstr(nb_last_error(), "more features than an int counts"), "%s", nb_last_error());
+    nb_model_free(m);
+    m = nb_model_new(3, (int[]){2147483647, 2147483647, 2147483647}, 1);
+    cr_assert_null(nb_model_add(m, &f), "an overflowing product must be refused, not wrap");
+    cr_assert(strstr(nb_last_error(), "more features than an int counts"), "%s", nb_last_error());
+    nb_model_free(m);
+}
