@@ -1,0 +1,41 @@
+/* The programs of examples/ run on a little data and do what they say:
+ * the chapter's transfer learning trains A, then B on A, and the saved B
+ * loads back with the same predictions. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Runs cmd in a fresh folder; returns its exit status, its output in out. */
+static int run_in_tmp(const char *cmd, char *out, size_t len, char *dir) {
+    cr_assert_not_null(mkdtemp(dir));
+    char line[1024];
+    snprintf(line, sizeof line, "cd %s && %s 2>&1", dir, cmd);
+    FILE *p = popen(line, "r");
+    cr_assert_not_null(p);
+    size_t n = fread(out, 1, len - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    cr_assert(WIFEXITED(status), "%s did not exit normally: %s", cmd, out);
+    return WEXITSTATUS(status);
+}
+
+Test(examples, transfer_learning_trains_a_then_b_on_a_and_reloads_b_identically, .timeout = 300) {
+    static char out[1 << 14];
+    char dir[] = "/tmp/nabla-example-XXXXXX", saved[128];
+    int rc = run_in_tmp(NABLA_EXAMPLE_TRANSFER " --quick", out, sizeof out, dir);
+    cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
+    double a, b;
+    const char *la = strstr(out, "model A (8 classes): test accuracy "), *lb = strstr(out, "(shirt or sandal, 200 images): test accuracy ");
+    cr_assert(la && lb && strstr(out, "identical predictions"), "%s", out);
+    cr_assert_eq(sscanf(la, "model A (8 classes): test accuracy %lf", &a), 1);
+    cr_assert_eq(sscanf(lb, "(shirt or sandal, 200 images): test accuracy %lf", &b), 1);
+    /* chance is 1/8 and 1/2: both learned something even in the quick run */
+    cr_assert(a > 0.4, "model A: %g", a);
+    cr_assert(b > 0.75, "model B on A: %g", b);
+    snprintf(saved, sizeof saved, "%s/model_b_on_a.safetensors", dir);
+    cr_assert_eq(access(saved, F_OK), 0, "no saved model");
+    unlink(saved), rmdir(dir);
+}
