@@ -39,3 +39,33 @@ Test(examples, transfer_learning_trains_a_then_b_on_a_and_reloads_b_identically,
     cr_assert_eq(access(saved, F_OK), 0, "no saved model");
     unlink(saved), rmdir(dir);
 }
+
+Test(examples, a_custom_activation_trains_as_a_layer_and_reloads_by_name, .timeout = 300) {
+    static char out[1 << 14];
+    char dir[] = "/tmp/nabla-example-XXXXXX", saved[128];
+    int rc = run_in_tmp(NABLA_EXAMPLE_MISH " --quick", out, sizeof out, dir);
+    cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
+    double acc;
+    const char *l = strstr(out, "Mish 300-100: test accuracy ");
+    cr_assert(l && strstr(out, "identical predictions") && strstr(out, "(Dense)"), "%s", out);
+    cr_assert_eq(sscanf(l, "Mish 300-100: test accuracy %lf", &acc), 1);
+    cr_assert(acc > 0.7, "one quick epoch with Mish: %g", acc);
+    snprintf(saved, sizeof saved, "%s/mish.safetensors", dir);
+    cr_assert_eq(access(saved, F_OK), 0, "no saved model");
+    unlink(saved), rmdir(dir);
+}
+
+Test(examples, an_autoencoder_learns_unlabeled_and_its_encoder_serves_a_classifier, .timeout = 300) {
+    static char out[1 << 14];
+    char dir[] = "/tmp/nabla-example-XXXXXX";
+    int rc = run_in_tmp(NABLA_EXAMPLE_AUTOENCODER " --quick", out, sizeof out, dir);
+    cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
+    double bce, right, scratch, pre;
+    const char *a = strstr(out, "autoencoder: test binary cross-entropy "), *c = strstr(out, "test accuracy ");
+    cr_assert(a && c, "%s", out);
+    cr_assert_eq(sscanf(a, "autoencoder: test binary cross-entropy %lf, %lf%%", &bce, &right), 2, "%s", out);
+    cr_assert_eq(sscanf(c, "test accuracy %lf from scratch, %lf on the pretrained encoder", &scratch, &pre), 2, "%s", out);
+    cr_assert(right > 80, "the autoencoder rebuilt %g%% of the pixels", right);
+    cr_assert(scratch > 0.5 && pre > 0.5, "classifiers: %g and %g", scratch, pre);
+    rmdir(dir);
+}
