@@ -268,6 +268,18 @@ float nb_schedule_momentum(const nb_schedule *s, double t, float base) {
     return (float)lerp(lo, hi, fmin(1.0, (t - s->cycle_end) / span));
 }
 
+void nb_schedule_get_state(const nb_schedule *s, float *lr, double *best, int *wait) {
+    const bool on = s && s->cfg.kind == NB_SCHEDULE_PERFORMANCE;
+    if (lr) *lr = on ? s->lr : 0.0f;
+    if (best) *best = on ? s->best : 0.0;
+    if (wait) *wait = on ? s->wait : 0;
+}
+
+void nb_schedule_set_state(nb_schedule *s, float lr, double best, int wait) {
+    if (!s || s->cfg.kind != NB_SCHEDULE_PERFORMANCE) return;
+    s->lr = lr, s->best = best, s->wait = wait;
+}
+
 bool nb_schedule_observe(nb_schedule *s, double value) {
     if (!s || s->cfg.kind != NB_SCHEDULE_PERFORMANCE) return false;
     const nb_schedule_config *c = &s->cfg;

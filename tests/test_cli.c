@@ -199,3 +199,15 @@ Test(cli, eval_refuses_a_model_with_non_finite_weights) {
     expect(args, 1, "tensor 'dense/kernel' holds nan at index 7");
     unlink(path), rmdir(dir);
 }
+
+Test(cli, resume_backs_up_each_epoch_and_clears_the_backup_when_done, .timeout = 120) {
+    char dir[] = "/tmp/nabla-resume-XXXXXX", args[512], backup[96];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(backup, sizeof backup, "%s/run.backup", dir);
+    snprintf(args, sizeof args, "train --resume %s --save %s", backup, backup);
+    expect(args, 2, "--save and --resume name the same file");
+    snprintf(args, sizeof args, "train --epochs 2 --train-size 1100 --threads 1 --quiet --resume %s", backup);
+    expect(args, 0, "test accuracy");
+    cr_assert_neq(access(backup, F_OK), 0, "the backup outlived a finished run");
+    rmdir(dir);
+}

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -628,4 +629,99 @@ Test(train, losses_that_do_not_fit_the_model_or_the_data_are_refused) {
     nb_model_free(r);
     nb_model_free(m);
     nb_dataset_free(&d);
+}
+
+/* ---- resuming a killed run (issue 8: same bits as never stopped) ---- */
+
+static bool die_after_epoch_2(const nb_epoch_metrics *m, void *user) {
+    (void)user;
+    if (m->epoch == 2) _exit(0); /* a crash: the backup of epoch 2 is on disk */
+    return true;
+}
+
+/* Dropout (the random stream), Nadam (arrays, steps and its product), a
+ * 1cycle schedule over steps, validation, early stopping with the best
+ * weights kept. */
+static nb_fit_opts resumable_opts(const char *backup) {
+    nb_fit_opts o = quiet_opts(4);
+    o.optimizer = nb_optimizer_defaults(NB_NADAM);
+    o.use_schedule = true;
+    o.schedule = nb_schedule_defaults(NB_SCHEDULE_ONECYCLE, 0.01f);
+    o.validation_split = 0.2f;
+    o.patience = 3, o.restore_best = true;
+    o.backup = backup;
+    return o;
+}
+
+/* Runs a fit with backup that dies after epoch 2, in a child forked before
+ * this process has started any thread (libgomp's pool does not survive a
+ * fork). */
+static void crash_after_epoch_2(const nb_dataset *train, const char *backup) {
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        nb_model *m = classifier(0.2f, 5);
+        nb_fit_opts k = resumable_opts(backup);
+        k.on_epoch = die_after_epoch_2;
+        nb_fit(m, train, &k, NULL);
+        _exit(3); /* never reached */
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the run did not die after epoch 2");
+    cr_assert_eq(access(backup, F_OK), 0, "no backup after epoch 2");
+}
+
+static void copy_file(const char *from, const char *to) {
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    cr_assert(a && b);
+    char buf[1 << 16];
+    for (size_t n; (n = fread(buf, 1, sizeof buf, a)) > 0;) fwrite(buf, 1, n, b);
+    fclose(a), fclose(b);
+}
+
+Test(train, a_killed_run_resumed_from_its_backup_ends_with_the_same_bits) {
+    nb_dataset train = blobs(300, 2, 0.1f);
+    char dir[] = "/tmp/nabla-backup-XXXXXX", backup[96], spare[96];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(backup, sizeof backup, "%s/run.backup", dir);
+    snprintf(spare, sizeof spare, "%s/spare.backup", dir);
+    crash_after_epoch_2(&train, backup);
+    copy_file(backup, spare);
+
+    nb_model *straight = classifier(0.2f, 5);
+    nb_fit_opts o = resumable_opts(NULL);
+    nb_history h1;
+    cr_assert_eq(nb_fit(straight, &train, &o, &h1), NB_OK, "%s", nb_last_error());
+
+    nb_model *resumed = classifier(0.2f, 5); /* fresh weights: the backup must replace them */
+    o = resumable_opts(backup);
+    nb_history h2;
+    cr_assert_eq(nb_fit(resumed, &train, &o, &h2), NB_OK, "%s", nb_last_error());
+    cr_assert_neq(access(backup, F_OK), 0, "the backup outlived the run it saved");
+    nb_tensor *const *a, *const *b;
+    int n = nb_model_tensors(straight, &a);
+    cr_assert_eq(nb_model_tensors(resumed, &b), n);
+    for (int i = 0; i < n; i++)
+        cr_assert(memcmp(a[i]->data, b[i]->data, a[i]->size * sizeof(float)) == 0, "%s differs", a[i]->name);
+    cr_assert_eq(h2.n_epochs, h1.n_epochs);
+    cr_assert_eq(h2.best_epoch, h1.best_epoch);
+    for (int e = 0; e < h1.n_epochs; e++) {
+        cr_assert(h1.epochs[e].loss == h2.epochs[e].loss, "epoch %d: loss %.17g vs %.17g", e + 1, h1.epochs[e].loss,
+                  h2.epochs[e].loss);
+        cr_assert(h1.epochs[e].val_loss == h2.epochs[e].val_loss, "epoch %d: val_loss differs", e + 1);
+        cr_assert(h1.epochs[e].lr == h2.epochs[e].lr, "epoch %d: lr differs", e + 1);
+    }
+    nb_history_free(&h1), nb_history_free(&h2);
+    nb_model_free(straight), nb_model_free(resumed);
+
+    /* a backup from another configuration is refused, not half-used */
+    nb_model *other = classifier(0.2f, 5);
+    o = resumable_opts(spare);
+    o.batch_size = 16;
+    cr_assert_eq(nb_fit(other, &train, &o, NULL), NB_ERROR);
+    cr_assert(strstr(nb_last_error(), "batch 32") && strstr(nb_last_error(), "batch 16"), "%s", nb_last_error());
+    nb_model_free(other);
+    unlink(spare), rmdir(dir);
+    nb_dataset_free(&train);
 }

@@ -33,7 +33,7 @@ typedef struct config {
     float clip_value, clip_norm, clip_global_norm, l1, l2, max_norm;
     int patience, epochs, batch_size, threads, train_size, mc_samples;
     uint64_t seed;
-    const char *save, *history, *plot, *data;
+    const char *save, *history, *plot, *data, *resume;
 } config;
 
 static void usage(FILE *out) {
@@ -60,7 +60,9 @@ static void usage(FILE *out) {
             "                         1/11 of them for validation)\n"
             "  --standardize          inputs to zero mean, unit variance (training statistics)\n"
             "  --mc-samples N         after training, also report MC-dropout test accuracy\n"
-            "  --save FILE  --history FILE.csv  --plot FILE.png|svg  --data DIR  --quiet  --json\n");
+            "  --save FILE  --history FILE.csv  --plot FILE.png|svg  --data DIR  --quiet  --json\n"
+            "  --resume FILE          back the training state up to FILE after every epoch, and if FILE\n"
+            "                         exists, go on from it (the same bits as a run never stopped)\n");
 }
 
 static int fail(const char *fmt, const char *a, const char *b) {
@@ -170,7 +172,7 @@ enum {
     O_PRESET = 256, O_LAYERS, O_ACTIVATION, O_INIT, O_BN, O_NO_BN, O_DROPOUT, O_ALPHA_DROPOUT, O_OPTIMIZER,
     O_LR, O_MOMENTUM, O_BETA1, O_BETA2, O_WD, O_SCHEDULE, O_CLIP_VALUE, O_CLIP_NORM, O_CLIP_GLOBAL, O_L1,
     O_L2, O_MAX_NORM, O_PATIENCE, O_EPOCHS, O_BATCH, O_THREADS, O_SEED, O_STANDARDIZE, O_SAVE, O_HISTORY,
-    O_PLOT, O_QUIET, O_JSON, O_DATA, O_TRAIN_SIZE, O_MC, O_MODEL, O_HELP
+    O_PLOT, O_QUIET, O_JSON, O_DATA, O_TRAIN_SIZE, O_MC, O_MODEL, O_HELP, O_RESUME
 };
 
 static const struct option options[] = {
@@ -191,7 +193,8 @@ static const struct option options[] = {
     {"history", required_argument, 0, O_HISTORY}, {"plot", required_argument, 0, O_PLOT},
     {"quiet", no_argument, 0, O_QUIET}, {"json", no_argument, 0, O_JSON}, {"data", required_argument, 0, O_DATA},
     {"train-size", required_argument, 0, O_TRAIN_SIZE}, {"mc-samples", required_argument, 0, O_MC},
-    {"model", required_argument, 0, O_MODEL}, {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0},
+    {"model", required_argument, 0, O_MODEL}, {"help", no_argument, 0, O_HELP},
+    {"resume", required_argument, 0, O_RESUME}, {0, 0, 0, 0},
 };
 
 /* Applies one option; returns 0, or 2 after printing what is wrong. */
@@ -258,6 +261,7 @@ static int apply_option(config *c, int opt, const char *arg, const char **model)
     case O_SAVE: c->save = arg; break;
     case O_HISTORY: c->history = arg; break;
     case O_PLOT: c->plot = arg; break;
+    case O_RESUME: c->resume = arg; break;
     case O_QUIET: c->quiet = true; break;
     case O_JSON: c->json = true; break;
     case O_DATA:
@@ -295,11 +299,12 @@ static bool same_file(const char *a, const char *b) {
     return realpath(da, ra) && realpath(db, rb) && strcmp(ra, rb) == 0 && strcmp(na, nb) == 0;
 }
 
-/* --save, --history and --plot: distinct files, in folders that exist and
+/* --save, --history, --plot and --resume: distinct files, in folders that exist and
  * can be written, an empty name refused; all before hours of training. */
 static int check_outputs(const config *c) {
-    const char *names[3] = {c->save, c->history, c->plot}, *flags[3] = {"--save", "--history", "--plot"};
-    for (int i = 0; i < 3; i++) {
+    const char *names[4] = {c->save, c->history, c->plot, c->resume},
+               *flags[4] = {"--save", "--history", "--plot", "--resume"};
+    for (int i = 0; i < 4; i++) {
         if (!names[i]) continue;
         if (!*names[i]) return fail("%s: the file name is empty%s", flags[i], "");
         char dir[4096];
@@ -486,6 +491,7 @@ static int cmd_train(int argc, char **argv) {
     o.use_schedule = c.schedule != NB_SCHEDULE_CONSTANT;
     o.schedule = schedule_config(&c, o.optimizer.lr, &o.schedule_per_epoch);
     o.patience = c.patience, o.restore_best = c.patience > 0;
+    o.backup = c.resume;
     o.verbose = !c.quiet, o.out = out;
     nb_history h;
     if (nb_fit(m, &train, &o, &h) != NB_OK) {

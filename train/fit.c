@@ -2,10 +2,12 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "graph/internal.h"
 #include "nabla/ops.h"
 #include "nabla/train.h"
+#include "train/backup.h"
 #include "train/progress.h"
 
 nb_fit_opts nb_fit_defaults(void) {
@@ -367,10 +369,10 @@ nb_status nb_fit(nb_model *m, const nb_dataset *train_all, const nb_fit_opts *op
             sc.total_steps = o.schedule_per_epoch ? o.epochs : (long)o.epochs * steps;
         if (!(f.sched = nb_schedule_new(&sc))) goto fail;
     }
+    size_t best_floats = 0;
     if (o.restore_best) {
-        size_t total = 0;
-        for (int i = 0; i < n_tensors; i++) total += tensors[i]->size;
-        if (!(f.best_weights = malloc(sizeof(float) * (total ? total : 1)))) {
+        for (int i = 0; i < n_tensors; i++) best_floats += tensors[i]->size;
+        if (!(f.best_weights = malloc(sizeof(float) * (best_floats ? best_floats : 1)))) {
             nb__set_last_error("fit: out of memory");
             goto fail;
         }
@@ -397,7 +399,16 @@ nb_status nb_fit(nb_model *m, const nb_dataset *train_all, const nb_fit_opts *op
     double best = INFINITY;
     int wait = 0;
     long step_count = 0, diverged_step = 0;
-    for (int epoch = 1; epoch <= o.epochs; epoch++) {
+    nb_fit_point pt = {.seed = o.seed, .batch = o.batch_size, .n = train.n};
+    int first_epoch = 1;
+    if (o.backup && access(o.backup, F_OK) == 0) { /* a run that stopped: go on where it was */
+        if (!nb__backup_read(o.backup, m, f.opt, f.best_weights, best_floats, &hist, o.epochs, &pt)) goto fail;
+        first_epoch = pt.epochs_done + 1, step_count = pt.step_count, best = pt.best, wait = pt.wait;
+        f.s.g->step = pt.graph_step;
+        nb_schedule_set_state(f.sched, pt.sched_lr, pt.sched_best, pt.sched_wait);
+        if (o.verbose > 0) fprintf(out, "Resuming from %s after epoch %d\n", o.backup, pt.epochs_done);
+    }
+    for (int epoch = first_epoch; epoch <= o.epochs; epoch++) {
         nb_epoch_metrics em = {.epoch = epoch, .has_validation = val != NULL};
         double t0 = nb__now(), total = 0, correct = 0;
         nb__progress_epoch(&prog, epoch, o.epochs, t0);
@@ -461,6 +472,13 @@ nb_status nb_fit(nb_model *m, const nb_dataset *train_all, const nb_fit_opts *op
         } else {
             wait++;
         }
+        if (o.backup) {
+            pt.epochs_done = epoch, pt.step_count = step_count, pt.graph_step = f.s.g->step;
+            pt.opt_steps = nb_optimizer_steps(f.opt), pt.nadam_product = nb_optimizer_nadam_product(f.opt);
+            pt.lr = nb_optimizer_lr(f.opt), pt.momentum = nb_optimizer_momentum(f.opt), pt.best = best, pt.wait = wait;
+            nb_schedule_get_state(f.sched, &pt.sched_lr, &pt.sched_best, &pt.sched_wait);
+            if (!nb__backup_write(o.backup, m, f.opt, f.best_weights, best_floats, &hist, &pt)) goto fail;
+        }
         bool stop = o.on_epoch && !o.on_epoch(&em, o.user);
         if (o.patience > 0 && wait >= o.patience) {
             hist.stopped_early = true;
@@ -470,6 +488,7 @@ nb_status nb_fit(nb_model *m, const nb_dataset *train_all, const nb_fit_opts *op
         if (stop) break;
     }
     if (f.best_weights && hist.best_epoch > 0) snapshot(m, f.best_weights, false);
+    if (o.backup) unlink(o.backup); /* done: the next fit with this backup starts afresh, as Keras's */
     hist.samples_per_second = hist.train_seconds > 0 ? (double)train.n * hist.n_epochs / hist.train_seconds : 0;
     fit_state_free(&f);
     if (h) *h = hist;

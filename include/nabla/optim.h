@@ -284,6 +284,12 @@ void nb_schedule_free(nb_schedule *s);
 float nb_schedule_lr(const nb_schedule *s, double t);
 /* The momentum at t for ONECYCLE; for other kinds, returns base unchanged. */
 float nb_schedule_momentum(const nb_schedule *s, double t, float base);
+/* The state PERFORMANCE keeps between epochs (its current rate, the best
+ * value seen, Keras's wait), to save and restore with a training's state;
+ * other kinds keep none (get gives lr 0, best 0, wait 0; set does
+ * nothing). NULL s or pointers are ignored. */
+void nb_schedule_get_state(const nb_schedule *s, float *lr, double *best, int *wait);
+void nb_schedule_set_state(nb_schedule *s, float lr, double best, int wait);
 /* PERFORMANCE: reports the monitored value at the end of an epoch; returns
  * true if the rate was reduced. Other kinds ignore it and return false. */
 bool nb_schedule_observe(nb_schedule *s, double value);

@@ -102,6 +102,15 @@ typedef struct nb_fit_opts {
     const char *checkpoint;        /* if set, the model is saved there at every new best
                                       (the performance schedule always watches the loss:
                                       val_loss, or loss without validation) */
+    const char *backup;            /* if set, the whole training state (weights, optimizer
+                                      arrays and steps, epoch, random stream, schedule,
+                                      early stopping, best weights, history) is written
+                                      there atomically after every epoch, and a fit that
+                                      finds the file resumes from it: a run killed and
+                                      started again ends with the same bits as one never
+                                      stopped (Keras's BackupAndRestore). Removed when fit
+                                      ends; refused if made with another seed, batch size
+                                      or training set size. */
     nb_epoch_callback on_epoch;
     void *user;
     nb_loss_config loss;           /* zeroed: softmax cross-entropy on integer labels */
