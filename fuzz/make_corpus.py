@@ -72,3 +72,4 @@ write("csv", "label_first_header", bytes([FIRST | 8]) + b"label,a,b\n1,0.25,7\n0
 write("csv", "crlf_spaces", bytes([FIRST + 1]) + b" 1 , 2 ,3\r\n4,5,6\r\n\r\n")
 write("csv", "regression", bytes([LAST]) + b"0.1,0.2,0.75\n0.3,0.4,-1.5\n")
 write("csv", "exponents", bytes([LAST - 1]) + b"1e10,2E-5,3\n+4,-.5,6.\n")
+write("csv", "bom_header", bytes([LAST | 8]) + b"\xef\xbb\xbfa,b,label\n1,2,0\n3,4,1\n")
