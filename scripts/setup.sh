@@ -8,7 +8,7 @@ set -eu
 
 PACKAGES="build-essential meson ninja-build pkgconf \
 libblis-openmp-dev libcriterion-dev zlib1g-dev libjansson-dev dataset-fashion-mnist gnuplot-nox \
-python3 locales"
+python3 locales clang libclang-rt-14-dev libomp-14-dev"
 
 if dpkg -s $PACKAGES >/dev/null 2>&1; then
     exit 0
