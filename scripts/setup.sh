@@ -1,7 +1,9 @@
 #!/bin/sh
 # Installs exactly the Debian 12 packages nabla needs to build, test and run.
 # Idempotent: dpkg is asked first, and apt-get runs only when something is missing.
-# libjansson-dev reads and writes the JSON of saved models.
+# libjansson-dev reads and writes the JSON of saved models; clang, its
+# libFuzzer runtime (libclang-rt-14-dev) and OpenMP (libomp-14-dev) build
+# the fuzzing harnesses of scripts/fuzz.sh.
 # python3 and locales serve tests only: a saved model read back by a Python
 # reader, and a comma-decimal locale (compiled by localedef from locales).
 set -eu
