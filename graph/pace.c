@@ -152,11 +152,13 @@ void nb__pace_end(nb_pace *p, double seconds, double now) {
     const int to = p->probing, way = to > p->level ? 0 : 1;
     p->probe_sum += seconds;
     p->probe_done++;
-    /* goes on while it could still win and has not clearly won: a probe
-     * twice as fast after two steps need not wait for four */
+    /* goes on while it could still win and has not clearly won or lost: a
+     * probe twice as fast after two steps need not wait for four, nor one
+     * slower than the current count by more than the margin */
     const bool clear_win = p->probe_done >= 2 && p->probe_sum < 0.5 * p->probe_done * cur;
+    const bool clear_loss = p->probe_done >= 2 && p->probe_sum * WIN > p->probe_done * cur;
     if (clear_win) p->probe_left = 0;
-    else if (--p->probe_left > 0 && p->probe_sum <= PROBE_STEPS * WIN * cur) return;
+    else if (--p->probe_left > 0 && !clear_loss && p->probe_sum <= PROBE_STEPS * WIN * cur) return;
     p->probing = -1;
     p->probes++;
     p->since_probe = 0;
