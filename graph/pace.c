@@ -14,7 +14,7 @@ enum {
 
 /* A losing probe waits this many times what it lost before the next one
  * that way: probing then costs at most 1/LOSS_WAIT of the time. */
-#define LOSS_WAIT 30.0
+#define LOSS_WAIT 100.0
 /* ... but never longer than this many seconds, so a machine that became
  * idle again is noticed. */
 #define MAX_WAIT 10.0

@@ -19,8 +19,8 @@
  * the steps there on trial: if within the next 32 steps their average
  * turns worse than at the count they left (a stall the probe did not happen
  * to meet), they move back. A probe or trial that loses waits, before the
- * next probe that way, twice as many steps as last time and at least 30
- * times the time it lost (at most 10 s), so probing costs at most about 3%
+ * next probe that way, twice as many steps as last time and at least 100
+ * times the time it lost (at most 10 s), so probing costs at most about 1%
  * even when a probe is 100 times slower. A step that suddenly takes over
  * twice its usual time (the machine became busy) makes the next steps a
  * probe of fewer threads. Results do not depend on the count (every op

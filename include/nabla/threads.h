@@ -28,7 +28,7 @@
  * forward, inference forward, backward) measures its own wall time and runs
  * on the fastest of the configured count, half of it, ..., 1 thread, trying
  * a neighbouring count now and then (rarely when that keeps losing: at most
- * about 3% of the time goes to such tries). Regions outside passes (the
+ * about 1% of the time goes to such tries). Regions outside passes (the
  * optimizer's update, fit's gather) take the count the last pass ran at.
  * Results do not change with the count, only the speed. nb_set_thread_
  * adaptation(false), or NABLA_ADAPT_THREADS=0 in the environment, keeps
