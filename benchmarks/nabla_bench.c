@@ -1035,6 +1035,10 @@ int nbb_main(int argc, char **argv, const nbb_op *user_ops, int n_user_ops) {
     double t_start = now();
     cpu_mark run_start = cpu_now();
     nb_set_num_threads(opt.threads[0]); /* initializes nabla and BLIS */
+    /* the thread count is what each row measures: the pace governor would
+     * time the other jobs interleaved between a graph's passes and pick a
+     * count of its own (graph/pace.h) */
+    nb_set_thread_adaptation(false);
     bool want_matmul = selected("matmul", false);
     if (want_matmul) openblas_load();
     else snprintf(ob.note, sizeof ob.note, "not loaded (matmul not selected)");

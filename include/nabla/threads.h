@@ -63,7 +63,10 @@ int nb_get_num_threads(void);
 
 /* Lets passes run on fewer threads than configured when that is faster
  * (on by default; see above), or keeps them at the configured count. Not
- * to be called while a graph of this process is running. */
+ * to be called while a graph of this process is running. A benchmark that
+ * measures an op at a given thread count, or interleaves other work
+ * between a graph's passes, should switch it off: the governor times from
+ * one forward pass to the next, other work included. */
 void nb_set_thread_adaptation(bool on);
 bool nb_get_thread_adaptation(void);
 
