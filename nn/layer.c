@@ -21,6 +21,7 @@
 static const nb_layer_class *const builtins[] = {
     &nb__dense_class,   &nb__batch_norm_class, &nb__layer_norm_class, &nb__dropout_class,
     &nb__alpha_dropout_class, &nb__activation_class, &nb__flatten_class, &nb__normalization_class,
+    &nb__concatenate_class, &nb__add_class, &nb__subtract_class, &nb__multiply_class, &nb__average_class,
 };
 #define N_BUILTINS (int)(sizeof builtins / sizeof builtins[0])
 
@@ -67,8 +68,13 @@ static size_t field_size(nb_field_type t) {
 }
 
 nb_status nb_layer_class_register(const nb_layer_class *cls) {
-    if (!cls || !cls->name || !cls->name[0] || !cls->base_name || !cls->base_name[0] || !cls->apply) {
-        nb__set_last_error("layer class register: %s", !cls ? "class is NULL" : "a name, base_name or apply is missing");
+    if (!cls || !cls->name || !cls->name[0] || !cls->base_name || !cls->base_name[0] ||
+        cls->max_inputs < 0 || cls->max_inputs > NB_LAYER_MAX_INPUTS ||
+        !(cls->max_inputs >= 2 ? cls->apply_n != NULL : cls->apply != NULL)) {
+        nb__set_last_error("layer class register: %s",
+                           !cls ? "class is NULL"
+                                : "a name, base_name or apply (apply_n for max_inputs >= 2, at most "
+                                  "NB_LAYER_MAX_INPUTS) is missing or out of range");
         return NB_ERROR;
     }
     if (nb_layer_class_find(cls->name)) {
@@ -367,22 +373,51 @@ void nb__layer_rename(nb_layer *l, const char *name) {
     refresh_spec(l);
 }
 
-nb_layer *nb__layer_make(const nb_layer_class *cls, const char *name, const void *config, int rank,
-                         const int *in_dims, nb_rng *rng, uint64_t float_budget, bool *over_budget) {
+/* The merge's output shape: by its class, or every input as the first. */
+static bool shape_n(const nb_layer_class *cls, const void *cfg, int n, const nb_shape *in, nb_shape *out) {
+    char err[200] = "";
+    *out = in[0];
+    if (cls->shape_n) {
+        if (cls->shape_n(cfg, n, in, out, err, sizeof err) == 0) return true;
+        nb__set_last_error("%s: %s", cls->name, err[0] ? err : "the inputs do not fit");
+        return false;
+    }
+    for (int i = 1; i < n; i++)
+        if (in[i].rank != in[0].rank || memcmp(in[i].dim, in[0].dim, (size_t)in[0].rank * sizeof(int)) != 0) {
+            char a[NB_SHAPE_STR_LEN], b[NB_SHAPE_STR_LEN];
+            nb_shape_str(&in[0], a, sizeof a);
+            nb_shape_str(&in[i], b, sizeof b);
+            nb__set_last_error("%s: input %d has shape %s, input 0 has %s; they must agree", cls->name, i, b, a);
+            return false;
+        }
+    return true;
+}
+
+nb_layer *nb__layer_make_n(const nb_layer_class *cls, const char *name, const void *config, int n,
+                           const nb_shape *in, nb_rng *rng, uint64_t float_budget, bool *over_budget) {
     if (over_budget) *over_budget = false;
-    if (!cls || !rng || (rank > 0 && !in_dims)) {
+    if (!cls || !rng || !in) {
         nb__set_last_error("layer: class, input dims or rng is NULL");
         return NULL;
     }
-    if (rank < 1 || rank > NB_MAX_RANK - 1) {
-        nb__set_last_error("%s: input rank %d outside [1,%d] (without the batch)", cls->name, rank, NB_MAX_RANK - 1);
+    const bool merge = cls->max_inputs >= 2;
+    if (merge ? n < 2 || n > cls->max_inputs : n != 1) {
+        if (merge) nb__set_last_error("%s: takes 2 to %d inputs, given %d", cls->name, cls->max_inputs, n);
+        else nb__set_last_error("%s: takes one input, given %d", cls->name, n);
         return NULL;
     }
-    for (int i = 0; i < rank; i++)
-        if (in_dims[i] < 1) {
-            nb__set_last_error("%s: input dimension %d is %d", cls->name, i, in_dims[i]);
+    for (int k = 0; k < n; k++) {
+        if (in[k].rank < 1 || in[k].rank > NB_MAX_RANK - 1) {
+            nb__set_last_error("%s: input rank %d outside [1,%d] (without the batch)", cls->name, in[k].rank,
+                               NB_MAX_RANK - 1);
             return NULL;
         }
+        for (int i = 0; i < in[k].rank; i++)
+            if (in[k].dim[i] < 1) {
+                nb__set_last_error("%s: input dimension %d is %d", cls->name, i, in[k].dim[i]);
+                return NULL;
+            }
+    }
     if (name && strlen(name) >= NB_LAYER_NAME_MAX) {
         nb__set_last_error("%s: the name '%.40s...' has %d bytes or more", cls->name, name, NB_LAYER_NAME_MAX);
         return NULL;
@@ -404,11 +439,22 @@ nb_layer *nb__layer_make(const nb_layer_class *cls, const char *name, const void
             nb_layer_free(l);
             return NULL;
         }
+    const int rank = in[0].rank;
+    l->n_inputs = n;
+    memcpy(l->in_shapes, in, (size_t)n * sizeof *in);
     l->in_rank = l->out_rank = rank;
-    memcpy(l->in_dims, in_dims, (size_t)rank * sizeof(int));
-    memcpy(l->out_dims, in_dims, (size_t)rank * sizeof(int));
+    memcpy(l->in_dims, in[0].dim, (size_t)rank * sizeof(int));
+    memcpy(l->out_dims, in[0].dim, (size_t)rank * sizeof(int));
     char err[200] = "";
-    if (cls->shape && cls->shape(cfg, rank, in_dims, &l->out_rank, l->out_dims, err, sizeof err) != 0) {
+    if (merge) {
+        nb_shape out;
+        if (!shape_n(cls, cfg, n, in, &out)) {
+            nb_layer_free(l);
+            return NULL;
+        }
+        l->out_rank = out.rank;
+        memcpy(l->out_dims, out.dim, sizeof out.dim);
+    } else if (cls->shape && cls->shape(cfg, rank, in[0].dim, &l->out_rank, l->out_dims, err, sizeof err) != 0) {
         nb__set_last_error("%s: %s", cls->name, err[0] ? err : "the input does not fit");
         nb_layer_free(l);
         return NULL;
@@ -431,6 +477,19 @@ nb_layer *nb__layer_make(const nb_layer_class *cls, const char *name, const void
     return l;
 }
 
+nb_layer *nb__layer_make(const nb_layer_class *cls, const char *name, const void *config, int rank,
+                         const int *in_dims, nb_rng *rng, uint64_t float_budget, bool *over_budget) {
+    if (over_budget) *over_budget = false;
+    if (!cls || !rng || (rank > 0 && !in_dims)) {
+        nb__set_last_error("layer: class, input dims or rng is NULL");
+        return NULL;
+    }
+    nb_shape in = {.rank = rank};
+    if (rank > 0 && rank <= NB_MAX_RANK) memcpy(in.dim, in_dims, (size_t)rank * sizeof(int));
+    else if (rank > NB_MAX_RANK) in.rank = NB_MAX_RANK + 1; /* refused as out of range */
+    return nb__layer_make_n(cls, name, config, 1, &in, rng, float_budget, over_budget);
+}
+
 nb_layer *nb_layer_new_from_config(const nb_layer_class *cls, const char *name, const void *config, int rank,
                                    const int *in_dims, nb_rng *rng) {
     return nb__layer_make(cls, name, config, rank, in_dims, rng, UINT64_MAX, NULL);
@@ -442,6 +501,10 @@ nb_layer *nb_layer_new(const nb_layer_spec *spec, int rank, const int *in_dims, 
         return NULL;
     }
     const nb_layer_class *cls = nb__builtin_class(spec->kind);
+    if (cls && cls->max_inputs >= 2) {
+        nb__set_last_error("layer: a %s merges several inputs: make it with nb_model_merge", cls->name);
+        return NULL;
+    }
     if (!cls) {
         nb__set_last_error(spec->kind == NB_LAYER_CUSTOM
                                ? "layer: a registered class's layer is made with nb_layer_new_from_config"
@@ -470,27 +533,55 @@ void nb_layer_free(nb_layer *l) {
 
 /* ---- applying ---- */
 
-nb_node *nb_layer_apply(nb_layer *l, nb_graph *g, nb_node *x, bool mc_dropout) {
+nb_node *nb_layer_apply_n(nb_layer *l, nb_graph *g, int n, nb_node *const *x, bool mc_dropout) {
     if (!g || nb_graph_status(g) != NB_OK) return NULL;
     if (!l || !x) {
         nb_graph_fail(g, "layer apply: %s is NULL", l ? "input" : "layer");
         return NULL;
     }
-    /* the input must have the shape the layer was made for, after the batch */
-    nb_shape s = nb_node_shape(x);
-    bool fits = s.rank == l->in_rank + 1;
-    for (int i = 0; fits && i < l->in_rank; i++) fits = s.dim[i + 1] == l->in_dims[i];
-    if (!fits) {
-        char got[NB_SHAPE_STR_LEN], want[NB_SHAPE_STR_LEN];
-        nb_shape w = {.rank = l->in_rank + 1, .dim = {-1}};
-        for (int i = 0; i < l->in_rank; i++) w.dim[i + 1] = l->in_dims[i];
-        nb_shape_str(&s, got, sizeof got);
-        nb_shape_str(&w, want, sizeof want);
-        nb_graph_fail(g, "%s '%s': input %s does not fit, expected %s (-1 is the batch)", l->cls->name, l->name, got,
-                      want);
+    if (n != l->n_inputs) {
+        nb_graph_fail(g, "%s '%s': takes %d input%s, given %d", l->cls->name, l->name, l->n_inputs,
+                      l->n_inputs == 1 ? "" : "s", n);
         return NULL;
     }
-    return l->cls->apply(l, g, x, mc_dropout);
+    /* each input must have the shape the layer was made for, after the batch */
+    for (int k = 0; k < n; k++) {
+        if (!x[k]) {
+            nb_graph_fail(g, "layer apply: input %d is NULL", k);
+            return NULL;
+        }
+        const nb_shape *want_s = &l->in_shapes[k];
+        nb_shape s = nb_node_shape(x[k]);
+        bool fits = s.rank == want_s->rank + 1;
+        for (int i = 0; fits && i < want_s->rank; i++) fits = s.dim[i + 1] == want_s->dim[i];
+        if (!fits) {
+            char got[NB_SHAPE_STR_LEN], want[NB_SHAPE_STR_LEN];
+            nb_shape w = {.rank = want_s->rank + 1, .dim = {-1}};
+            for (int i = 0; i < want_s->rank; i++) w.dim[i + 1] = want_s->dim[i];
+            nb_shape_str(&s, got, sizeof got);
+            nb_shape_str(&w, want, sizeof want);
+            if (n == 1)
+                nb_graph_fail(g, "%s '%s': input %s does not fit, expected %s (-1 is the batch)", l->cls->name,
+                              l->name, got, want);
+            else
+                nb_graph_fail(g, "%s '%s': input %d %s does not fit, expected %s (-1 is the batch)", l->cls->name,
+                              l->name, k, got, want);
+            return NULL;
+        }
+    }
+    return l->cls->max_inputs >= 2 ? l->cls->apply_n(l, g, n, x, mc_dropout) : l->cls->apply(l, g, x[0], mc_dropout);
+}
+
+nb_node *nb_layer_apply(nb_layer *l, nb_graph *g, nb_node *x, bool mc_dropout) {
+    return nb_layer_apply_n(l, g, 1, &x, mc_dropout);
+}
+
+int nb_layer_input_count(const nb_layer *l) { return l ? l->n_inputs : 0; }
+
+int nb_layer_input_dims_at(const nb_layer *l, int i, int *dims) {
+    if (!l || i < 0 || i >= l->n_inputs) return 0;
+    if (dims) memcpy(dims, l->in_shapes[i].dim, (size_t)l->in_shapes[i].rank * sizeof(int));
+    return l->in_shapes[i].rank;
 }
 
 /* ---- queries, freezing, penalties, constraints ---- */

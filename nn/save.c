@@ -98,30 +98,94 @@ static json_t *config_json(const nb_layer *l) {
     return ok ? cfg : NULL;
 }
 
+static json_t *shape_json(const nb_shape *sh) {
+    json_t *a = json_array();
+    for (int i = 0; a && i < sh->rank; i++)
+        if (json_array_append_new(a, json_integer(sh->dim[i])) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
+static json_t *layer_json(const nb_layer *l, bool with_inputs) {
+    json_t *entry = json_object(), *cfg = config_json(l), *shapes = with_inputs ? json_array() : NULL;
+    bool ok = entry && cfg && (!with_inputs || shapes) &&
+              json_object_set_new(entry, "class_name", json_string(l->cls->name)) == 0 &&
+              json_object_set_new(entry, "trainable", json_boolean(l->trainable)) == 0 &&
+              json_object_set(entry, "config", cfg) == 0;
+    for (int k = 0; ok && with_inputs && k < l->n_inputs; k++)
+        ok = json_array_append_new(shapes, shape_json(&l->in_shapes[k])) == 0;
+    if (ok && with_inputs) ok = json_object_set(entry, "input_shapes", shapes) == 0;
+    json_decref(cfg);
+    json_decref(shapes);
+    if (!ok) json_decref(entry);
+    return ok ? entry : NULL;
+}
+
+/* A functional model's graph: its inputs, layers (with the shapes they
+ * take), nodes in topological order ({"input": k} or {"layer": i,
+ * "inputs": [node, ...]}) and outputs ({"name", "node"}). */
+static bool graph_json(const nb_model *m, json_t *a) {
+    json_t *inputs = json_array(), *nodes = json_array(), *outputs = json_array();
+    bool ok = inputs && nodes && outputs;
+    for (int k = 0; ok && k < m->n_inputs; k++) {
+        json_t *in = json_object();
+        ok = in && json_object_set_new(in, "name", json_string(m->inputs[k].name)) == 0 &&
+             json_object_set_new(in, "shape", shape_json(&m->nodes[m->inputs[k].node].shape)) == 0 &&
+             json_array_append(inputs, in) == 0;
+        json_decref(in);
+    }
+    for (int i = 0; ok && i < m->n_nodes; i++) {
+        const nb__mnode *d = &m->nodes[i];
+        json_t *node = json_object(), *from = json_array();
+        int input = -1;
+        for (int k = 0; k < m->n_inputs; k++)
+            if (m->inputs[k].node == i) input = k;
+        ok = node && from;
+        if (ok && d->layer < 0) ok = json_object_set_new(node, "input", json_integer(input)) == 0;
+        for (int k = 0; ok && d->layer >= 0 && k < d->n_in; k++) ok = json_array_append_new(from, json_integer(d->in[k])) == 0;
+        if (ok && d->layer >= 0)
+            ok = json_object_set_new(node, "layer", json_integer(d->layer)) == 0 &&
+                 json_object_set(node, "inputs", from) == 0;
+        ok = ok && json_array_append(nodes, node) == 0;
+        json_decref(node);
+        json_decref(from);
+    }
+    for (int k = 0; ok && k < m->n_outputs; k++) {
+        json_t *o = json_object();
+        ok = o && json_object_set_new(o, "name", json_string(m->outputs[k].name)) == 0 &&
+             json_object_set_new(o, "node", json_integer(m->outputs[k].node)) == 0 &&
+             json_array_append(outputs, o) == 0;
+        json_decref(o);
+    }
+    ok = ok && json_object_set(a, "inputs", inputs) == 0 && json_object_set(a, "nodes", nodes) == 0 &&
+         json_object_set(a, "outputs", outputs) == 0;
+    json_decref(inputs);
+    json_decref(nodes);
+    json_decref(outputs);
+    return ok;
+}
+
 static char *architecture(const nb_model *m) {
-    json_t *a = json_object(), *shape = json_array(), *layers = json_array();
-    bool ok = a && shape && layers;
+    json_t *a = json_object(), *layers = json_array();
+    bool ok = a && layers;
     char seed[24];
     snprintf(seed, sizeof seed, "%" PRIu64, m->seed);
     if (ok)
-        ok = json_object_set_new(a, "class_name", json_string("Sequential")) == 0 &&
+        ok = json_object_set_new(a, "class_name", json_string(m->sequential ? "Sequential" : "Functional")) == 0 &&
              json_object_set_new(a, "seed", m->seed <= INT64_MAX ? json_integer((json_int_t)m->seed)
                                                                  : json_string(seed)) == 0;
-    for (int i = 0; ok && i < m->in_rank; i++) ok = json_array_append_new(shape, json_integer(m->in_dims[i])) == 0;
-    ok = ok && json_object_set(a, "input_shape", shape) == 0;
-    for (int i = 0; ok && i < m->n_layers; i++) {
-        const nb_layer *l = m->layers[i];
-        json_t *entry = json_object(), *cfg = config_json(l);
-        ok = entry && cfg && json_object_set_new(entry, "class_name", json_string(l->cls->name)) == 0 &&
-             json_object_set_new(entry, "trainable", json_boolean(l->trainable)) == 0 &&
-             json_object_set(entry, "config", cfg) == 0 && json_array_append(layers, entry) == 0;
-        json_decref(entry);
-        json_decref(cfg);
+    if (ok && m->sequential) {
+        nb_shape in = {.rank = m->in_rank};
+        memcpy(in.dim, m->in_dims, sizeof m->in_dims);
+        ok = json_object_set_new(a, "input_shape", shape_json(&in)) == 0;
     }
+    for (int i = 0; ok && i < m->n_layers; i++) ok = json_array_append_new(layers, layer_json(m->layers[i], !m->sequential)) == 0;
     ok = ok && json_object_set(a, "layers", layers) == 0;
+    if (ok && !m->sequential) ok = graph_json(m, a);
     char *text = ok ? json_dumps(a, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(a);
-    json_decref(shape);
     json_decref(layers);
     return text;
 }
@@ -129,6 +193,7 @@ static char *architecture(const nb_model *m) {
 nb_status nb_model_save(const nb_model *m, const char *path) {
     const char *op = "model save";
     if (!m || !path || !path[0]) return nb__st_fail(op, path, "%s", !m ? "model is NULL" : "no path"), NB_ERROR;
+    if (m->status != NB_OK) return nb__st_fail(op, path, "the model is in error: %s", m->error), NB_ERROR;
     /* names go into JSON, which must be UTF-8 (a name is any bytes) */
     for (int i = 0; i < m->n_layers; i++)
         if (!nb__utf8_valid(m->layers[i]->name, strlen(m->layers[i]->name)))
@@ -237,7 +302,9 @@ static bool read_seed(const reader *r, const json_t *seed, uint64_t *out) {
     return BAD("the architecture's seed is not an unsigned 64-bit integer");
 }
 
-static bool read_layer(reader *r, nb_model *m, const json_t *l, uint64_t data_len) {
+/* Makes the layer l describes for inputs in[0..n) and appends it to m's
+ * layers; false with the error set. */
+static bool read_layer(reader *r, nb_model *m, const json_t *l, int n, const nb_shape *in, uint64_t data_len) {
     const json_t *lc = json_object_get(l, "class_name"), *cfg = json_object_get(l, "config"),
                  *tr = json_object_get(l, "trainable"), *name = json_object_get(cfg, "name");
     if (!json_is_string(lc) || !json_is_object(cfg)) return BAD("layer %zu has no class_name or config", r->layer);
@@ -258,10 +325,8 @@ static bool read_layer(reader *r, nb_model *m, const json_t *l, uint64_t data_le
         uint64_t have = 0;
         for (int t = 0; t < m->n_tensors; t++) have += m->tensors[t]->size;
         uint64_t left = data_len / 4 > have ? data_len / 4 - have : 0;
-        int dims[NB_MAX_RANK];
-        int rank = nb_model_output_dims(m, dims);
         bool over;
-        nb_layer *layer = nb__layer_make(cls, lname, config, rank, dims, &m->rng, left, &over);
+        nb_layer *layer = nb__layer_make_n(cls, lname, config, n, in, &m->rng, left, &over);
         if (!layer && over)
             ok = BAD("layer %zu (\"%s\") needs more weights than the file's %" PRIu64 " bytes of data", r->layer,
                      lname[0] ? lname : cls->base_name, data_len);
@@ -274,6 +339,103 @@ static bool read_layer(reader *r, nb_model *m, const json_t *l, uint64_t data_le
     }
     free(config);
     return ok;
+}
+
+/* A shape of 1 to NB_MAX_RANK - 1 sizes in [1, 2^31). */
+static bool read_shape(const reader *r, const json_t *a, nb_shape *out, const char *what) {
+    if (!json_is_array(a) || json_array_size(a) < 1 || json_array_size(a) > NB_MAX_RANK - 1)
+        return BAD("%s is not a list of 1 to %d sizes", what, NB_MAX_RANK - 1);
+    out->rank = (int)json_array_size(a);
+    for (int d = 0; d < out->rank; d++) {
+        json_t *x = json_array_get(a, (size_t)d);
+        if (!json_is_integer(x) || json_integer_value(x) < 1 || json_integer_value(x) > INT32_MAX)
+            return BAD("%s has a bad size", what);
+        out->dim[d] = (int)json_integer_value(x);
+    }
+    return true;
+}
+
+/* A Sequential model's layers, each on the last one's output. */
+static bool read_sequential(reader *r, nb_model *m, const json_t *layers, uint64_t data_len) {
+    for (r->layer = 0; r->layer < json_array_size(layers); r->layer++) {
+        int at = m->n_nodes - 1;
+        if (!read_layer(r, m, json_array_get(layers, r->layer), 1, &m->nodes[at].shape, data_len)) return false;
+        const nb_layer *l = m->layers[m->n_layers - 1];
+        nb_shape out = {.rank = l->out_rank};
+        memcpy(out.dim, l->out_dims, sizeof out.dim);
+        if (nb__model_node(m, m->n_layers - 1, 1, &at, &out) < 0) return BAD("out of memory");
+    }
+    return true;
+}
+
+/* An integer in [0, below), or -1. */
+static long index_in(const json_t *v, long below) {
+    return json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) < below ? (long)json_integer_value(v)
+                                                                                              : -1;
+}
+
+/* A functional model's inputs, layers, nodes and outputs (see graph_json). */
+static bool read_functional(reader *r, nb_model *m, const json_t *arch, const json_t *layers, uint64_t data_len) {
+    const json_t *inputs = json_object_get(arch, "inputs"), *nodes = json_object_get(arch, "nodes"),
+                 *outputs = json_object_get(arch, "outputs");
+    if (!json_is_array(inputs) || json_array_size(inputs) < 1 || json_array_size(inputs) > NB_MODEL_MAX_IO)
+        return BAD("the architecture has no list of 1 to %d inputs", NB_MODEL_MAX_IO);
+    if (!json_is_array(nodes) || json_array_size(nodes) > 2 * MAX_LAYERS)
+        return BAD("the architecture has no list of at most %d nodes", 2 * MAX_LAYERS);
+    if (!json_is_array(outputs) || json_array_size(outputs) > NB_MODEL_MAX_IO)
+        return BAD("the architecture has no list of at most %d outputs", NB_MODEL_MAX_IO);
+    /* layers are made for the shapes they take, then called in node order */
+    for (r->layer = 0; r->layer < json_array_size(layers); r->layer++) {
+        const json_t *shapes = json_object_get(json_array_get(layers, r->layer), "input_shapes");
+        nb_shape in[NB_LAYER_MAX_INPUTS];
+        if (!json_is_array(shapes) || json_array_size(shapes) < 1 || json_array_size(shapes) > NB_LAYER_MAX_INPUTS)
+            return BAD("layer %zu has no list of 1 to %d input_shapes", r->layer, NB_LAYER_MAX_INPUTS);
+        for (size_t k = 0; k < json_array_size(shapes); k++)
+            if (!read_shape(r, json_array_get(shapes, k), &in[k], "a layer's input shape")) return false;
+        if (!read_layer(r, m, json_array_get(layers, r->layer), (int)json_array_size(shapes), in, data_len))
+            return false;
+    }
+    for (size_t i = 0; i < json_array_size(nodes); i++) {
+        const json_t *node = json_array_get(nodes, i), *input = json_object_get(node, "input"),
+                     *layer = json_object_get(node, "layer"), *from = json_object_get(node, "inputs");
+        if (input) { /* inputs come in their own order */
+            const json_t *in = json_array_get(inputs, (size_t)m->n_inputs);
+            nb_shape sh;
+            if (index_in(input, NB_MODEL_MAX_IO) != m->n_inputs || json_object_size(node) != 1 || !in)
+                return BAD("node %zu: not input %d, the next of the %zu inputs", i, m->n_inputs, json_array_size(inputs));
+            const json_t *name = json_object_get(in, "name");
+            if (!json_is_string(name) || !read_shape(r, json_object_get(in, "shape"), &sh, "an input's shape"))
+                return json_is_string(name) ? false : BAD("input %d has no name", m->n_inputs);
+            if (nb_model_input(m, json_string_value(name), sh.rank, sh.dim).id < 0)
+                return BAD("input %d: %s", m->n_inputs, nb_model_error(m));
+            continue;
+        }
+        const long li = index_in(layer, m->n_layers);
+        int ids[NB_LAYER_MAX_INPUTS], n = (int)json_array_size(from);
+        if (li < 0 || !json_is_array(from) || n < 1 || n > NB_LAYER_MAX_INPUTS || json_object_size(node) != 2)
+            return BAD("node %zu: not {\"input\": k} nor {\"layer\": i, \"inputs\": [...]} of the file's layers", i);
+        for (int k = 0; k < n; k++)
+            if ((ids[k] = (int)index_in(json_array_get(from, (size_t)k), (long)i)) < 0)
+                return BAD("node %zu: input %d is not an earlier node", i, k);
+        nb_sym x[NB_LAYER_MAX_INPUTS];
+        for (int k = 0; k < n; k++) x[k].id = ids[k];
+        if (nb_model_call_layer(m, m->layers[li], n, x).id < 0) return BAD("node %zu: %s", i, nb_model_error(m));
+    }
+    if ((size_t)m->n_inputs != json_array_size(inputs))
+        return BAD("%zu inputs are listed, %d are nodes", json_array_size(inputs), m->n_inputs);
+    for (int i = 0; i < m->n_layers; i++) {
+        bool called = false;
+        for (int k = 0; !called && k < m->n_nodes; k++) called = m->nodes[k].layer == i;
+        if (!called) return BAD("layer %d ('%s') is never called", i, m->layers[i]->name);
+    }
+    for (size_t k = 0; k < json_array_size(outputs); k++) {
+        const json_t *o = json_array_get(outputs, k), *name = json_object_get(o, "name");
+        const long node = index_in(json_object_get(o, "node"), m->n_nodes);
+        if (!json_is_string(name) || node < 0) return BAD("output %zu has no name or node", k);
+        if (nb_model_output(m, json_string_value(name), (nb_sym){(int)node}) != NB_OK)
+            return BAD("output %zu: %s", k, nb_model_error(m));
+    }
+    return true;
 }
 
 /* The model the architecture describes, its weights freshly initialized
@@ -291,33 +453,27 @@ static nb_model *build_model(reader *r, const char *arch_text, uint64_t data_len
         return NULL;
     }
     nb_model *m = NULL;
-    json_t *cls = json_object_get(arch, "class_name"), *shape = json_object_get(arch, "input_shape"),
-           *layers = json_object_get(arch, "layers");
-    int dims[NB_MAX_RANK] = {0};
+    json_t *cls = json_object_get(arch, "class_name"), *layers = json_object_get(arch, "layers");
+    const char *kind = json_string_value(cls);
+    const bool functional = kind && strcmp(kind, "Functional") == 0;
+    nb_shape in;
     uint64_t seed = 0;
     bool ok = true;
-    if (!json_is_string(cls) || strcmp(json_string_value(cls), "Sequential") != 0)
-        ok = BAD("the architecture is not a Sequential model");
+    if (!kind || (strcmp(kind, "Sequential") != 0 && !functional))
+        ok = BAD("the architecture is neither a Sequential nor a Functional model");
     else if (!read_seed(r, json_object_get(arch, "seed"), &seed))
         ok = false;
-    else if (!json_is_array(shape) || json_array_size(shape) < 1 || json_array_size(shape) > NB_MAX_RANK - 1)
-        ok = BAD("the architecture has no input_shape of 1 to %d sizes", NB_MAX_RANK - 1);
+    else if (!functional && !read_shape(r, json_object_get(arch, "input_shape"), &in, "the architecture's input_shape"))
+        ok = false;
     else if (!json_is_array(layers))
         ok = BAD("the architecture has no list of layers");
     else if (json_array_size(layers) > MAX_LAYERS)
         ok = BAD("the architecture lists %zu layers; nabla loads at most %d", json_array_size(layers), MAX_LAYERS);
-    for (size_t d = 0; ok && d < json_array_size(shape); d++) {
-        json_t *x = json_array_get(shape, d);
-        if (!json_is_integer(x) || json_integer_value(x) < 1 || json_integer_value(x) > INT32_MAX)
-            ok = BAD("the architecture's input_shape has a bad size");
-        else dims[d] = (int)json_integer_value(x);
-    }
     if (ok) {
-        m = nb_model_new((int)json_array_size(shape), dims, seed);
+        m = functional ? nb_model_functional(seed) : nb_model_new(in.rank, in.dim, seed);
         if (!m) ok = BAD("%s", nb_last_error());
     }
-    for (r->layer = 0; ok && r->layer < json_array_size(layers); r->layer++)
-        ok = read_layer(r, m, json_array_get(layers, r->layer), data_len);
+    if (ok) ok = functional ? read_functional(r, m, arch, layers, data_len) : read_sequential(r, m, layers, data_len);
     json_decref(arch);
     if (!ok) {
         nb_model_free(m);

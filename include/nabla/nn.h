@@ -46,6 +46,12 @@ typedef enum nb_layer_kind {
     NB_LAYER_FLATTEN,
     NB_LAYER_NORMALIZATION, /* Keras's Normalization: (x - mean) / sqrt(variance) per
                                feature, statistics set with nb_layer_set_normalization */
+    /* merges of several inputs, made with nb_model_merge (not from a spec) */
+    NB_LAYER_CONCATENATE,   /* along the last axis; the other dims must agree */
+    NB_LAYER_ADD,           /* elementwise, all inputs of one shape */
+    NB_LAYER_SUBTRACT,      /* exactly two: the first minus the second */
+    NB_LAYER_MULTIPLY,
+    NB_LAYER_AVERAGE,
     NB_LAYER_CUSTOM /* a layer of a class registered with nb_layer_class_register; made
                        with nb_layer_new_from_config, not from an nb_layer_spec */
 } nb_layer_kind;
@@ -114,6 +120,13 @@ void nb_layer_free(nb_layer *l);
  * (NULL, with the graph in error, on a shape mismatch). With mc_dropout,
  * the layer's dropout stays random in inference runs (MC dropout). */
 nb_node *nb_layer_apply(nb_layer *l, nb_graph *g, nb_node *x, bool mc_dropout);
+/* The same for a layer of n inputs (a merge; n = 1 is nb_layer_apply):
+ * each x[i] must have the shape the layer was made for. */
+nb_node *nb_layer_apply_n(nb_layer *l, nb_graph *g, int n, nb_node *const *x, bool mc_dropout);
+/* How many inputs the layer was made for, and the shape of input i
+ * (without the batch): its rank, 0 outside [0, count). */
+int nb_layer_input_count(const nb_layer *l);
+int nb_layer_input_dims_at(const nb_layer *l, int i, int *dims);
 
 /* The layer's config as an nb_layer_spec (fields its kind lacks are zero;
  * a layer of a registered class has kind NB_LAYER_CUSTOM and only its
@@ -206,12 +219,23 @@ typedef struct nb_layer_class {
     nb_node *(*penalty)(nb_layer *l, nb_graph *g);
     /* Optional: a constraint applied after each optimizer step. */
     void (*constrain)(nb_layer *l);
+    /* A merge takes 2 to max_inputs inputs (at most NB_LAYER_MAX_INPUTS)
+     * through shape_n and apply_n instead of shape and apply; 0 or 1 means
+     * one input. shape_n (NULL: every input must have the first one's
+     * shape, which is the output's) and apply_n as shape and apply, over n
+     * input shapes (without the batch) and nodes. */
+    int max_inputs;
+    int (*shape_n)(const void *config, int n, const nb_shape *in, nb_shape *out, char *err, size_t len);
+    nb_node *(*apply_n)(nb_layer *l, nb_graph *g, int n, nb_node *const *x, bool mc_dropout);
 } nb_layer_class;
+
+#define NB_LAYER_MAX_INPUTS 16
 
 /* Registers a layer class under cls->name. cls (and its fields) is
  * borrowed: it must outlive every use, a static const is usual. Register
  * at start-up, before any model is made or loaded, from one thread.
- * NB_ERROR with nb_last_error(): NULL cls, name, base_name or apply, a name
+ * NB_ERROR with nb_last_error(): NULL cls, name or base_name, no apply (no
+ * apply_n for a merge, max_inputs outside [0, NB_LAYER_MAX_INPUTS]), a name
  * already registered, a field with no name or an unknown type, a string
  * field that does not fit in config_size. */
 nb_status nb_layer_class_register(const nb_layer_class *cls);
@@ -280,17 +304,110 @@ nb_status nb_layer_add_activation_tensors(nb_layer *l, const char *activation);
  * unknown name. */
 nb_node *nb_layer_activate(nb_layer *l, nb_graph *g, nb_node *x, const char *activation, float alpha);
 
-/* ---- Sequential models ---- */
+/* ---- Models ----
+ *
+ * A model is a graph of layer calls with named inputs and outputs. The
+ * Sequential model is its one-line case: nb_model_new gives it one input,
+ * each nb_model_add calls a new layer on the last output, and that is the
+ * output. A functional model (Keras's functional API) is built call by
+ * call from symbolic values, nb_sym, that stand for the nodes of the
+ * model's graph before there is any data:
+ *
+ *   nb_model *m = nb_model_functional(42);
+ *   nb_sym wide = nb_model_input(m, "wide", 1, (int[]){5});
+ *   nb_sym deep = nb_model_input(m, "deep", 1, (int[]){6});
+ *   nb_sym h = nb_model_call(m, &(nb_layer_spec){.kind = NB_LAYER_DENSE, .units = 30,
+ *                                                .activation = "relu"}, deep);
+ *   nb_sym both = nb_model_merge(m, NB_LAYER_CONCATENATE, 2, (nb_sym[]){wide, h});
+ *   nb_model_output(m, "main", nb_model_call(m, &(nb_layer_spec){.kind = NB_LAYER_DENSE,
+ *                                                                .units = 1}, both));
+ *   nb_model_output(m, "aux", nb_model_call(m, &(nb_layer_spec){.kind = NB_LAYER_DENSE,
+ *                                                               .units = 1}, h));
+ *   if (nb_model_status(m) != NB_OK) puts(nb_model_error(m));
+ *
+ * Errors stick to the model, as to a graph (cairo's model): a call that
+ * fails returns NB_SYM_NONE, puts the model in error with a message (also
+ * in nb_last_error()), and every later call on it does nothing and returns
+ * NB_SYM_NONE; check nb_model_status once at the end. fit, save and the
+ * other users of a model refuse one in error, with its message.
+ *
+ * A layer called twice (nb_model_call_layer with one of the model's own
+ * layers) is shared: both calls use its tensors. A layer of another model
+ * called in this one is shared between the two models, as nb_model_add_from
+ * with shared does. The model's layers are its distinct layers, in the
+ * order of their first call; its tensors are theirs, in that order. */
 
 typedef struct nb_model nb_model; /* opaque */
 
-/* An empty model for inputs of shape dims (without the batch dimension),
- * with seed for its initializers. NULL with nb_last_error() set on bad dims. */
+/* A node of a model's graph: an input, or a layer call's output. */
+typedef struct nb_sym {
+    int id; /* the node's index in its model; NB_SYM_NONE.id (-1) after an error */
+} nb_sym;
+
+#define NB_SYM_NONE ((nb_sym){-1})
+/* At most this many inputs and outputs per model. */
+#define NB_MODEL_MAX_IO 16
+
+/* An empty Sequential model for inputs of shape dims (without the batch dimension),
+ * with seed for its initializers. Its input is named "input". NULL with
+ * nb_last_error() set on bad dims. */
 nb_model *nb_model_new(int rank, const int *dims, uint64_t seed);
+/* An empty functional model, with seed for its initializers; add inputs
+ * with nb_model_input. NULL when memory runs out. */
+nb_model *nb_model_functional(uint64_t seed);
 void nb_model_free(nb_model *m);
 
-/* Appends a layer made from spec for the current output shape and returns
- * it (owned by the model). NULL with nb_last_error() set on a bad spec. */
+/* NB_OK, or NB_ERROR once a call on the model failed; nb_model_error gives
+ * the first failure's message ("" when none). */
+nb_status nb_model_status(const nb_model *m);
+const char *nb_model_error(const nb_model *m);
+
+/* Adds an input named name (NULL or "": "input", "input_1", ...) of shape
+ * dims (without the batch). Errors: a Sequential model (it has its
+ * input), a bad shape, a name taken by another input or of 48 bytes or
+ * more, more than NB_MODEL_MAX_IO inputs. */
+nb_sym nb_model_input(nb_model *m, const char *name, int rank, const int *dims);
+/* Makes a layer from spec for x's shape and calls it on x. Errors as
+ * nb_model_add's, an x that is not a node of m. */
+nb_sym nb_model_call(nb_model *m, const nb_layer_spec *spec, nb_sym x);
+/* Makes a layer of class cls named name (NULL or "": automatic) from
+ * config (NULL: defaults) for the shapes of x[0..n) and calls it on them
+ * (n = 1 for most classes; 2 or more for a merge). */
+nb_sym nb_model_call_class(nb_model *m, const nb_layer_class *cls, const char *name, const void *config, int n,
+                           const nb_sym *x);
+/* Calls an existing layer on x[0..n), whose shapes must be those the layer
+ * was made for: one of m's layers (shared within m) or another's (shared
+ * between models: m holds it until freed). Errors: shapes that differ, a
+ * layer of another model whose name m uses for another layer. */
+nb_sym nb_model_call_layer(nb_model *m, nb_layer *l, int n, const nb_sym *x);
+/* A merge of x[0..n) (2 to NB_LAYER_MAX_INPUTS; Subtract exactly 2):
+ * kind is NB_LAYER_CONCATENATE, NB_LAYER_ADD, NB_LAYER_SUBTRACT,
+ * NB_LAYER_MULTIPLY or NB_LAYER_AVERAGE. */
+nb_sym nb_model_merge(nb_model *m, nb_layer_kind kind, int n, const nb_sym *x);
+/* Declares x an output named name (NULL or "": the name of the layer that
+ * made it, as Keras). Outputs keep the order declared; a model with no
+ * declared output has its last node as its only output. Errors: a name
+ * taken, more than NB_MODEL_MAX_IO outputs, an input as an output, a
+ * Sequential model. */
+nb_status nb_model_output(nb_model *m, const char *name, nb_sym x);
+
+/* Whether m was made by nb_model_new (nb_model_add appends to it). */
+bool nb_model_is_sequential(const nb_model *m);
+/* The node's shape (without the batch): its rank, 0 for a bad node. */
+int nb_model_sym_dims(const nb_model *m, nb_sym x, int *dims);
+/* The inputs and outputs: count, name, shape (rank; 0 outside the range). */
+int nb_model_input_count(const nb_model *m);
+const char *nb_model_input_name(const nb_model *m, int i);
+int nb_model_input_dims_at(const nb_model *m, int i, int *dims);
+int nb_model_output_count(const nb_model *m);
+const char *nb_model_output_name(const nb_model *m, int i);
+int nb_model_output_dims_at(const nb_model *m, int i, int *dims);
+/* The layer that made output i (NULL for none). */
+nb_layer *nb_model_output_layer(const nb_model *m, int i);
+
+/* Sequential models: appends a layer made from spec for the current output
+ * shape and returns it (owned by the model). NULL with nb_last_error() set
+ * on a bad spec or a functional model (use nb_model_call). */
 nb_layer *nb_model_add(nb_model *m, const nb_layer_spec *spec);
 
 /* Appends a layer of class cls named name (NULL or "" = automatic, Keras
@@ -311,18 +428,29 @@ nb_layer *nb_model_add_layer(nb_model *m, const nb_layer_class *cls, const char 
 nb_layer *nb_model_add_from(nb_model *m, nb_layer *l, bool shared);
 
 /* A deep copy of m: the same layers (classes, configs, names, trainable
- * flags), input shape, seed and initializer stream, and bit-identical
+ * flags), graph, inputs and outputs, seed and initializer stream, and bit-identical
  * tensors of its own, so training one leaves the other unchanged. The
  * caller owns it (nb_model_free). NULL with nb_last_error() set: NULL m,
  * out of memory. */
 nb_model *nb_model_clone(const nb_model *m);
 
+/* The distinct layers, in the order of their first call. */
 int nb_model_layer_count(const nb_model *m);
 nb_layer *nb_model_layer(const nb_model *m, int i);
+/* The layer named name, or NULL. */
+nb_layer *nb_model_find_layer(const nb_model *m, const char *name);
+/* The first input's and the first output's shapes. */
 int nb_model_input_dims(const nb_model *m, int *dims);
 int nb_model_output_dims(const nb_model *m, int *dims);
 
-/* Applies every layer in order to x; see nb_layer_apply. */
+/* Adds the model's ops to g for inputs in[0..inputs) (nb_model_input_count
+ * nodes, in the order of the inputs) and writes its outputs' nodes into
+ * out (nb_model_output_count of them, in order); only the nodes the
+ * outputs need are built. NB_ERROR with the graph in error (a model in
+ * error, a shape mismatch). */
+nb_status nb_model_apply_all(nb_model *m, nb_graph *g, nb_node *const *in, nb_node **out, bool mc_dropout);
+/* For a model of one input and one output: its output node for input x;
+ * see nb_layer_apply. */
 nb_node *nb_model_apply(nb_model *m, nb_graph *g, nb_node *x, bool mc_dropout);
 /* The sum of the layers' penalties in g, or NULL when there are none. */
 nb_node *nb_model_penalty(nb_model *m, nb_graph *g);
