@@ -20,14 +20,28 @@ void nb_history_free(nb_history *h) {
     memset(h, 0, sizeof *h);
 }
 
-/* One graph of the model over batches: inputs, logits, loss, and the
+/* One output of a session: its node (logits when its last op was a
+ * softmax or sigmoid the loss takes apart), its target and loss. */
+typedef struct out_slot {
+    nb_node *z, *target, *loss; /* target, loss: NULL for an output without a loss */
+    nb_loss_config lc;
+    float weight;
+    int per;        /* values per example */
+    int array;      /* its target's array in the data, or -1: the first input's (target_is_input) */
+    float *tb;      /* the batch's targets (NULL when they are the input's) */
+} out_slot;
+
+/* One graph of the model over batches: inputs, outputs, losses, and the
  * buffers a batch is gathered into. */
 typedef struct session {
     nb_graph *g;
-    nb_node *in, *labels, *logits, *loss; /* labels: the targets' input node */
-    nb_loss_config lc;
-    int batch, dim, classes; /* classes: outputs per example */
-    float *xb, *yb;
+    int n_in, n_out;
+    nb_node *in[NB_MODEL_MAX_IO];
+    int in_array[NB_MODEL_MAX_IO]; /* the data's array for each input */
+    float *xb[NB_MODEL_MAX_IO];
+    out_slot out[NB_MODEL_MAX_IO];
+    nb_node *loss; /* the weighted sum and the penalty */
+    int batch, first; /* first: the first output with a loss, whose metric is the epoch's */
 } session;
 
 static bool regression(nb_loss_kind k) { return k == NB_LOSS_MSE || k == NB_LOSS_MAE || k == NB_LOSS_HUBER; }
@@ -36,32 +50,8 @@ static const char *metric_name(nb_loss_kind k) { return regression(k) ? "mae" : 
 
 static void session_close(session *s) {
     nb_graph_free(s->g);
-    free(s->xb);
-    free(s->yb);
+    for (int i = 0; i < NB_MODEL_MAX_IO; i++) free(s->xb[i]), free(s->out[i].tb);
     memset(s, 0, sizeof *s);
-}
-
-/* The model's input dims after a batch dim (dims[0] left to the caller),
- * checked against d (labels needed or not); the rank, or 0 with the error
- * set. */
-static int input_dims(nb_model *m, const nb_dataset *d, bool labels, int dims[NB_MAX_RANK + 1], const char *who) {
-    int rank = nb_model_input_dims(m, dims + 1);
-    long dim = 1;
-    bool overflow = rank < 1;
-    for (int i = 1; i <= rank && !overflow; i++) overflow = __builtin_mul_overflow(dim, (long)dims[i], &dim);
-    if (!d || !d->x || (labels && !d->y) || d->n < 1) {
-        nb__set_last_error("%s: the dataset is empty", who);
-        return 0;
-    }
-    if (overflow) {
-        nb__set_last_error("%s: the model's input shape has more elements than a long holds", who);
-        return 0;
-    }
-    if (dim != d->dim) {
-        nb__set_last_error("%s: the data has %d features per example, the model takes %ld", who, d->dim, dim);
-        return 0;
-    }
-    return rank;
 }
 
 /* The loss of kind lc between out and targets (same shape), a scalar. */
@@ -78,101 +68,268 @@ static nb_node *loss_node(nb_graph *g, const nb_loss_config *lc, nb_node *out, n
     }
 }
 
-static nb_status session_open(session *s, nb_model *m, const nb_dataset *d, int batch, bool mc, uint64_t seed,
-                              const nb_loss_config *lc, const char *who) {
+/* The index of the array named name (or at position pos when no array has
+ * a name) among n, or -1. */
+static int find_array(const nb_array *a, int n, const char *name, int pos) {
+    bool named = false;
+    for (int i = 0; i < n; i++) named = named || a[i].name;
+    if (!named) return pos < n ? pos : -1;
+    for (int i = 0; name && i < n; i++)
+        if (a[i].name && strcmp(a[i].name, name) == 0) return i;
+    return -1;
+}
+
+/* Checks a loss config; false with the error set. */
+static bool loss_ok(const nb_loss_config *lc, const char *who, const char *output) {
+    if ((unsigned)lc->kind > NB_LOSS_HUBER) {
+        nb__set_last_error("%s: output '%s': loss kind %d is not an nb_loss_kind", who, output, (int)lc->kind);
+        return false;
+    }
+    if (lc->kind == NB_LOSS_SPARSE_CATEGORICAL && lc->target_is_input) {
+        nb__set_last_error("%s: output '%s': class labels cannot be the input (target_is_input with a categorical "
+                           "loss)", who, output);
+        return false;
+    }
+    if (!(lc->huber_delta >= 0 && isfinite(lc->huber_delta))) {
+        nb__set_last_error("%s: output '%s': huber_delta %g must be finite and >= 0", who, output,
+                           (double)lc->huber_delta);
+        return false;
+    }
+    return true;
+}
+
+/* Each output's loss config and weight from opts (NULL: the defaults);
+ * false with the error set. */
+static bool output_losses(const nb_model *m, const nb_fit_opts *o, int n_out, out_slot *out, const char *who) {
+    const nb_loss_config base = o ? o->loss : (nb_loss_config){0};
+    const int nl = o ? o->n_losses : 0;
+    if (nl < 0 || nl > NB_MODEL_MAX_IO || (nl > 0 && !o->losses)) {
+        nb__set_last_error("%s: %d losses (0 to %d, with an array)", who, nl, NB_MODEL_MAX_IO);
+        return false;
+    }
+    for (int k = 0; k < n_out; k++) out[k].lc = base, out[k].weight = nl ? 0 : 1, out[k].array = -2;
+    bool any = nl == 0;
+    for (int i = 0; i < nl; i++) {
+        const nb_output_loss *ol = &o->losses[i];
+        int k = -1;
+        for (int j = 0; ol->output && j < n_out; j++)
+            if (strcmp(nb_model_output_name(m, j), ol->output) == 0) k = j;
+        if (!ol->output) k = i < n_out ? i : -1;
+        if (k < 0) {
+            nb__set_last_error("%s: loss %d is for output '%s', which the model lacks", who, i,
+                               ol->output ? ol->output : "(by position)");
+            return false;
+        }
+        if (out[k].array != -2) {
+            nb__set_last_error("%s: output '%s' has two losses", who, nb_model_output_name(m, k));
+            return false;
+        }
+        if (!(ol->weight >= 0 && isfinite(ol->weight))) {
+            nb__set_last_error("%s: output '%s': loss weight %g must be finite and >= 0", who,
+                               nb_model_output_name(m, k), (double)ol->weight);
+            return false;
+        }
+        out[k].lc = ol->loss;
+        out[k].array = -1;
+        out[k].weight = ol->ignore ? 0 : ol->weight > 0 ? ol->weight : 1;
+        any = any || out[k].weight > 0;
+    }
+    for (int k = 0; k < n_out; k++) {
+        if (out[k].weight > 0 && !loss_ok(&out[k].lc, who, nb_model_output_name(m, k))) return false;
+        out[k].array = -1;
+    }
+    if (!any) {
+        nb__set_last_error("%s: every output's loss is ignored or weighs 0", who);
+        return false;
+    }
+    return true;
+}
+
+/* The model's input i's size per example; -1 on overflow. */
+static long input_size(const nb_model *m, int i) {
+    int dims[NB_MAX_RANK];
+    int rank = nb_model_input_dims_at(m, i, dims);
+    long dim = 1;
+    for (int d = 0; d < rank; d++)
+        if (__builtin_mul_overflow(dim, (long)dims[d], &dim)) return -1;
+    return rank ? dim : -1;
+}
+
+/* Builds the session's graph of m over batches of `batch`, with d's arrays
+ * matched to inputs and (when targets) outputs. */
+static nb_status session_open(session *s, nb_model *m, const nb_data *d, int batch, bool mc, uint64_t seed,
+                              const nb_fit_opts *o, bool targets, const char *who) {
     memset(s, 0, sizeof *s);
-    s->lc = lc ? *lc : (nb_loss_config){0};
-    if ((unsigned)s->lc.kind > NB_LOSS_HUBER) {
-        nb__set_last_error("%s: loss kind %d is not an nb_loss_kind", who, (int)s->lc.kind);
+    if (nb_model_status(m) != NB_OK) {
+        nb__set_last_error("%s: the model is in error: %s", who, nb_model_error(m));
         return NB_ERROR;
     }
-    if (s->lc.kind == NB_LOSS_SPARSE_CATEGORICAL && s->lc.target_is_input) {
-        nb__set_last_error("%s: class labels cannot be the input (target_is_input with a categorical loss)", who);
+    if (!d || d->n < 1 || d->n_inputs < 1 || !d->inputs || (d->n_targets > 0 && !d->targets) || d->n_targets < 0) {
+        nb__set_last_error("%s: the dataset is empty", who);
         return NB_ERROR;
     }
-    if (!(s->lc.huber_delta >= 0 && isfinite(s->lc.huber_delta))) {
-        nb__set_last_error("%s: huber_delta %g must be finite and >= 0", who, (double)s->lc.huber_delta);
+    s->n_in = nb_model_input_count(m);
+    s->n_out = nb_model_output_count(m);
+    if (s->n_in < 1 || s->n_out < 1) {
+        nb__set_last_error("%s: the model has no %s", who, s->n_in < 1 ? "input" : "output");
         return NB_ERROR;
     }
-    int dims[NB_MAX_RANK + 1], rank = input_dims(m, d, !s->lc.target_is_input, dims, who);
-    if (!rank) return NB_ERROR;
-    dims[0] = batch;
+    if (d->n_inputs != s->n_in) {
+        nb__set_last_error("%s: the data has %d input arrays, the model %d inputs", who, d->n_inputs, s->n_in);
+        return NB_ERROR;
+    }
+    for (int i = 0; i < s->n_in; i++) {
+        const char *name = nb_model_input_name(m, i);
+        int a = find_array(d->inputs, d->n_inputs, name, i);
+        long want = input_size(m, i);
+        if (a < 0) {
+            nb__set_last_error("%s: no input array is named '%s'", who, name);
+            return NB_ERROR;
+        }
+        if (want < 0) {
+            nb__set_last_error("%s: the model's input shape has more elements than a long holds", who);
+            return NB_ERROR;
+        }
+        if (!d->inputs[a].data || d->inputs[a].dim != want) {
+            if (s->n_in == 1 && d->inputs[a].data)
+                nb__set_last_error("%s: the data has %d features per example, the model takes %ld", who,
+                                   d->inputs[a].dim, want);
+            else
+                nb__set_last_error("%s: input '%s' takes %ld features per example, its array %s %d", who, name, want,
+                                   d->inputs[a].data ? "has" : "is NULL with", d->inputs[a].dim);
+            return NB_ERROR;
+        }
+        s->in_array[i] = a;
+    }
+    if (targets && !output_losses(m, o, s->n_out, s->out, who)) return NB_ERROR;
     s->batch = batch;
-    s->dim = d->dim;
     s->g = nb_graph_new();
     if (!s->g) return NB_ERROR;
     nb_graph_set_seed(s->g, seed);
-    s->in = nb_input(s->g, "x", rank + 1, dims);
-    s->logits = nb_model_apply(m, s->g, s->in, mc);
-    /* A softmax (sigmoid) on the last layer: the loss takes its input, as
-     * Keras's from_logits=False does, rather than treat probabilities as
-     * logits (which trained the chapter's model to 0.675 instead of 0.828). */
-    const char *last = s->logits ? nb_node_op(s->logits) : "";
-    if ((s->lc.kind == NB_LOSS_SPARSE_CATEGORICAL && strcmp(last, "softmax") == 0) ||
-        (s->lc.kind == NB_LOSS_BINARY && strcmp(last, "sigmoid") == 0))
-        s->logits = s->logits->in[0];
-    nb_shape out = nb_node_shape(s->logits);
-    const size_t per = s->logits ? nb_node_size(s->logits) / (size_t)batch : 0;
-    s->classes = (int)per;
-    if (!s->logits) {
-        /* the graph holds the error */
-    } else if (s->lc.kind == NB_LOSS_SPARSE_CATEGORICAL) {
-        if (out.rank != 2) nb_graph_fail(s->g, "the model's output must be [batch, classes] logits");
-        s->labels = nb_input(s->g, "labels", 1, (int[]){batch});
-    } else {
-        const size_t want = s->lc.target_is_input ? (size_t)d->dim : 1;
-        if (per != want) {
-            char sh[NB_SHAPE_STR_LEN];
-            nb_shape_str(&out, sh, sizeof sh);
-            nb_graph_fail(s->g, "the model's output %s has %zu values per example; %s %zu", sh, per,
-                          s->lc.target_is_input ? "its target, the input, has" : "a target in y is", want);
-        } else {
-            s->labels = nb_input(s->g, "targets", out.rank, out.dim);
-        }
+    for (int i = 0; i < s->n_in; i++) {
+        int dims[NB_MAX_RANK + 1];
+        int rank = nb_model_input_dims_at(m, i, dims + 1);
+        dims[0] = batch;
+        s->in[i] = nb_input(s->g, nb_model_input_name(m, i), rank + 1, dims);
     }
-    nb_node *loss = s->labels ? loss_node(s->g, &s->lc, s->logits, s->labels) : NULL;
-    nb_node *penalty = nb_model_penalty(m, s->g);
-    s->loss = penalty ? nb_add(s->g, loss, penalty) : loss;
-    s->xb = malloc(sizeof(float) * (size_t)batch * (size_t)d->dim);
-    s->yb = malloc(sizeof(float) * (size_t)batch);
-    if (nb_graph_status(s->g) != NB_OK || !s->xb || !s->yb) {
-        nb__set_last_error("%s: %s", who, nb_graph_status(s->g) != NB_OK ? nb_graph_error(s->g) : "out of memory");
+    nb_node *outs[NB_MODEL_MAX_IO] = {0};
+    nb_model_apply_all(m, s->g, s->in, outs, mc);
+    nb_node *total = NULL;
+    s->first = -1;
+    for (int k = 0; k < s->n_out && nb_graph_status(s->g) == NB_OK; k++) {
+        out_slot *os = &s->out[k];
+        os->z = outs[k];
+        os->per = (int)(nb_node_size(os->z) / (size_t)batch);
+        if (!targets || os->weight == 0) continue;
+        if (s->first < 0) s->first = k;
+        /* A softmax (sigmoid) on the last layer: the loss takes its input,
+         * as Keras's from_logits=False does, rather than treat
+         * probabilities as logits (which trained the chapter's model to
+         * 0.675 instead of 0.828). */
+        const char *last = nb_node_op(os->z);
+        if ((os->lc.kind == NB_LOSS_SPARSE_CATEGORICAL && strcmp(last, "softmax") == 0) ||
+            (os->lc.kind == NB_LOSS_BINARY && strcmp(last, "sigmoid") == 0))
+            os->z = os->z->in[0];
+        const char *name = nb_model_output_name(m, k);
+        nb_shape sh = nb_node_shape(os->z);
+        char shs[NB_SHAPE_STR_LEN];
+        nb_shape_str(&sh, shs, sizeof shs);
+        int want = 1;
+        if (os->lc.target_is_input) {
+            os->array = -1;
+            want = d->inputs[s->in_array[0]].dim;
+        } else {
+            os->array = find_array(d->targets, d->n_targets, name, k);
+            if (os->array < 0 || !d->targets[os->array].data) {
+                nb_graph_fail(s->g, "output '%s' has a loss but no target array", name);
+                break;
+            }
+            want = os->lc.kind == NB_LOSS_SPARSE_CATEGORICAL ? 1 : os->per;
+            if (d->targets[os->array].dim != want) {
+                if (s->n_out == 1 && want == os->per)
+                    nb_graph_fail(s->g, "the model's output %s has %d values per example; a target in y is %d", shs,
+                                  os->per, d->targets[os->array].dim);
+                else
+                    nb_graph_fail(s->g, "output '%s' %s needs %d target value%s per example, its array has %d", name,
+                                  shs, want, want == 1 ? "" : "s", d->targets[os->array].dim);
+                break;
+            }
+        }
+        if (os->lc.kind == NB_LOSS_SPARSE_CATEGORICAL) {
+            if (sh.rank != 2) nb_graph_fail(s->g, "the model's output must be [batch, classes] logits");
+            os->target = nb_input(s->g, "labels", 1, (int[]){batch});
+        } else if (os->per != want) {
+            nb_graph_fail(s->g, "the model's output %s has %d values per example; %s %d", shs, os->per,
+                          os->lc.target_is_input ? "its target, the input, has" : "a target in y is", want);
+        } else {
+            os->target = nb_input(s->g, "targets", sh.rank, sh.dim);
+        }
+        if (nb_graph_status(s->g) != NB_OK) break;
+        os->loss = loss_node(s->g, &os->lc, os->z, os->target);
+        nb_node *term = os->weight == 1 ? os->loss : nb_scale(s->g, os->loss, os->weight);
+        total = total ? nb_add(s->g, total, term) : term;
+        if (os->array >= 0 && !(os->tb = malloc(sizeof(float) * (size_t)batch * (size_t)want)))
+            nb_graph_fail(s->g, "out of memory");
+    }
+    nb_node *penalty = nb_graph_status(s->g) == NB_OK ? nb_model_penalty(m, s->g) : NULL;
+    s->loss = penalty && total ? nb_add(s->g, total, penalty) : total;
+    for (int i = 0; i < s->n_in && nb_graph_status(s->g) == NB_OK; i++)
+        if (!(s->xb[i] = malloc(sizeof(float) * (size_t)batch * (size_t)d->inputs[s->in_array[i]].dim)))
+            nb_graph_fail(s->g, "out of memory");
+    if (nb_graph_status(s->g) != NB_OK) {
+        nb__set_last_error("%s: %s", who, nb_graph_error(s->g));
         session_close(s);
         return NB_ERROR;
     }
     return NB_OK;
 }
 
-/* Gathers examples idx[0..b) (or start.. when idx is NULL) and feeds them. */
-static void session_feed(session *s, const nb_dataset *d, const int *idx, int start, int b) {
-    NB_PARALLEL_FOR_IF((size_t)b * (size_t)d->dim >= NB_GATHER_PAR_MIN, r, (size_t)b, {
-        int k = idx ? idx[start + (int)r] : start + (int)r;
-        memcpy(s->xb + r * s->dim, d->x + (size_t)k * d->dim, sizeof(float) * (size_t)d->dim);
-        if (!s->lc.target_is_input) s->yb[r] = d->y[k];
+/* Gathers rows idx[start..start+b) (or start.. when idx is NULL) of the
+ * array into buf. */
+static void gather(float *buf, const nb_array *a, const int *idx, int start, int b) {
+    const size_t dim = (size_t)a->dim;
+    NB_PARALLEL_FOR_IF((size_t)b * dim >= NB_GATHER_PAR_MIN, r, (size_t)b, {
+        size_t k = (size_t)(idx ? idx[start + (int)r] : start + (int)r);
+        memcpy(buf + r * dim, a->data + k * dim, sizeof(float) * dim);
     });
-    nb_feed(s->g, s->in, s->xb, b);
-    nb_feed(s->g, s->labels, s->lc.target_is_input ? s->xb : s->yb, b);
 }
 
-/* The metric summed over the b examples of the last forward pass: correct
- * argmax predictions, the fraction of outputs on the target's side
+/* Gathers examples idx[start..start+b) (or start.. when idx is NULL) and feeds them. */
+static void session_feed(session *s, const nb_data *d, const int *idx, int start, int b) {
+    for (int i = 0; i < s->n_in; i++) {
+        gather(s->xb[i], &d->inputs[s->in_array[i]], idx, start, b);
+        nb_feed(s->g, s->in[i], s->xb[i], b);
+    }
+    for (int k = 0; k < s->n_out; k++) {
+        out_slot *os = &s->out[k];
+        if (!os->target) continue;
+        if (os->tb) gather(os->tb, &d->targets[os->array], idx, start, b);
+        nb_feed(s->g, os->target, os->tb ? os->tb : s->xb[0], b);
+    }
+}
+
+/* Output k's metric summed over the b examples of the last forward pass:
+ * correct argmax predictions, the fraction of outputs on the target's side
  * (binary), or the mean absolute error per example (regression). */
-static double session_correct(const session *s, int b) {
-    const float *z = nb_node_value(s->logits);
-    const float *t = s->lc.target_is_input ? s->xb : s->yb;
-    const int per = s->classes;
+static double session_correct(const session *s, int k, int b) {
+    const out_slot *os = &s->out[k];
+    if (!os->target) return 0;
+    const float *z = nb_node_value(os->z);
+    const float *t = os->tb ? os->tb : s->xb[0];
+    const int per = os->per;
     double sum = 0;
     for (int r = 0; r < b; r++) {
-        const float *row = z + (size_t)r * per, *tr = t + (size_t)r * per;
-        if (s->lc.kind == NB_LOSS_SPARSE_CATEGORICAL) {
+        const float *row = z + (size_t)r * per;
+        if (os->lc.kind == NB_LOSS_SPARSE_CATEGORICAL) {
             int best = 0;
             for (int c = 1; c < per; c++)
                 if (row[c] > row[best]) best = c;
-            sum += (float)best == s->yb[r];
+            sum += (float)best == t[r];
         } else {
+            const float *tr = t + (size_t)r * per;
             double e = 0;
             for (int c = 0; c < per; c++)
-                e += s->lc.kind == NB_LOSS_BINARY ? (row[c] > 0) == (tr[c] >= 0.5f) : fabs((double)row[c] - tr[c]);
+                e += os->lc.kind == NB_LOSS_BINARY ? (row[c] > 0) == (tr[c] >= 0.5f) : fabs((double)row[c] - tr[c]);
             sum += e / per;
         }
     }
@@ -184,35 +341,79 @@ static nb_status session_error(const session *s, const char *who) {
     return NB_ERROR;
 }
 
-/* Mean loss and accuracy over d, inference mode. */
-static nb_status session_evaluate(session *s, const nb_dataset *d, double *loss, double *accuracy) {
-    double total = 0;
-    double correct = 0;
+/* Running sums of a pass over data: the total loss and each output's loss
+ * and metric, weighted by the batch's size. */
+typedef struct sums {
+    double total, loss[NB_MODEL_MAX_IO], metric[NB_MODEL_MAX_IO];
+} sums;
+
+static void sums_add(sums *u, const session *s, int b) {
+    u->total += (double)nb_node_value(s->loss)[0] * b;
+    for (int k = 0; k < s->n_out; k++)
+        if (s->out[k].loss) {
+            u->loss[k] += (double)nb_node_value(s->out[k].loss)[0] * b;
+            u->metric[k] += session_correct(s, k, b);
+        }
+}
+
+/* The means into em's training (val false) or validation fields. */
+static void sums_store(const sums *u, const session *s, int n, bool val, nb_epoch_metrics *em) {
+    em->n_outputs = s->n_out;
+    for (int k = 0; k < s->n_out; k++) {
+        (val ? em->val_output_loss : em->output_loss)[k] = u->loss[k] / n;
+        (val ? em->val_output_metric : em->output_metric)[k] = u->metric[k] / n;
+    }
+    *(val ? &em->val_loss : &em->loss) = u->total / n;
+    *(val ? &em->val_accuracy : &em->accuracy) = u->metric[s->first] / n;
+}
+
+/* Mean losses and metrics over d, inference mode, into em's training
+ * (val false) or validation fields. */
+static nb_status session_evaluate(session *s, const nb_data *d, bool val, nb_epoch_metrics *em) {
+    sums u = {0};
     for (int start = 0; start < d->n; start += s->batch) {
         int b = d->n - start < s->batch ? d->n - start : s->batch;
         session_feed(s, d, NULL, start, b);
         if (nb_forward(s->g, NB_INFERENCE) != NB_OK) return NB_ERROR;
-        total += (double)nb_node_value(s->loss)[0] * b;
-        correct += session_correct(s, b);
+        sums_add(&u, s, b);
     }
-    if (loss) *loss = total / d->n;
-    if (accuracy) *accuracy = correct / d->n;
+    sums_store(&u, s, d->n, val, em);
     return NB_OK;
+}
+
+/* A dataset as data: its x as the one input, y (or x) as the one target. */
+static nb_data dataset_data(const nb_dataset *d, bool target_is_input, nb_array arrays[2]) {
+    arrays[0] = (nb_array){NULL, d ? d->x : NULL, d ? d->dim : 0};
+    arrays[1] = (nb_array){NULL, d ? d->y : NULL, 1};
+    bool empty = !d || !d->x || d->n < 1 || (!target_is_input && !d->y);
+    return (nb_data){empty ? 0 : d->n, 1, &arrays[0], target_is_input ? 0 : 1, &arrays[1]};
+}
+
+nb_status nb_evaluate_data(nb_model *m, const nb_data *d, const nb_fit_opts *opts, nb_epoch_metrics *out) {
+    session s;
+    if (!m || !out) {
+        nb__set_last_error("evaluate: %s is NULL", !m ? "model" : "out");
+        return NB_ERROR;
+    }
+    const int batch = opts && opts->batch_size > 0 ? opts->batch_size : 32;
+    if (session_open(&s, m, d, batch, false, 0, opts, true, "evaluate") != NB_OK) return NB_ERROR;
+    memset(out, 0, sizeof *out);
+    nb_status st = session_evaluate(&s, d, false, out);
+    if (st != NB_OK) session_error(&s, "evaluate");
+    session_close(&s);
+    return st;
 }
 
 nb_status nb_evaluate_loss(nb_model *m, const nb_dataset *d, int batch_size, const nb_loss_config *lc,
                            double *loss, double *metric) {
-    session s;
-    if (!m) {
-        nb__set_last_error("evaluate: model is NULL");
-        return NB_ERROR;
-    }
-    if (batch_size < 1) batch_size = 32;
-    if (session_open(&s, m, d, batch_size, false, 0, lc, "evaluate") != NB_OK) return NB_ERROR;
-    nb_status st = session_evaluate(&s, d, loss, metric);
-    if (st != NB_OK) session_error(&s, "evaluate");
-    session_close(&s);
-    return st;
+    nb_array arrays[2];
+    nb_fit_opts o = {.batch_size = batch_size, .loss = lc ? *lc : (nb_loss_config){0}};
+    nb_data data = dataset_data(d, o.loss.target_is_input, arrays);
+    nb_epoch_metrics em;
+    if (nb_evaluate_data(m, &data, &o, &em) != NB_OK) return NB_ERROR;
+    if (loss) *loss = em.loss;
+    if (metric) *metric = em.accuracy;
+    return NB_OK;
 }
 
 nb_status nb_evaluate(nb_model *m, const nb_dataset *d, int batch_size, double *loss, double *accuracy) {
@@ -221,8 +422,8 @@ nb_status nb_evaluate(nb_model *m, const nb_dataset *d, int batch_size, double *
 
 /* ---- fit ---- */
 
-static nb_status check_opts(const nb_fit_opts *o, const nb_dataset *train) {
-    if (!train || train->n < 1 || !train->x || !train->y) {
+static nb_status check_opts(const nb_fit_opts *o, const nb_data *train) {
+    if (!train || train->n < 1) {
         nb__set_last_error("fit: the training set is empty");
         return NB_ERROR;
     }
@@ -246,11 +447,24 @@ static nb_status check_opts(const nb_fit_opts *o, const nb_dataset *train) {
         nb__set_last_error("fit: patience is %d, must be >= 0", o->patience);
         return NB_ERROR;
     }
-    if (!train || train->n < 1) {
-        nb__set_last_error("fit: the training set is empty");
-        return NB_ERROR;
-    }
     return NB_OK;
+}
+
+/* The last nv examples of d as held (validation) and the rest as kept,
+ * their arrays in arrays[0..2·(inputs + targets)). */
+static void split_data(const nb_data *d, int nv, nb_data *kept, nb_data *held, nb_array *arrays) {
+    const int ni = d->n_inputs, nt = d->n_targets, n = d->n - nv;
+    nb_array *ki = arrays, *kt = arrays + ni, *hi = kt + nt, *ht = hi + ni;
+    for (int i = 0; i < ni; i++) {
+        ki[i] = hi[i] = d->inputs[i];
+        if (hi[i].data) hi[i].data += (size_t)n * (size_t)hi[i].dim;
+    }
+    for (int i = 0; i < nt; i++) {
+        kt[i] = ht[i] = d->targets[i];
+        if (ht[i].data) ht[i].data += (size_t)n * (size_t)ht[i].dim;
+    }
+    *kept = (nb_data){n, ni, ki, nt, kt};
+    *held = (nb_data){nv, ni, hi, nt, ht};
 }
 
 /* Copies every tensor of m into buf (to) or back (from). */
@@ -323,7 +537,31 @@ static void apply_schedule(fit_state *f, double t, float base_momentum) {
         nb_optimizer_set_momentum(f->opt, nb_schedule_momentum(f->sched, t, base_momentum));
 }
 
-nb_status nb_fit(nb_model *m, const nb_dataset *train_all, const nb_fit_opts *opts, nb_history *h) {
+nb_status nb_fit(nb_model *m, const nb_dataset *train, const nb_fit_opts *opts, nb_history *h) {
+    nb_fit_opts o = opts ? *opts : nb_fit_defaults();
+    nb_array arrays[2], varrays[2];
+    bool self = o.n_losses == 0 && o.loss.target_is_input;
+    if (train && !train->y && !self) train = NULL; /* no labels: empty for fit */
+    nb_data data = dataset_data(train, self, arrays), vdata;
+    if (o.validation) {
+        if (o.validation->n < 1 || !o.validation->x || (!self && !o.validation->y)) {
+            if (h) memset(h, 0, sizeof *h);
+            nb__set_last_error("fit: the validation set is empty");
+            return NB_ERROR;
+        }
+        if (o.validation->dim != (train ? train->dim : o.validation->dim)) {
+            if (h) memset(h, 0, sizeof *h);
+            nb__set_last_error("fit: validation data has %d features, training data %d", o.validation->dim,
+                               train->dim);
+            return NB_ERROR;
+        }
+        vdata = dataset_data(o.validation, self, varrays);
+        o.validation_data = &vdata;
+    }
+    return nb_fit_data(m, &data, &o, h);
+}
+
+nb_status nb_fit_data(nb_model *m, const nb_data *train_all, const nb_fit_opts *opts, nb_history *h) {
     nb_fit_opts o = opts ? *opts : nb_fit_defaults();
     if (h) memset(h, 0, sizeof *h);
     if (!m) {
@@ -333,10 +571,17 @@ nb_status nb_fit(nb_model *m, const nb_dataset *train_all, const nb_fit_opts *op
     if (check_opts(&o, train_all) != NB_OK) return NB_ERROR;
     if (o.batch_size == 0) o.batch_size = 32;
     FILE *out = o.out ? o.out : stdout;
+    if (train_all->n_inputs < 0 || train_all->n_inputs > NB_MODEL_MAX_IO || train_all->n_targets < 0 ||
+        train_all->n_targets > NB_MODEL_MAX_IO) {
+        nb__set_last_error("fit: %d input and %d target arrays (0 to %d each)", train_all->n_inputs,
+                           train_all->n_targets, NB_MODEL_MAX_IO);
+        return NB_ERROR;
+    }
 
     /* Without a validation set, the last fraction is held out, unshuffled. */
-    nb_dataset train = *train_all, held = {0};
-    const nb_dataset *val = o.validation;
+    nb_data train = *train_all, held;
+    nb_array split_arrays[4 * NB_MODEL_MAX_IO];
+    const nb_data *val = o.validation_data;
     if (!val && o.validation_split > 0) {
         int nv = (int)(train_all->n * (double)o.validation_split);
         if (nv < 1 || nv >= train_all->n) {
@@ -344,11 +589,7 @@ nb_status nb_fit(nb_model *m, const nb_dataset *train_all, const nb_fit_opts *op
                                (double)o.validation_split, nv, train_all->n);
             return NB_ERROR;
         }
-        train.n = train_all->n - nv;
-        held = *train_all;
-        held.n = nv;
-        held.x = train_all->x + (size_t)train.n * train_all->dim;
-        held.y = train_all->y + train.n;
+        split_data(train_all, nv, &train, &held, split_arrays);
         val = &held;
     }
 
@@ -377,20 +618,35 @@ nb_status nb_fit(nb_model *m, const nb_dataset *train_all, const nb_fit_opts *op
             goto fail;
         }
     }
-    if (session_open(&f.s, m, &train, o.batch_size, false, o.seed, &o.loss, "fit") != NB_OK) goto fail;
-    hist.metric = metric_name(o.loss.kind);
-    if (regression(o.loss.kind) && (o.monitor == NB_MONITOR_VAL_ACCURACY || o.monitor == NB_MONITOR_ACCURACY)) {
+    if (session_open(&f.s, m, &train, o.batch_size, false, o.seed, &o, true, "fit") != NB_OK) goto fail;
+    const nb_loss_kind first_kind = f.s.out[f.s.first].lc.kind;
+    hist.metric = metric_name(first_kind);
+    hist.n_outputs = f.s.n_out;
+    for (int k = 0; k < f.s.n_out; k++) {
+        snprintf(hist.output_names[k], sizeof hist.output_names[k], "%s", nb_model_output_name(m, k));
+        hist.output_metric[k] = f.s.out[k].loss ? metric_name(f.s.out[k].lc.kind) : NULL;
+    }
+    if (regression(first_kind) && (o.monitor == NB_MONITOR_VAL_ACCURACY || o.monitor == NB_MONITOR_ACCURACY)) {
         nb__set_last_error("fit: an accuracy monitor with a regression loss, whose metric is the mean absolute "
                            "error: watch a loss");
         goto fail;
     }
-    if (val && (val->n < 1 || !val->x || !val->y)) {
+    if (val && val->n < 1) {
         nb__set_last_error("fit: the validation set is empty");
         goto fail;
     }
-    if (val && val->dim != train.dim) {
-        nb__set_last_error("fit: validation data has %d features, training data %d", val->dim, train.dim);
+    if (val && (val->n_inputs != train.n_inputs || val->n_targets != train.n_targets)) {
+        nb__set_last_error("fit: validation data has %d input and %d target arrays, training data %d and %d",
+                           val->n_inputs, val->n_targets, train.n_inputs, train.n_targets);
         goto fail;
+    }
+    for (int i = 0; val && i < train.n_inputs + train.n_targets; i++) {
+        const nb_array *a = i < train.n_inputs ? &train.inputs[i] : &train.targets[i - train.n_inputs];
+        const nb_array *b = i < train.n_inputs ? &val->inputs[i] : &val->targets[i - train.n_inputs];
+        if (a->dim != b->dim || !b->data) {
+            nb__set_last_error("fit: validation data has %d features, training data %d", b->dim, a->dim);
+            goto fail;
+        }
     }
 
     const float base_momentum = nb_optimizer_momentum(f.opt);
@@ -410,7 +666,8 @@ nb_status nb_fit(nb_model *m, const nb_dataset *train_all, const nb_fit_opts *op
     }
     for (int epoch = first_epoch; epoch <= o.epochs; epoch++) {
         nb_epoch_metrics em = {.epoch = epoch, .has_validation = val != NULL};
-        double t0 = nb__now(), total = 0, correct = 0;
+        double t0 = nb__now();
+        sums u = {0};
         nb__progress_epoch(&prog, epoch, o.epochs, t0);
         nb_shuffle(f.perm, train.n, o.seed, (uint64_t)epoch);
         if (o.schedule_per_epoch) apply_schedule(&f, epoch - 1, base_momentum);
@@ -434,16 +691,14 @@ nb_status nb_fit(nb_model *m, const nb_dataset *train_all, const nb_fit_opts *op
             nb_optimizer_step(f.opt);
             nb_model_constrain(m);
             step_count++;
-            total += (double)step_loss * b;
-            correct += session_correct(&f.s, b);
+            sums_add(&u, &f.s, b);
             int seen = start + b;
-            nb__progress_step(&prog, k + 1, total / seen, correct / seen, nb__now());
+            nb__progress_step(&prog, k + 1, u.total / seen, u.metric[f.s.first] / seen, nb__now());
         }
         em.seconds = nb__now() - t0;
         em.step_seconds = em.seconds / steps;
-        em.loss = total / train.n;
-        em.accuracy = correct / train.n;
-        if (val && session_evaluate(&f.s, val, &em.val_loss, &em.val_accuracy) != NB_OK) {
+        sums_store(&u, &f.s, train.n, false, &em);
+        if (val && session_evaluate(&f.s, val, true, &em) != NB_OK) {
             session_error(&f.s, "fit: validation");
             goto fail;
         }
@@ -510,29 +765,45 @@ fail:
 
 /* ---- prediction ---- */
 
-nb_status nb_predict(nb_model *m, const nb_dataset *d, int batch_size, float *out) {
+nb_status nb_predict_data(nb_model *m, const nb_data *d, int batch_size, float *const *out) {
+    session s;
     if (!m || !out) {
         nb__set_last_error("predict: %s is NULL", !m ? "model" : "out");
         return NB_ERROR;
     }
     if (batch_size < 1) batch_size = 32;
-    int dims[NB_MAX_RANK + 1], rank = input_dims(m, d, false, dims, "predict");
-    if (!rank) return NB_ERROR;
-    dims[0] = batch_size;
-    nb_graph *g = nb_graph_new();
-    nb_node *x = nb_input(g, "x", rank + 1, dims);
-    nb_node *y = nb_model_apply(m, g, x, false);
-    nb_status st = nb_graph_status(g);
-    const size_t per = y ? nb_node_size(y) / (size_t)batch_size : 0;
+    if (session_open(&s, m, d, batch_size, false, 0, NULL, false, "predict") != NB_OK) return NB_ERROR;
+    nb_status st = NB_OK;
+    for (int k = 0; k < s.n_out; k++)
+        if (!out[k]) {
+            nb__set_last_error("predict: out[%d] is NULL", k);
+            st = NB_ERROR;
+        }
     for (int start = 0; st == NB_OK && start < d->n; start += batch_size) {
         const int b = d->n - start < batch_size ? d->n - start : batch_size;
-        nb_feed(g, x, d->x + (size_t)start * d->dim, b);
-        if ((st = nb_forward(g, NB_INFERENCE)) == NB_OK)
-            memcpy(out + (size_t)start * per, nb_node_value(y), sizeof(float) * per * (size_t)b);
+        session_feed(&s, d, NULL, start, b);
+        if ((st = nb_forward(s.g, NB_INFERENCE)) != NB_OK) {
+            session_error(&s, "predict");
+            break;
+        }
+        for (int k = 0; k < s.n_out; k++) {
+            const size_t per = (size_t)s.out[k].per;
+            memcpy(out[k] + (size_t)start * per, nb_node_value(s.out[k].z), sizeof(float) * per * (size_t)b);
+        }
     }
-    if (st != NB_OK) nb__set_last_error("predict: %s", nb_graph_error(g));
-    nb_graph_free(g);
+    session_close(&s);
     return st;
+}
+
+nb_status nb_predict(nb_model *m, const nb_dataset *d, int batch_size, float *out) {
+    nb_array arrays[2];
+    nb_data data = dataset_data(d, true, arrays);
+    if (m && nb_model_output_count(m) != 1) {
+        nb__set_last_error("predict: the model has %d outputs; nb_predict_data gives them all",
+                           nb_model_output_count(m));
+        return NB_ERROR;
+    }
+    return nb_predict_data(m, &data, batch_size, &out);
 }
 
 /* ---- MC dropout ---- */
@@ -545,8 +816,13 @@ nb_status nb_predict_mc(nb_model *m, const nb_dataset *d, int batch_size, int sa
         return NB_ERROR;
     }
     if (batch_size < 1) batch_size = 32;
-    if (session_open(&s, m, d, batch_size, true, seed, NULL, "predict_mc") != NB_OK) return NB_ERROR;
-    const int c = s.classes;
+    nb_array arrays[2];
+    nb_data data = dataset_data(d, false, arrays);
+    if (session_open(&s, m, &data, batch_size, true, seed, NULL, false, "predict_mc") != NB_OK) return NB_ERROR;
+    /* class probabilities from the logits, whether or not the model ends in a softmax */
+    nb_node *logits = s.out[0].z;
+    if (strcmp(nb_node_op(logits), "softmax") == 0) logits = logits->in[0];
+    const int c = (int)(nb_node_size(logits) / (size_t)batch_size);
     double *sum = malloc(sizeof(double) * (size_t)batch_size * c), *sq = malloc(sizeof(double) * (size_t)batch_size * c);
     double *e = malloc(sizeof(double) * (size_t)c);
     if (!sum || !sq || !e) {
@@ -558,12 +834,12 @@ nb_status nb_predict_mc(nb_model *m, const nb_dataset *d, int batch_size, int sa
     nb_status st = NB_OK;
     for (int start = 0; start < d->n && st == NB_OK; start += batch_size) {
         int b = d->n - start < batch_size ? d->n - start : batch_size;
-        session_feed(&s, d, NULL, start, b);
+        session_feed(&s, &data, NULL, start, b);
         memset(sum, 0, sizeof(double) * (size_t)b * c);
         memset(sq, 0, sizeof(double) * (size_t)b * c);
         for (int k = 0; k < samples && st == NB_OK; k++) {
             if ((st = nb_forward(s.g, NB_INFERENCE)) != NB_OK) break;
-            const float *z = nb_node_value(s.logits);
+            const float *z = nb_node_value(logits);
             for (int r = 0; r < b; r++) { /* softmax of the row, in double */
                 const float *row = z + (size_t)r * c;
                 double mx = row[0], norm = 0, *sr = sum + (size_t)r * c, *qr = sq + (size_t)r * c;

@@ -58,9 +58,42 @@ typedef struct nb_loss_config {
     float huber_delta;
 } nb_loss_config;
 
+/* A model of several outputs has a loss for each (by default the fit
+ * options' `loss` for every one, weight 1), and fit minimizes their
+ * weighted sum, as Keras's loss_weights. */
+typedef struct nb_output_loss {
+    const char *output;   /* the output's name (nb_model_output_name); NULL: the i-th
+                             output for the i-th entry */
+    nb_loss_config loss;  /* target_is_input: the target is the model's first input */
+    float weight;         /* >= 0, finite; 0 means 1 unless ignore is set */
+    bool ignore;          /* no loss on this output (weight 0) */
+} nb_output_loss;
+
+/* ---- Data of several inputs and targets ----
+ * n examples: for each model input an array of n rows (its features,
+ * flattened), and for each output with a loss its target rows: one class
+ * index per example (SPARSE_CATEGORICAL), or as many values as the output
+ * gives per example (a single target value for a one-unit output). Arrays
+ * are matched to the model's inputs and outputs by name, or by position
+ * when every name is NULL. The arrays are borrowed, not copied. */
+typedef struct nb_array {
+    const char *name;
+    const float *data; /* n × dim floats, row-major */
+    int dim;
+} nb_array;
+
+typedef struct nb_data {
+    int n;
+    int n_inputs;
+    const nb_array *inputs;
+    int n_targets;
+    const nb_array *targets;
+} nb_data;
+
 /* What one epoch measured. Losses include the regularization penalty, as
  * Keras's do; `accuracy` holds the loss's metric (see nb_loss_kind: the
- * fraction of correct predictions, or the mean absolute error). */
+ * fraction of correct predictions, or the mean absolute error), of the
+ * first output with a loss when there are several. */
 typedef struct nb_epoch_metrics {
     int epoch;                  /* 1-based */
     double loss, accuracy;      /* over the epoch's training batches */
@@ -69,6 +102,11 @@ typedef struct nb_epoch_metrics {
     double lr;                  /* at the end of the epoch */
     double seconds;             /* wall time of the epoch's training steps */
     double step_seconds;        /* seconds / steps */
+    /* each output's own loss (unweighted, without the penalty) and metric,
+     * in the model's output order (zero for outputs without a loss) */
+    int n_outputs;
+    double output_loss[NB_MODEL_MAX_IO], output_metric[NB_MODEL_MAX_IO];
+    double val_output_loss[NB_MODEL_MAX_IO], val_output_metric[NB_MODEL_MAX_IO];
 } nb_epoch_metrics;
 
 /* Called after each epoch; return false to stop training. */
@@ -114,6 +152,11 @@ typedef struct nb_fit_opts {
     nb_epoch_callback on_epoch;
     void *user;
     nb_loss_config loss;           /* zeroed: softmax cross-entropy on integer labels */
+    int n_losses;                  /* per output (nb_output_loss), or 0: `loss` on every
+                                      output, weight 1 */
+    const nb_output_loss *losses;
+    const nb_data *validation_data; /* nb_fit_data's validation set, or NULL (see
+                                      validation_split) */
     bool allow_nonfinite;          /* go on through a loss that is NaN or infinite; by
                                       default fit stops at the first (see nb_fit) */
     int verbose;                   /* 0 silent; 1 Keras's progress bar, redrawn on a
@@ -126,6 +169,9 @@ nb_fit_opts nb_fit_defaults(void);
 
 typedef struct nb_history {
     const char *metric;            /* "accuracy" or "mae" (static: do not free) */
+    int n_outputs;                 /* the model's outputs, for the epochs' per-output values */
+    char output_names[NB_MODEL_MAX_IO][48];
+    const char *output_metric[NB_MODEL_MAX_IO]; /* NULL for an output without a loss */
     int n_epochs;
     nb_epoch_metrics *epochs;      /* n_epochs entries, owned */
     int best_epoch;                /* 1-based, by the monitored metric */
@@ -150,7 +196,24 @@ typedef struct nb_history {
  * weights of that step, and h the epochs completed before it, with
  * diverged set (on other errors h is empty); free h either way. */
 nb_status nb_fit(nb_model *m, const nb_dataset *train, const nb_fit_opts *opts, nb_history *h);
+/* nb_fit for any model: inputs and targets as nb_data, a loss per output
+ * (opts->losses), validation from opts->validation_data or the last
+ * validation_split of train. Errors as nb_fit's, and: an input or output
+ * with no array, an array of the wrong size or one matching nothing, a
+ * loss naming no output, a negative or non-finite weight, every weight 0. */
+nb_status nb_fit_data(nb_model *m, const nb_data *train, const nb_fit_opts *opts, nb_history *h);
 void nb_history_free(nb_history *h);
+
+/* The mean of every loss (the weighted total with the penalty in loss,
+ * each output's in output_loss) and metric of m over d, in inference
+ * mode, with opts's losses and batch size (NULL: defaults). Fills *out
+ * (epoch 0). Errors: as nb_fit_data's. */
+nb_status nb_evaluate_data(nb_model *m, const nb_data *d, const nb_fit_opts *opts, nb_epoch_metrics *out);
+/* Every output of m for the inputs of d (its targets are not needed), in
+ * inference mode, batch_size at a time (32 if < 1): out[k] holds d->n ×
+ * (output k's size) floats for output k, in the model's output order.
+ * Errors as nb_predict's. */
+nb_status nb_predict_data(nb_model *m, const nb_data *d, int batch_size, float *const *out);
 
 /* Mean loss (with penalty) and accuracy of m on d in inference mode, with
  * softmax cross-entropy on integer labels. */
