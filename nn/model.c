@@ -289,17 +289,13 @@ nb_sym nb_model_call_class(nb_model *m, const nb_layer_class *cls, const char *n
     return id < 0 ? sym_fail(m) : (nb_sym){id};
 }
 
-nb_sym nb_model_call(nb_model *m, const nb_layer_spec *spec, nb_sym x) {
+nb_sym nb_model_call(nb_model *m, nb_layer_spec spec, nb_sym x) {
     int id;
     nb_shape s;
     if (!can_build(m, "model call")) return NB_SYM_NONE;
-    if (!spec) {
-        nb__set_last_error("model call: spec is NULL");
-        return sym_fail(m);
-    }
     if (!node_ids(m, 1, &x, &id, &s)) return sym_fail(m);
-    nb_layer *l = nb_layer_new(spec, s.rank, s.dim, &m->rng);
-    id = l ? call(m, l, -1, spec->name[0] != '\0', false, 1, &id) : -1;
+    nb_layer *l = nb_layer_new(&spec, s.rank, s.dim, &m->rng);
+    id = l ? call(m, l, -1, spec.name[0] != '\0', false, 1, &id) : -1;
     return id < 0 ? sym_fail(m) : (nb_sym){id};
 }
 

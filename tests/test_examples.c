@@ -69,3 +69,20 @@ Test(examples, an_autoencoder_learns_unlabeled_and_its_encoder_serves_a_classifi
     cr_assert(scratch > 0.5 && pre > 0.5, "classifiers: %g and %g", scratch, pre);
     rmdir(dir);
 }
+
+Test(examples, wide_and_deep_trains_two_heads_on_two_inputs_and_reloads_identically, .timeout = 300) {
+    static char out[1 << 14];
+    char dir[] = "/tmp/nabla-example-XXXXXX", saved[128];
+    int rc = run_in_tmp(NABLA_EXAMPLE_WIDE_DEEP " --quick", out, sizeof out, dir);
+    cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
+    double main_acc, aux_acc, loss, lm, la;
+    const char *l = strstr(out, "test accuracy: main ");
+    cr_assert(l && strstr(out, "identical predictions") && strstr(out, "concatenate (Concatenate)"), "%s", out);
+    cr_assert_eq(sscanf(l, "test accuracy: main %lf, aux %lf (loss %lf = 0.9 * %lf + 0.1 * %lf)", &main_acc, &aux_acc,
+                        &loss, &lm, &la), 5, "%s", l);
+    cr_assert(main_acc > 0.75 && aux_acc > 0.6, "two quick epochs: main %g, aux %g", main_acc, aux_acc);
+    cr_assert(loss > 0.9 * lm + 0.1 * la - 1e-3 && loss < 0.9 * lm + 0.1 * la + 1e-3, "%s", l);
+    snprintf(saved, sizeof saved, "%s/wide_and_deep.safetensors", dir);
+    cr_assert_eq(access(saved, F_OK), 0, "no saved model");
+    unlink(saved), rmdir(dir);
+}

@@ -22,12 +22,12 @@ static nb_model *wide_deep(uint64_t seed) {
     nb_sym wide = nb_model_input(m, "wide", 1, (int[]){5});
     nb_sym deep = nb_model_input(m, "deep", 1, (int[]){6});
     nb_layer_spec h = dense(30, "relu");
-    nb_sym h1 = nb_model_call(m, &h, deep);
-    nb_sym h2 = nb_model_call(m, &h, h1);
+    nb_sym h1 = nb_model_call(m, h, deep);
+    nb_sym h2 = nb_model_call(m, h, h1);
     nb_sym both = nb_model_merge(m, NB_LAYER_CONCATENATE, 2, (nb_sym[]){wide, h2});
     nb_layer_spec one = dense(1, NULL);
-    nb_model_output(m, "main", nb_model_call(m, &one, both));
-    nb_model_output(m, "aux", nb_model_call(m, &one, h2));
+    nb_model_output(m, "main", nb_model_call(m, one, both));
+    nb_model_output(m, "aux", nb_model_call(m, one, h2));
     cr_assert_eq(nb_model_status(m), NB_OK, "%s", nb_model_error(m));
     return m;
 }
@@ -229,7 +229,7 @@ Test(functional, an_error_sticks_to_the_model_and_later_calls_do_nothing) {
     cr_assert(strstr(nb_model_error(m), "Add: input 1 has shape [3], input 0 has [4]"), "%s", nb_model_error(m));
     /* a good call now does nothing and keeps the first message */
     nb_layer_spec d = dense(2, NULL);
-    cr_assert_eq(nb_model_call(m, &d, a).id, -1);
+    cr_assert_eq(nb_model_call(m, d, a).id, -1);
     cr_assert_eq(nb_model_layer_count(m), 0);
     cr_assert(strstr(nb_model_error(m), "Add:"), "%s", nb_model_error(m));
     cr_assert_null(nb_model_clone(m));
@@ -253,17 +253,17 @@ Test(functional, each_misuse_is_refused_with_its_message) {
         switch (c) {
         case 0: nb_model_merge(m, NB_LAYER_SUBTRACT, 3, (nb_sym[]){a, a, a}); break;
         case 1: nb_model_merge(m, NB_LAYER_CONCATENATE, 2, (nb_sym[]){a, b}); break;
-        case 2: nb_model_call(m, &d, (nb_sym){99}); break;
+        case 2: nb_model_call(m, d, (nb_sym){99}); break;
         case 3: nb_model_input(m, "x", 1, (int[]){2}); break;
         case 4: nb_model_output(m, "o", a); break;
         case 5:
-            nb_model_output(m, "o", nb_model_call(m, &d, a));
-            nb_model_output(m, "o", nb_model_call(m, &d, a));
+            nb_model_output(m, "o", nb_model_call(m, d, a));
+            nb_model_output(m, "o", nb_model_call(m, d, a));
             break;
         case 6: nb_model_input(m, "a", 1, (int[]){2}); break;
         case 7: nb_model_merge(m, NB_LAYER_DENSE, 2, (nb_sym[]){a, a}); break;
         case 8: {
-            nb_sym h = nb_model_call(m, &d, a); /* dense: [4] -> [3] */
+            nb_sym h = nb_model_call(m, d, a); /* dense: [4] -> [3] */
             nb_model_call_layer(m, nb_model_layer(m, 0), 1, &h);
             break;
         }
@@ -281,11 +281,11 @@ static nb_model *siamese(uint64_t seed) {
     nb_model *m = nb_model_functional(seed);
     nb_sym a = nb_model_input(m, "left", 1, (int[]){4}), b = nb_model_input(m, "right", 1, (int[]){4});
     nb_layer_spec d = dense(3, "tanh");
-    nb_sym ha = nb_model_call(m, &d, a);
+    nb_sym ha = nb_model_call(m, d, a);
     nb_sym hb = nb_model_call_layer(m, nb_model_layer(m, 0), 1, &b);
     nb_sym diff = nb_model_merge(m, NB_LAYER_SUBTRACT, 2, (nb_sym[]){ha, hb});
     nb_layer_spec one = dense(1, NULL);
-    nb_model_output(m, NULL, nb_model_call(m, &one, diff));
+    nb_model_output(m, NULL, nb_model_call(m, one, diff));
     cr_assert_eq(nb_model_status(m), NB_OK, "%s", nb_model_error(m));
     return m;
 }
@@ -404,7 +404,7 @@ Test(functional, another_model_s_layer_called_in_a_new_model_is_shared_and_outli
     nb_model *b = nb_model_functional(2);
     nb_sym x = nb_model_input(b, "x", 1, (int[]){4});
     nb_layer_spec one = dense(1, "sigmoid");
-    nb_model_output(b, "p", nb_model_call(b, &one, nb_model_call_layer(b, enc, 1, &x)));
+    nb_model_output(b, "p", nb_model_call(b, one, nb_model_call_layer(b, enc, 1, &x)));
     cr_assert_eq(nb_model_status(b), NB_OK, "%s", nb_model_error(b));
     cr_assert_eq(nb_model_layer(b, 0), enc);
     nb_model_free(a); /* b holds enc still */

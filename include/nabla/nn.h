@@ -316,13 +316,10 @@ nb_node *nb_layer_activate(nb_layer *l, nb_graph *g, nb_node *x, const char *act
  *   nb_model *m = nb_model_functional(42);
  *   nb_sym wide = nb_model_input(m, "wide", 1, (int[]){5});
  *   nb_sym deep = nb_model_input(m, "deep", 1, (int[]){6});
- *   nb_sym h = nb_model_call(m, &(nb_layer_spec){.kind = NB_LAYER_DENSE, .units = 30,
- *                                                .activation = "relu"}, deep);
+ *   nb_sym h = nb_model_call(m, nb_dense_spec(30, "relu", NULL), deep);
  *   nb_sym both = nb_model_merge(m, NB_LAYER_CONCATENATE, 2, (nb_sym[]){wide, h});
- *   nb_model_output(m, "main", nb_model_call(m, &(nb_layer_spec){.kind = NB_LAYER_DENSE,
- *                                                                .units = 1}, both));
- *   nb_model_output(m, "aux", nb_model_call(m, &(nb_layer_spec){.kind = NB_LAYER_DENSE,
- *                                                               .units = 1}, h));
+ *   nb_model_output(m, "main", nb_model_call(m, nb_dense_spec(1, NULL, NULL), both));
+ *   nb_model_output(m, "aux", nb_model_call(m, nb_dense_spec(1, NULL, NULL), h));
  *   if (nb_model_status(m) != NB_OK) puts(nb_model_error(m));
  *
  * Errors stick to the model, as to a graph (cairo's model): a call that
@@ -367,9 +364,11 @@ const char *nb_model_error(const nb_model *m);
  * input), a bad shape, a name taken by another input or of 48 bytes or
  * more, more than NB_MODEL_MAX_IO inputs. */
 nb_sym nb_model_input(nb_model *m, const char *name, int rank, const int *dims);
-/* Makes a layer from spec for x's shape and calls it on x. Errors as
+/* Makes a layer from spec for x's shape and calls it on x. The spec is
+ * taken by value, so that the spec helpers read as Keras's layers:
+ * nb_model_call(m, nb_dense_spec(300, "relu", NULL), x). Errors as
  * nb_model_add's, an x that is not a node of m. */
-nb_sym nb_model_call(nb_model *m, const nb_layer_spec *spec, nb_sym x);
+nb_sym nb_model_call(nb_model *m, nb_layer_spec spec, nb_sym x);
 /* Makes a layer of class cls named name (NULL or "": automatic) from
  * config (NULL: defaults) for the shapes of x[0..n) and calls it on them
  * (n = 1 for most classes; 2 or more for a merge). */
