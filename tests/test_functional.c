@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -458,4 +459,63 @@ Test(functional, a_corrupt_graph_in_a_file_is_refused_with_its_message) {
     }
     nb_model_free(s);
     unlink(path), unlink(bad), rmdir(dir);
+}
+
+static bool die_after_epoch_2(const nb_epoch_metrics *e, void *user) {
+    (void)user;
+    if (e->epoch == 2) _exit(0); /* a crash: the backup of epoch 2 is on disk */
+    return true;
+}
+
+/* Two outputs, a killed run resumed from its backup: the same bits and the
+ * same per-output history as a run never stopped; the history's CSV has
+ * each output's columns. */
+Test(functional, a_killed_two_output_run_resumes_to_the_same_bits_and_per_output_history, .timeout = 60) {
+    char dir[] = "/tmp/nabla-functional-XXXXXX", backup[96], csv[96];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(backup, sizeof backup, "%s/run.backup", dir);
+    snprintf(csv, sizeof csv, "%s/h.csv", dir);
+    wd_data w, v;
+    wd_make(&w, 200, 4), wd_make(&v, 50, 5);
+    nb_fit_opts o = wd_opts(4);
+    o.validation_data = &v.d;
+    o.optimizer = nb_optimizer_defaults(NB_NADAM);
+    pid_t pid = fork(); /* before any thread of this process */
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        nb_model *m = wide_deep(12);
+        nb_fit_opts k = o;
+        k.backup = backup, k.on_epoch = die_after_epoch_2;
+        nb_fit_data(m, &w.d, &k, NULL);
+        _exit(3);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the run did not die after epoch 2");
+    nb_model *straight = wide_deep(12), *resumed = wide_deep(12);
+    nb_history h1, h2;
+    cr_assert_eq(nb_fit_data(straight, &w.d, &o, &h1), NB_OK, "%s", nb_last_error());
+    o.backup = backup;
+    cr_assert_eq(nb_fit_data(resumed, &w.d, &o, &h2), NB_OK, "%s", nb_last_error());
+    nb_tensor *const *a, *const *b;
+    int n = nb_model_tensors(straight, &a);
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(memcmp(a[i]->data, (nb_model_tensors(resumed, &b), b[i]->data), a[i]->size * sizeof(float)), 0,
+                     "%s differs", a[i]->name);
+    for (int e = 0; e < 4; e++)
+        for (int k = 0; k < 2; k++) {
+            cr_assert(h1.epochs[e].output_loss[k] == h2.epochs[e].output_loss[k], "epoch %d output %d", e + 1, k);
+            cr_assert(h1.epochs[e].val_output_metric[k] == h2.epochs[e].val_output_metric[k], "epoch %d", e + 1);
+        }
+    cr_assert_eq(nb_history_write_csv(&h2, csv), NB_OK, "%s", nb_last_error());
+    FILE *f = fopen(csv, "r");
+    char head[512];
+    cr_assert(fgets(head, sizeof head, f));
+    fclose(f);
+    cr_assert_str_eq(head, "epoch,loss,mae,val_loss,val_mae,lr,seconds,main_loss,main_mae,val_main_loss,val_main_mae,"
+                           "aux_loss,aux_mae,val_aux_loss,val_aux_mae\n");
+    nb_history_free(&h1), nb_history_free(&h2);
+    nb_model_free(straight), nb_model_free(resumed);
+    wd_free(&w), wd_free(&v);
+    unlink(csv), rmdir(dir);
 }

@@ -11,12 +11,14 @@
 #include "graph/internal.h"
 #include "train/backup.h"
 
-#define BACKUP_VERSION 1
+#define BACKUP_VERSION 2 /* 2: each output's losses and metrics in the history */
 
 /* Scalars in the order they are stored, each a double's bits in 2 floats. */
 enum { P_VERSION, P_SEED, P_BATCH, P_N, P_EPOCHS, P_STEPS, P_GSTEP, P_OSTEPS, P_NADAM, P_LR, P_MOM, P_BEST, P_WAIT,
        P_SLR, P_SBEST, P_SWAIT, P_HIST, P_BEST_EPOCH, P_SECONDS, P_COUNT };
-enum { E_EPOCH, E_LOSS, E_ACC, E_VLOSS, E_VACC, E_HASV, E_LR, E_SECONDS, E_STEPSEC, E_COUNT };
+enum { E_EPOCH, E_LOSS, E_ACC, E_VLOSS, E_VACC, E_HASV, E_LR, E_SECONDS, E_STEPSEC, E_NOUT,
+       E_OUTS, /* then output_loss, output_metric, val_output_loss, val_output_metric: NB_MODEL_MAX_IO each */
+       E_COUNT = E_OUTS + 4 * NB_MODEL_MAX_IO };
 
 static void put(float *a, int i, double v) { memcpy(a + 2 * i, &v, sizeof v); }
 static double get(const float *a, int i) {
@@ -81,6 +83,12 @@ bool nb__backup_write(const char *path, nb_model *m, nb_optimizer *opt, const fl
         put(r, E_EPOCH, em->epoch), put(r, E_LOSS, em->loss), put(r, E_ACC, em->accuracy);
         put(r, E_VLOSS, em->val_loss), put(r, E_VACC, em->val_accuracy), put(r, E_HASV, em->has_validation);
         put(r, E_LR, em->lr), put(r, E_SECONDS, em->seconds), put(r, E_STEPSEC, em->step_seconds);
+        put(r, E_NOUT, em->n_outputs);
+        for (int k = 0; k < NB_MODEL_MAX_IO; k++) {
+            put(r, E_OUTS + k, em->output_loss[k]), put(r, E_OUTS + NB_MODEL_MAX_IO + k, em->output_metric[k]);
+            put(r, E_OUTS + 2 * NB_MODEL_MAX_IO + k, em->val_output_loss[k]);
+            put(r, E_OUTS + 3 * NB_MODEL_MAX_IO + k, em->val_output_metric[k]);
+        }
     }
     if (ok && best) ok = (all[n++] = array("fit/best", best_floats, best)) != NULL;
     if (!all) nb__set_last_error("fit: out of memory for the backup");
@@ -163,7 +171,14 @@ bool nb__backup_read(const char *path, nb_model *m, nb_optimizer *opt, float *be
             h->epochs[e] = (nb_epoch_metrics){
                 .epoch = (int)get(r, E_EPOCH), .loss = get(r, E_LOSS), .accuracy = get(r, E_ACC),
                 .val_loss = get(r, E_VLOSS), .val_accuracy = get(r, E_VACC), .has_validation = get(r, E_HASV) != 0,
-                .lr = get(r, E_LR), .seconds = get(r, E_SECONDS), .step_seconds = get(r, E_STEPSEC)};
+                .lr = get(r, E_LR), .seconds = get(r, E_SECONDS), .step_seconds = get(r, E_STEPSEC),
+                .n_outputs = (int)get(r, E_NOUT)};
+            for (int k = 0; k < NB_MODEL_MAX_IO; k++) {
+                h->epochs[e].output_loss[k] = get(r, E_OUTS + k);
+                h->epochs[e].output_metric[k] = get(r, E_OUTS + NB_MODEL_MAX_IO + k);
+                h->epochs[e].val_output_loss[k] = get(r, E_OUTS + 2 * NB_MODEL_MAX_IO + k);
+                h->epochs[e].val_output_metric[k] = get(r, E_OUTS + 3 * NB_MODEL_MAX_IO + k);
+            }
         }
         h->n_epochs = n_hist;
         if (best) memcpy(best, bw->data, best_floats * sizeof(float));

@@ -29,13 +29,27 @@ nb_status nb_history_write_csv(const nb_history *h, const char *path) {
     }
     FILE *f = out.f;
     const char *metric = h->metric ? h->metric : "accuracy";
-    fprintf(f, "epoch,loss,%s,val_loss,val_%s,lr,seconds\n", metric, metric);
+    fprintf(f, "epoch,loss,%s,val_loss,val_%s,lr,seconds", metric, metric);
+    /* several outputs: each one's loss and metric too, as Keras names them */
+    const int outs = h->n_outputs > 1 ? h->n_outputs : 0;
+    for (int k = 0; k < outs; k++)
+        if (h->output_metric[k])
+            fprintf(f, ",%s_loss,%s_%s,val_%s_loss,val_%s_%s", h->output_names[k], h->output_names[k],
+                    h->output_metric[k], h->output_names[k], h->output_names[k], h->output_metric[k]);
+    fprintf(f, "\n");
     for (int i = 0; i < h->n_epochs; i++) {
         const nb_epoch_metrics *e = &h->epochs[i];
         fprintf(f, "%d,%.6f,%.6f,", e->epoch, e->loss, e->accuracy);
         if (e->has_validation) fprintf(f, "%.6f,%.6f,", e->val_loss, e->val_accuracy);
         else fprintf(f, ",,");
-        fprintf(f, "%.6g,%.3f\n", e->lr, e->seconds);
+        fprintf(f, "%.6g,%.3f", e->lr, e->seconds);
+        for (int k = 0; k < outs; k++) {
+            if (!h->output_metric[k]) continue;
+            fprintf(f, ",%.6f,%.6f", e->output_loss[k], e->output_metric[k]);
+            if (e->has_validation) fprintf(f, ",%.6f,%.6f", e->val_output_loss[k], e->val_output_metric[k]);
+            else fprintf(f, ",,");
+        }
+        fprintf(f, "\n");
     }
     if (!nb__atomic_commit(&out, true, err, sizeof err)) {
         nb__set_last_error("history csv: %s: %s", path, err);

@@ -242,7 +242,9 @@ nb_status nb_predict_mc(nb_model *m, const nb_dataset *d, int batch_size, int sa
 
 /* Writes one CSV row per epoch: epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds
  * (atomically, like a model save); "accuracy" is the history's metric's
- * name ("mae" for regression losses). */
+ * name ("mae" for regression losses). A model of several outputs adds, for
+ * each output with a loss, NAME_loss,NAME_METRIC,val_NAME_loss,val_NAME_METRIC
+ * (Keras's names: main_loss, main_accuracy, ...). */
 nb_status nb_history_write_csv(const nb_history *h, const char *path);
 
 /* Draws the learning curves (loss and accuracy, training and validation,
