@@ -27,14 +27,18 @@ typedef struct activation {
     nb_activation_fn fn;    /* NULL for prelu (it needs the layer's tensor) and custom ops */
     void *user;
     const nb_custom_op *op; /* an elementwise custom op, or NULL */
+    const nb_elementwise_op *ew; /* an elementwise function (the fast path), or NULL */
 } activation;
 
 /* prelu has no function: nb_layer_activate applies it with the layer's slopes */
 static const activation builtin[] = {
-    {"relu", relu, NULL, NULL},         {"leaky_relu", leaky, NULL, NULL}, {"prelu", NULL, NULL, NULL},
-    {"rrelu", rrelu, NULL, NULL},       {"elu", elu, NULL, NULL},          {"selu", selu, NULL, NULL},
-    {"gelu", gelu, NULL, NULL},         {"gelu_tanh", gelu_tanh, NULL, NULL}, {"swish", swish, NULL, NULL},      {"tanh", tanh_, NULL, NULL},
-    {"sigmoid", sigmoid, NULL, NULL},   {"softplus", softplus, NULL, NULL}, {"softmax", softmax, NULL, NULL},
+    {"relu", relu, NULL, NULL, NULL},       {"leaky_relu", leaky, NULL, NULL, NULL},
+    {"prelu", NULL, NULL, NULL, NULL},      {"rrelu", rrelu, NULL, NULL, NULL},
+    {"elu", elu, NULL, NULL, NULL},         {"selu", selu, NULL, NULL, NULL},
+    {"gelu", gelu, NULL, NULL, NULL},       {"gelu_tanh", gelu_tanh, NULL, NULL, NULL},
+    {"swish", swish, NULL, NULL, NULL},     {"tanh", tanh_, NULL, NULL, NULL},
+    {"sigmoid", sigmoid, NULL, NULL, NULL}, {"softplus", softplus, NULL, NULL, NULL},
+    {"softmax", softmax, NULL, NULL, NULL},
 };
 
 static activation *registered;
@@ -52,8 +56,9 @@ static const activation *find(const char *name) {
 
 bool nb_activation_known(const char *name) { return identity(name) || find(name) != NULL; }
 
-static nb_status add(const char *name, nb_activation_fn fn, void *user, const nb_custom_op *op) {
-    if (!name || !name[0] || strlen(name) >= NAME_MAX_BYTES || (!fn && !op)) {
+static nb_status add(const char *name, nb_activation_fn fn, void *user, const nb_custom_op *op,
+                     const nb_elementwise_op *ew) {
+    if (!name || !name[0] || strlen(name) >= NAME_MAX_BYTES || (!fn && !op && !ew)) {
         nb__set_last_error("activation register: %s", !name || !name[0] ? "no name"
                                                        : strlen(name) >= NAME_MAX_BYTES ? "the name is 64 bytes or more"
                                                                                         : "no function");
@@ -79,11 +84,12 @@ static nb_status add(const char *name, nb_activation_fn fn, void *user, const nb
     a->fn = fn;
     a->user = user;
     a->op = op;
+    a->ew = ew;
     return NB_OK;
 }
 
 nb_status nb_activation_register(const char *name, nb_activation_fn fn, void *user) {
-    return add(name, fn, user, NULL);
+    return add(name, fn, user, NULL, NULL);
 }
 
 nb_status nb_activation_register_custom(const nb_custom_op *op) {
@@ -91,7 +97,15 @@ nb_status nb_activation_register_custom(const nb_custom_op *op) {
         nb__set_last_error("activation register: %s", !op ? "op is NULL" : "the op lacks a callback");
         return NB_ERROR;
     }
-    return add(op->name, NULL, NULL, op);
+    return add(op->name, NULL, NULL, op, NULL);
+}
+
+nb_status nb_activation_register_elementwise(const nb_elementwise_op *op, void *user) {
+    if (!op || !op->f || !op->df) {
+        nb__set_last_error("activation register: %s", !op ? "op is NULL" : "the op lacks f or df");
+        return NB_ERROR;
+    }
+    return add(op->name, NULL, user, NULL, op);
 }
 
 nb_status nb_layer_add_activation_tensors(nb_layer *l, const char *name) {
@@ -110,6 +124,7 @@ nb_node *nb_layer_activate(nb_layer *l, nb_graph *g, nb_node *x, const char *nam
         return NULL;
     }
     if (a->op) return nb_custom(g, a->op, 1, &x, NULL);
+    if (a->ew) return nb_elementwise(g, a->ew, x, a->user);
     if (a->fn) return a->fn(g, x, alpha, a->user);
     nb_tensor *slopes = nb_layer_find_tensor(l, "alpha");
     if (!slopes) {

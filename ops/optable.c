@@ -12,7 +12,7 @@
     X(gelu_tanh) X(swish) X(softplus) X(softmax) X(log_softmax)                           \
     X(softmax_cross_entropy) X(bce_with_logits) X(mse) X(huber)                           \
     X(batchnorm) X(layernorm) X(dropout) X(alpha_dropout)                                 \
-    X(l1_norm) X(l2_norm) X(sum_squares) X(custom)
+    X(l1_norm) X(l2_norm) X(sum_squares) X(custom) X(elementwise)
 
 #define DECLARE(name) extern const nb_op nb_op_##name;
 OPS(DECLARE)

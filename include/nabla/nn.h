@@ -293,6 +293,10 @@ nb_status nb_activation_register(const char *name, nb_activation_fn fn, void *us
  * nb_custom(g, op, 1, &x, NULL). op is borrowed. Errors as above, and a NULL
  * op or callback. */
 nb_status nb_activation_register_custom(const nb_custom_op *op);
+/* Registers the elementwise function op (the fast path of nabla/custom.h)
+ * under op->name, applied as nb_elementwise(g, op, x, user); op and user
+ * are borrowed. Errors as above, and a NULL op, f or df. */
+nb_status nb_activation_register_elementwise(const nb_elementwise_op *op, void *user);
 /* Whether name is "" or a built-in or registered activation. */
 bool nb_activation_known(const char *name);
 /* For a class's build callback: adds what the activation learns (a
