@@ -519,3 +519,51 @@ Test(functional, a_killed_two_output_run_resumes_to_the_same_bits_and_per_output
     wd_free(&w), wd_free(&v);
     unlink(csv), rmdir(dir);
 }
+
+/* A custom loop of nb_train_step over the batches nb_fit would make (its
+ * shuffle of epoch 1) ends with the bits of nb_fit's epoch: the same graph,
+ * optimizer and dropout stream. */
+Test(functional, a_custom_loop_of_train_steps_ends_with_the_bits_of_fit) {
+    wd_data w;
+    wd_make(&w, 100, 6);
+    nb_model *a = wide_deep(13), *b = wide_deep(13);
+    nb_fit_opts o = wd_opts(1);
+    o.batch_size = 16;
+    cr_assert_eq(nb_fit_data(a, &w.d, &o, NULL), NB_OK, "%s", nb_last_error());
+    /* the batches, gathered by hand */
+    int perm[100];
+    nb_shuffle(perm, 100, o.seed, 1);
+    float wide[16 * 5], deep[16 * 6], main_t[16], aux_t[16];
+    nb_array in[2] = {{"deep", deep, 6}, {"wide", wide, 5}}, tg[2] = {{"aux", aux_t, 1}, {"main", main_t, 1}};
+    nb_data batch = {16, 2, in, 2, tg};
+    nb_trainer *t = nb_trainer_new(b, &batch, &o);
+    cr_assert_not_null(t, "%s", nb_last_error());
+    for (int start = 0; start < 100; start += 16) {
+        batch.n = 100 - start < 16 ? 100 - start : 16;
+        for (int r = 0; r < batch.n; r++) {
+            const int k = perm[start + r];
+            memcpy(wide + r * 5, w.wide + k * 5, sizeof(float) * 5);
+            memcpy(deep + r * 6, w.deep + k * 6, sizeof(float) * 6);
+            main_t[r] = w.main[k], aux_t[r] = w.aux[k];
+        }
+        double loss;
+        cr_assert_eq(nb_train_step(t, &batch, &loss), NB_OK, "%s", nb_last_error());
+        cr_assert(isfinite(loss) && loss > 0);
+    }
+    cr_assert_eq(nb_trainer_steps(t), 7);
+    nb_tensor *const *ta, *const *tb;
+    int n = nb_model_tensors(a, &ta);
+    nb_model_tensors(b, &tb);
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(memcmp(ta[i]->data, tb[i]->data, ta[i]->size * sizeof(float)), 0, "%s differs", ta[i]->name);
+    /* a batch too large, or laid out otherwise, is refused */
+    batch.n = 17;
+    cr_assert_eq(nb_train_step(t, &batch, NULL), NB_ERROR);
+    cr_assert(strstr(nb_last_error(), "a batch of 17 examples; the trainer takes 1 to 16"), "%s", nb_last_error());
+    batch.n = 4, in[0].dim = 5;
+    cr_assert_eq(nb_train_step(t, &batch, NULL), NB_ERROR);
+    cr_assert(strstr(nb_last_error(), "not laid out as the trainer's"), "%s", nb_last_error());
+    nb_trainer_free(t);
+    nb_model_free(a), nb_model_free(b);
+    wd_free(&w);
+}

@@ -763,6 +763,114 @@ fail:
     return NB_ERROR;
 }
 
+/* ---- a step of a custom loop ---- */
+
+struct nb_trainer {
+    nb_model *m;
+    session s;
+    nb_optimizer *opt;
+    nb_schedule *sched;
+    float base_momentum;
+    bool allow_nonfinite;
+    long steps;
+    int n_inputs, n_targets, dims[2 * NB_MODEL_MAX_IO]; /* the layout every batch keeps */
+};
+
+nb_trainer *nb_trainer_new(nb_model *m, const nb_data *layout, const nb_fit_opts *opts) {
+    nb_fit_opts o = opts ? *opts : nb_fit_defaults();
+    if (!m || !layout) {
+        nb__set_last_error("trainer: %s is NULL", !m ? "model" : "layout");
+        return NULL;
+    }
+    if (o.batch_size < 0 || layout->n_inputs < 0 || layout->n_inputs > NB_MODEL_MAX_IO || layout->n_targets < 0 ||
+        layout->n_targets > NB_MODEL_MAX_IO) {
+        nb__set_last_error("trainer: batch size %d or %d input and %d target arrays out of range", o.batch_size,
+                           layout->n_inputs, layout->n_targets);
+        return NULL;
+    }
+    if (o.batch_size == 0) o.batch_size = 32;
+    nb_trainer *t = calloc(1, sizeof *t);
+    if (!t) {
+        nb__set_last_error("trainer: out of memory");
+        return NULL;
+    }
+    /* the layout's arrays need not hold data yet: the graph is built from sizes */
+    static const float none[1];
+    nb_array arrays[2 * NB_MODEL_MAX_IO];
+    for (int i = 0; i < layout->n_inputs + layout->n_targets; i++) {
+        const nb_array *a = i < layout->n_inputs ? &layout->inputs[i] : &layout->targets[i - layout->n_inputs];
+        arrays[i] = *a;
+        if (!arrays[i].data) arrays[i].data = none;
+    }
+    nb_data shape = {1, layout->n_inputs, arrays, layout->n_targets, arrays + layout->n_inputs};
+    t->m = m;
+    t->allow_nonfinite = o.allow_nonfinite;
+    t->n_inputs = layout->n_inputs, t->n_targets = layout->n_targets;
+    for (int i = 0; i < t->n_inputs; i++) t->dims[i] = layout->inputs[i].dim;
+    for (int i = 0; i < t->n_targets; i++) t->dims[NB_MODEL_MAX_IO + i] = layout->targets[i].dim;
+    nb_tensor *const *tensors;
+    int n_tensors = nb_model_tensors(m, &tensors);
+    if (session_open(&t->s, m, &shape, o.batch_size, false, o.seed, &o, true, "trainer") != NB_OK ||
+        !(t->opt = nb_optimizer_new(&o.optimizer, n_tensors, tensors)) ||
+        (o.use_schedule && !(t->sched = nb_schedule_new(&o.schedule)))) {
+        nb_trainer_free(t);
+        return NULL;
+    }
+    t->base_momentum = nb_optimizer_momentum(t->opt);
+    return t;
+}
+
+nb_status nb_train_step(nb_trainer *t, const nb_data *batch, double *loss) {
+    if (!t || !batch) {
+        nb__set_last_error("train step: %s is NULL", !t ? "trainer" : "batch");
+        return NB_ERROR;
+    }
+    bool same = batch->n_inputs == t->n_inputs && batch->n_targets == t->n_targets;
+    for (int i = 0; same && i < t->n_inputs; i++) same = batch->inputs[i].dim == t->dims[i] && batch->inputs[i].data;
+    for (int i = 0; same && i < t->n_targets; i++)
+        same = batch->targets[i].dim == t->dims[NB_MODEL_MAX_IO + i] && batch->targets[i].data;
+    if (!same) {
+        nb__set_last_error("train step: the batch's arrays are not laid out as the trainer's (their number, order "
+                           "and sizes), or one is NULL");
+        return NB_ERROR;
+    }
+    if (batch->n < 1 || batch->n > t->s.batch) {
+        nb__set_last_error("train step: a batch of %d examples; the trainer takes 1 to %d", batch->n, t->s.batch);
+        return NB_ERROR;
+    }
+    if (t->sched) {
+        nb_optimizer_set_lr(t->opt, nb_schedule_lr(t->sched, (double)t->steps));
+        if (nb_optimizer_has_momentum(t->opt))
+            nb_optimizer_set_momentum(t->opt, nb_schedule_momentum(t->sched, (double)t->steps, t->base_momentum));
+    }
+    session_feed(&t->s, batch, NULL, 0, batch->n);
+    nb_forward(t->s.g, NB_TRAINING);
+    nb_backward(t->s.g, t->s.loss);
+    if (nb_graph_status(t->s.g) != NB_OK) return session_error(&t->s, "train step");
+    const float l = nb_node_value(t->s.loss)[0];
+    if (loss) *loss = l;
+    if (!isfinite(l) && !t->allow_nonfinite) {
+        nb__set_last_error("train step: the loss is %g at step %ld; the weights were not updated (allow_nonfinite "
+                           "trains on)", (double)l, t->steps + 1);
+        return NB_ERROR;
+    }
+    nb_optimizer_step(t->opt);
+    nb_model_constrain(t->m);
+    t->steps++;
+    return NB_OK;
+}
+
+nb_optimizer *nb_trainer_optimizer(nb_trainer *t) { return t ? t->opt : NULL; }
+long nb_trainer_steps(const nb_trainer *t) { return t ? t->steps : 0; }
+
+void nb_trainer_free(nb_trainer *t) {
+    if (!t) return;
+    session_close(&t->s);
+    nb_optimizer_free(t->opt);
+    nb_schedule_free(t->sched);
+    free(t);
+}
+
 /* ---- prediction ---- */
 
 nb_status nb_predict_data(nb_model *m, const nb_data *d, int batch_size, float *const *out) {

@@ -240,6 +240,36 @@ nb_status nb_predict(nb_model *m, const nb_dataset *d, int batch_size, float *ou
 nb_status nb_predict_mc(nb_model *m, const nb_dataset *d, int batch_size, int samples, uint64_t seed,
                         float *mean_probs, float *std_probs, double *accuracy);
 
+/* ---- Custom training loops ----
+ * A trainer is what fit builds, for a loop of your own: the model's graph
+ * over batches of at most opts->batch_size with its losses (opts->losses or
+ * opts->loss) and penalties, the optimizer (opts->optimizer) and, with
+ * use_schedule, the schedule stepped once per nb_train_step; dropout keyed
+ * by opts->seed. Built once: a step allocates nothing.
+ *
+ *   nb_trainer *t = nb_trainer_new(m, &batch, &opts);
+ *   for (...) { fill batch; nb_train_step(t, &batch, &loss); }
+ *   nb_trainer_free(t);
+ */
+typedef struct nb_trainer nb_trainer; /* opaque */
+
+/* layout: arrays as the batches will have them (names, order and sizes;
+ * their data may be NULL and n anything). The model must outlive the
+ * trainer. The caller frees it with nb_trainer_free. NULL with
+ * nb_last_error(): as nb_fit_data's for the model, losses and arrays. */
+nb_trainer *nb_trainer_new(nb_model *m, const nb_data *layout, const nb_fit_opts *opts);
+/* One step on batch (1 to batch_size examples, laid out as the layout):
+ * forward, backward, the optimizer's update and the max-norm constraints;
+ * *loss (may be NULL) gets the batch's loss with the penalty. Errors: a
+ * batch of another layout or size, a graph error, a non-finite loss
+ * (unless allow_nonfinite): the weights are then not updated. */
+nb_status nb_train_step(nb_trainer *t, const nb_data *batch, double *loss);
+/* The trainer's optimizer (to read or set its rate and state), and the
+ * steps taken. */
+nb_optimizer *nb_trainer_optimizer(nb_trainer *t);
+long nb_trainer_steps(const nb_trainer *t);
+void nb_trainer_free(nb_trainer *t);
+
 /* Writes one CSV row per epoch: epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds
  * (atomically, like a model save); "accuracy" is the history's metric's
  * name ("mae" for regression losses). A model of several outputs adds, for
