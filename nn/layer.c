@@ -618,6 +618,15 @@ void nb_layer_set_trainable(nb_layer *l, bool trainable) {
 
 bool nb_layer_trainable(const nb_layer *l) { return l && l->trainable; }
 
+nb_status nb_layer_set_lr_multiplier(nb_layer *l, float multiplier) {
+    if (!l || !(multiplier > 0) || !isfinite(multiplier)) {
+        nb__set_last_error("layer lr multiplier: %s", !l ? "layer is NULL" : "the multiplier must be > 0 and finite");
+        return NB_ERROR;
+    }
+    for (int i = 0; i < l->n_tensors; i++) l->tensors[i]->lr_scale = multiplier;
+    return NB_OK;
+}
+
 nb_node *nb_layer_penalty(nb_layer *l, nb_graph *g) {
     return l && l->cls->penalty ? l->cls->penalty(l, g) : NULL;
 }

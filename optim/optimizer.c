@@ -361,9 +361,13 @@ void nb_optimizer_step(nb_optimizer *o) {
         float *w = tn->data, *s0 = sl->s0, *s1 = sl->s1;
         const float *g = tn->grad;
         const size_t size = tn->size, blocks = (size + BLOCK - 1) / BLOCK;
+        /* a per-tensor rate scales every term the rate multiplies (decay included) */
+        kargs kt = k;
+        const float scale = tn->lr_scale;
+        if (scale > 0.0f && scale != 1.0f) kt.lr *= scale, kt.decay *= scale, kt.c1 *= scale, kt.c2 *= scale;
         NB_PARALLEL_FOR_IF(size >= NB_PAR_MIN, b, blocks, {
             const size_t lo = b * BLOCK, hi = lo + BLOCK < size ? lo + BLOCK : size;
-            update(&k, w, g, s0, s1, lo, hi);
+            update(&kt, w, g, s0, s1, lo, hi);
         });
     }
     o->steps = t;

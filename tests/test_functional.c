@@ -567,3 +567,35 @@ Test(functional, a_custom_loop_of_train_steps_ends_with_the_bits_of_fit) {
     nb_model_free(a), nb_model_free(b);
     wd_free(&w);
 }
+
+/* A layer trained at half the rate moves half as far on a first step (the
+ * gradient is the same), with SGD and with AdamW (whose decay follows the
+ * rate); the other layers move as without it. */
+Test(functional, a_layer_s_lr_multiplier_scales_its_updates_and_only_its) {
+    wd_data w;
+    wd_make(&w, 16, 7);
+    const nb_optimizer_kind kinds[] = {NB_SGD, NB_ADAMW};
+    for (int k = 0; k < 2; k++) {
+        nb_model *a = wide_deep(14), *b = wide_deep(14), *start = wide_deep(14);
+        cr_assert_eq(nb_layer_set_lr_multiplier(nb_model_layer(a, 0), 0.5f), NB_OK);
+        nb_fit_opts o = wd_opts(1);
+        o.batch_size = 16, o.optimizer = nb_optimizer_defaults(kinds[k]);
+        o.optimizer.lr = 0.05f;
+        if (kinds[k] == NB_ADAMW) o.optimizer.weight_decay = 0.1f;
+        cr_assert_eq(nb_fit_data(a, &w.d, &o, NULL), NB_OK, "%s", nb_last_error());
+        cr_assert_eq(nb_fit_data(b, &w.d, &o, NULL), NB_OK, "%s", nb_last_error());
+        for (int l = 0; l < 2; l++) { /* layer 0 at half the rate, layer 1 as usual */
+            nb_tensor *ta = nb_layer_tensor(nb_model_layer(a, l), 0), *tb = nb_layer_tensor(nb_model_layer(b, l), 0),
+                      *t0 = nb_layer_tensor(nb_model_layer(start, l), 0);
+            for (size_t i = 0; i < ta->size; i++) {
+                const float da = ta->data[i] - t0->data[i], db = tb->data[i] - t0->data[i];
+                const float want = l == 0 ? 0.5f * db : db;
+                cr_assert_float_eq(da, want, 1e-6f + 1e-4f * fabsf(want), "kind %d layer %d [%zu]: %g, want %g", k, l,
+                                   i, da, want);
+            }
+        }
+        nb_model_free(a), nb_model_free(b), nb_model_free(start);
+    }
+    cr_assert_eq(nb_layer_set_lr_multiplier(NULL, 1), NB_ERROR);
+    wd_free(&w);
+}

@@ -146,6 +146,11 @@ nb_tensor *nb_layer_tensor(const nb_layer *l, int i);
  * graph: a graph built earlier keeps the mode it was built with. */
 void nb_layer_set_trainable(nb_layer *l, bool trainable);
 bool nb_layer_trainable(const nb_layer *l);
+/* Trains the layer's tensors at multiplier times the optimizer's rate (and
+ * schedule), as PyTorch's parameter groups: fine-tuning reused layers more
+ * gently than a new head. Kept across fits, not saved. Errors: NULL l, a
+ * multiplier not > 0 or not finite. */
+nb_status nb_layer_set_lr_multiplier(nb_layer *l, float multiplier);
 /* The regularization penalty of the layer's weights as a scalar node in g,
  * or NULL when the layer has none. */
 nb_node *nb_layer_penalty(nb_layer *l, nb_graph *g);

@@ -33,6 +33,9 @@ typedef struct nb_tensor {
     size_t size;          /* number of elements: the product of the dims */
     bool trainable;       /* false: the tensor is frozen, graphs give it no gradient */
     char name[64];
+    float lr_scale;       /* the optimizers multiply their learning rate by it for this
+                             tensor (PyTorch's per-group lr); 0 means 1. Set with
+                             nb_layer_set_lr_multiplier, or here. */
 } nb_tensor;
 
 /* Makes a zero-filled tensor of the given shape, trainable, unnamed.
