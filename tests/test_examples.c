@@ -67,7 +67,11 @@ Test(examples, an_autoencoder_learns_unlabeled_and_its_encoder_serves_a_classifi
     cr_assert_eq(sscanf(c, "test accuracy %lf from scratch, %lf on the pretrained encoder", &scratch, &pre), 2, "%s", out);
     cr_assert(right > 80, "the autoencoder rebuilt %g%% of the pixels", right);
     cr_assert(scratch > 0.5 && pre > 0.5, "classifiers: %g and %g", scratch, pre);
-    rmdir(dir);
+    cr_assert(strstr(out, "identical predictions"), "%s", out);
+    char saved[128];
+    snprintf(saved, sizeof saved, "%s/pretrained.safetensors", dir);
+    cr_assert_eq(access(saved, F_OK), 0, "no saved model");
+    unlink(saved), rmdir(dir);
 }
 
 Test(examples, wide_and_deep_trains_two_heads_on_two_inputs_and_reloads_identically, .timeout = 300) {
