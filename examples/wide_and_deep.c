@@ -69,8 +69,8 @@ int main(int argc, char **argv) {
     nb_array y_test[] = {{"main", test.y, 1}, {"aux", test.y, 1}};
     nb_data d_train = {train.n, 2, in_train, 2, y_train}, d_test = {test.n, 2, in_test, 2, y_test};
 
-    const nb_output_loss losses[] = {{"main", {.kind = NB_LOSS_SPARSE_CATEGORICAL}, 0.9f, false},
-                                     {"aux", {.kind = NB_LOSS_SPARSE_CATEGORICAL}, 0.1f, false}};
+    const nb_output_loss losses[] = {{.output = "main", .loss = {.kind = NB_LOSS_SPARSE_CATEGORICAL}, .weight = 0.9f},
+                                     {.output = "aux", .loss = {.kind = NB_LOSS_SPARSE_CATEGORICAL}, .weight = 0.1f}};
     nb_fit_opts o = nb_fit_defaults();
     o.epochs = quick ? 2 : 20, o.seed = seed, o.verbose = quick ? 0 : 1, o.validation_split = 0.1f;
     o.optimizer = nb_optimizer_defaults(NB_NADAM);

@@ -63,8 +63,8 @@ static void wd_make(wd_data *w, int n, uint64_t seed) {
 static void wd_free(wd_data *w) { free(w->wide), free(w->deep), free(w->main), free(w->aux); }
 
 static const nb_output_loss wd_losses[] = {
-    {"main", {.kind = NB_LOSS_MSE}, 0.9f, false},
-    {"aux", {.kind = NB_LOSS_MSE}, 0.1f, false},
+    {.output = "main", .loss = {.kind = NB_LOSS_MSE}, .weight = 0.9f},
+    {.output = "aux", .loss = {.kind = NB_LOSS_MSE}, .weight = 0.1f},
 };
 
 static nb_fit_opts wd_opts(int epochs) {
@@ -170,7 +170,7 @@ Test(functional, an_ignored_output_gets_no_gradient_and_its_head_stays_as_it_was
     nb_tensor *aux_kernel = nb_layer_tensor(nb_model_layer(m, 4), 0);
     float before[30];
     memcpy(before, aux_kernel->data, sizeof before);
-    nb_output_loss only_main[] = {{"main", {.kind = NB_LOSS_MSE}, 1, false}, {"aux", {.kind = NB_LOSS_MSE}, 0, true}};
+    nb_output_loss only_main[] = {{.output = "main", .loss = {.kind = NB_LOSS_MSE}, .weight = 1}, {.output = "aux", .loss = {.kind = NB_LOSS_MSE}, .weight = 0, .ignore = true}};
     nb_fit_opts o = wd_opts(2);
     o.losses = only_main;
     cr_assert_eq(nb_fit_data(m, &w.d, &o, NULL), NB_OK, "%s", nb_last_error());
@@ -188,11 +188,11 @@ Test(functional, data_and_losses_that_do_not_fit_are_refused_naming_what_is_wron
     wd_data w;
     wd_make(&w, 16, 1);
     nb_fit_opts o = wd_opts(1);
-    nb_output_loss bad[] = {{"nope", {.kind = NB_LOSS_MSE}, 1, false}};
+    nb_output_loss bad[] = {{.output = "nope", .loss = {.kind = NB_LOSS_MSE}, .weight = 1}};
     o.n_losses = 1, o.losses = bad;
     cr_assert_eq(nb_fit_data(m, &w.d, &o, NULL), NB_ERROR);
     cr_assert(strstr(nb_last_error(), "output 'nope', which the model lacks"), "%s", nb_last_error());
-    nb_output_loss neg[] = {{"main", {.kind = NB_LOSS_MSE}, -1, false}};
+    nb_output_loss neg[] = {{.output = "main", .loss = {.kind = NB_LOSS_MSE}, .weight = -1}};
     o.losses = neg;
     cr_assert_eq(nb_fit_data(m, &w.d, &o, NULL), NB_ERROR);
     cr_assert(strstr(nb_last_error(), "loss weight -1"), "%s", nb_last_error());
@@ -598,4 +598,30 @@ Test(functional, a_layer_s_lr_multiplier_scales_its_updates_and_only_its) {
     }
     cr_assert_eq(nb_layer_set_lr_multiplier(NULL, 1), NB_ERROR);
     wd_free(&w);
+}
+
+/* An output's metric can be asked for: MSE beside an MSE loss is that loss
+ * (no penalty here); accuracy needs class labels. */
+Test(functional, an_output_s_metric_is_the_one_asked_for) {
+    nb_model *m = wide_deep(15);
+    wd_data w;
+    wd_make(&w, 64, 8);
+    nb_output_loss l[] = {{.output = "main", .loss = {.kind = NB_LOSS_MSE}, .weight = 1, .metric = NB_METRIC_MSE},
+                          {.output = "aux", .loss = {.kind = NB_LOSS_HUBER}, .weight = 1, .metric = NB_METRIC_MAE}};
+    nb_fit_opts o = wd_opts(2);
+    o.losses = l;
+    nb_history h;
+    cr_assert_eq(nb_fit_data(m, &w.d, &o, &h), NB_OK, "%s", nb_last_error());
+    cr_assert_str_eq(h.metric, "mse");
+    cr_assert_str_eq(h.output_metric[1], "mae");
+    nb_epoch_metrics e;
+    cr_assert_eq(nb_evaluate_data(m, &w.d, &o, &e), NB_OK);
+    cr_assert_float_eq(e.output_metric[0], e.output_loss[0], 1e-6);
+    cr_assert(e.output_metric[1] > e.output_loss[1], "Huber %g below its MAE %g", e.output_loss[1], e.output_metric[1]);
+    nb_history_free(&h);
+    l[0].metric = NB_METRIC_ACCURACY;
+    cr_assert_eq(nb_fit_data(m, &w.d, &o, NULL), NB_ERROR);
+    cr_assert(strstr(nb_last_error(), "metric 1 does not go with loss kind 2"), "%s", nb_last_error());
+    wd_free(&w);
+    nb_model_free(m);
 }

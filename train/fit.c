@@ -25,6 +25,7 @@ void nb_history_free(nb_history *h) {
 typedef struct out_slot {
     nb_node *z, *target, *loss; /* target, loss: NULL for an output without a loss */
     nb_loss_config lc;
+    nb_metric_kind metric; /* as asked (NB_METRIC_DEFAULT: the loss's) */
     float weight;
     int per;        /* values per example */
     int array;      /* its target's array in the data, or -1: the first input's (target_is_input) */
@@ -46,7 +47,22 @@ typedef struct session {
 
 static bool regression(nb_loss_kind k) { return k == NB_LOSS_MSE || k == NB_LOSS_MAE || k == NB_LOSS_HUBER; }
 
-static const char *metric_name(nb_loss_kind k) { return regression(k) ? "mae" : "accuracy"; }
+/* The metric kind an output reports: its own, or its loss's default. */
+static nb_metric_kind metric_of(nb_loss_kind loss, nb_metric_kind metric) {
+    if (metric != NB_METRIC_DEFAULT) return metric;
+    return regression(loss) ? NB_METRIC_MAE : loss == NB_LOSS_BINARY ? NB_METRIC_BINARY_ACCURACY : NB_METRIC_ACCURACY;
+}
+
+/* Keras's names; the default binary metric keeps the name "accuracy", as
+ * Keras's metrics=["accuracy"] on a binary output. */
+static const char *metric_name(nb_loss_kind loss, nb_metric_kind metric) {
+    switch (metric_of(loss, metric)) {
+    case NB_METRIC_BINARY_ACCURACY: return metric == NB_METRIC_DEFAULT ? "accuracy" : "binary_accuracy";
+    case NB_METRIC_MSE: return "mse";
+    case NB_METRIC_MAE: return "mae";
+    default: return "accuracy";
+    }
+}
 
 static void session_close(session *s) {
     nb_graph_free(s->g);
@@ -130,7 +146,16 @@ static bool output_losses(const nb_model *m, const nb_fit_opts *o, int n_out, ou
             return false;
         }
         out[k].lc = ol->loss;
+        out[k].metric = ol->metric;
         out[k].array = -1;
+        if ((unsigned)ol->metric > NB_METRIC_MAE ||
+            (ol->metric != NB_METRIC_DEFAULT &&
+             (ol->metric == NB_METRIC_ACCURACY) != (ol->loss.kind == NB_LOSS_SPARSE_CATEGORICAL))) {
+            nb__set_last_error("%s: output '%s': metric %d does not go with loss kind %d (accuracy takes class "
+                               "labels, the others targets shaped as the output)", who, nb_model_output_name(m, k),
+                               (int)ol->metric, (int)ol->loss.kind);
+            return false;
+        }
         out[k].weight = ol->ignore ? 0 : ol->weight > 0 ? ol->weight : 1;
         any = any || out[k].weight > 0;
     }
@@ -320,7 +345,8 @@ static double session_correct(const session *s, int k, int b) {
     double sum = 0;
     for (int r = 0; r < b; r++) {
         const float *row = z + (size_t)r * per;
-        if (os->lc.kind == NB_LOSS_SPARSE_CATEGORICAL) {
+        const nb_metric_kind kind = metric_of(os->lc.kind, os->metric);
+        if (kind == NB_METRIC_ACCURACY) {
             int best = 0;
             for (int c = 1; c < per; c++)
                 if (row[c] > row[best]) best = c;
@@ -328,8 +354,12 @@ static double session_correct(const session *s, int k, int b) {
         } else {
             const float *tr = t + (size_t)r * per;
             double e = 0;
-            for (int c = 0; c < per; c++)
-                e += os->lc.kind == NB_LOSS_BINARY ? (row[c] > 0) == (tr[c] >= 0.5f) : fabs((double)row[c] - tr[c]);
+            for (int c = 0; c < per; c++) {
+                const double d = (double)row[c] - tr[c];
+                e += kind == NB_METRIC_BINARY_ACCURACY ? (row[c] > 0) == (tr[c] >= 0.5f)
+                     : kind == NB_METRIC_MSE           ? d * d
+                                                       : fabs(d);
+            }
             sum += e / per;
         }
     }
@@ -620,13 +650,15 @@ nb_status nb_fit_data(nb_model *m, const nb_data *train_all, const nb_fit_opts *
     }
     if (session_open(&f.s, m, &train, o.batch_size, false, o.seed, &o, true, "fit") != NB_OK) goto fail;
     const nb_loss_kind first_kind = f.s.out[f.s.first].lc.kind;
-    hist.metric = metric_name(first_kind);
+    const nb_metric_kind first_metric = metric_of(first_kind, f.s.out[f.s.first].metric);
+    hist.metric = metric_name(first_kind, f.s.out[f.s.first].metric);
     hist.n_outputs = f.s.n_out;
     for (int k = 0; k < f.s.n_out; k++) {
         snprintf(hist.output_names[k], sizeof hist.output_names[k], "%s", nb_model_output_name(m, k));
-        hist.output_metric[k] = f.s.out[k].loss ? metric_name(f.s.out[k].lc.kind) : NULL;
+        hist.output_metric[k] = f.s.out[k].loss ? metric_name(f.s.out[k].lc.kind, f.s.out[k].metric) : NULL;
     }
-    if (regression(first_kind) && (o.monitor == NB_MONITOR_VAL_ACCURACY || o.monitor == NB_MONITOR_ACCURACY)) {
+    if ((first_metric == NB_METRIC_MSE || first_metric == NB_METRIC_MAE) &&
+        (o.monitor == NB_MONITOR_VAL_ACCURACY || o.monitor == NB_MONITOR_ACCURACY)) {
         nb__set_last_error("fit: an accuracy monitor with a regression loss, whose metric is the mean absolute "
                            "error: watch a loss");
         goto fail;

@@ -61,12 +61,24 @@ typedef struct nb_loss_config {
 /* A model of several outputs has a loss for each (by default the fit
  * options' `loss` for every one, weight 1), and fit minimizes their
  * weighted sum, as Keras's loss_weights. */
+/* The metric reported beside an output's loss (Keras's names). */
+typedef enum nb_metric_kind {
+    NB_METRIC_DEFAULT = 0,   /* the loss's: accuracy for SPARSE_CATEGORICAL and BINARY, mae otherwise */
+    NB_METRIC_ACCURACY,      /* "accuracy": argmax against the label (SPARSE_CATEGORICAL only) */
+    NB_METRIC_BINARY_ACCURACY, /* "binary_accuracy": outputs on the target's side of 0
+                                  (of logits: probability 1/2) */
+    NB_METRIC_MSE,           /* "mse", per value of the output */
+    NB_METRIC_MAE            /* "mae" */
+} nb_metric_kind;
+
 typedef struct nb_output_loss {
     const char *output;   /* the output's name (nb_model_output_name); NULL: the i-th
                              output for the i-th entry */
     nb_loss_config loss;  /* target_is_input: the target is the model's first input */
     float weight;         /* >= 0, finite; 0 means 1 unless ignore is set */
     bool ignore;          /* no loss on this output (weight 0) */
+    nb_metric_kind metric; /* the metric for BINARY_ACCURACY, MSE and MAE need
+                              targets shaped as the output (not class labels) */
 } nb_output_loss;
 
 /* ---- Data of several inputs and targets ----
