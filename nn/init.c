@@ -86,6 +86,25 @@ static bool parse_variance_scaling(const char *name, nb_init *out) {
     return true;
 }
 
+/* "random_normal(MEAN,STDDEV)" or "random_uniform(MIN,MAX)" (prefix
+ * given), or the bare name with Keras's defaults. */
+static bool parse_random(const char *name, size_t prefix, bool normal, nb_init *out) {
+    double a = normal ? 0.0 : -0.05, b = 0.05;
+    int used = 0;
+    if (name[prefix] && (sscanf(name + prefix, "(%lf,%lf)%n", &a, &b, &used) != 2 || name[prefix + (size_t)used] ||
+                         !isfinite(a) || !isfinite(b) || (normal ? !(b > 0) : !(a < b)))) {
+        nb__set_last_error("init: '%s' is not %s with finite numbers%s", name,
+                           normal ? "random_normal(MEAN,STDDEV)" : "random_uniform(MIN,MAX)",
+                           normal ? ", STDDEV > 0" : ", MIN < MAX");
+        return false;
+    }
+    *out = (nb_init){.name = normal ? "random_normal" : "random_uniform", .kind = NB_INIT_RANDOM,
+                     .distribution = normal ? NB_DIST_NORMAL : NB_DIST_UNIFORM};
+    if (normal) out->mean = a, out->stddev = b;
+    else out->minval = a, out->maxval = b;
+    return true;
+}
+
 bool nb_init_parse(const char *name, nb_init *out) {
     if (!name) {
         nb__set_last_error("init: initializer name is NULL");
@@ -103,6 +122,10 @@ bool nb_init_parse(const char *name, nb_init *out) {
         }
     }
     if (strncmp(name, "variance_scaling(", 17) == 0) return parse_variance_scaling(name, out);
+    if (strncmp(name, "random_normal", 13) == 0 && (!name[13] || name[13] == '('))
+        return parse_random(name, 13, true, out);
+    if (strncmp(name, "random_uniform", 14) == 0 && (!name[14] || name[14] == '('))
+        return parse_random(name, 14, false, out);
     if (strcmp(name, "zeros") == 0) {
         *out = constant("zeros", 0.0f);
         return true;
@@ -113,6 +136,7 @@ bool nb_init_parse(const char *name, nb_init *out) {
     }
     nb__set_last_error("init: unknown initializer '%s' (known: glorot_uniform, glorot_normal, "
                        "he_uniform, he_normal, lecun_uniform, lecun_normal, zeros, ones, "
+                       "random_normal(MEAN,STDDEV), random_uniform(MIN,MAX), "
                        "variance_scaling(SCALE,MODE,DISTRIBUTION))",
                        name);
     return false;
@@ -167,6 +191,20 @@ nb_status nb_init_fill(nb_tensor *t, const nb_init *init, int fan_in, int fan_ou
         for (size_t i = 0; i < t->size; i++) t->data[i] = init->value;
         return NB_OK;
     }
+    if (init->kind == NB_INIT_RANDOM) {
+        const bool normal = init->distribution == NB_DIST_NORMAL;
+        if (!rng || !(normal ? init->stddev > 0 && isfinite(init->stddev) && isfinite(init->mean)
+                             : init->distribution == NB_DIST_UNIFORM && init->minval < init->maxval &&
+                                   isfinite(init->minval) && isfinite(init->maxval))) {
+            nb__set_last_error("init: %s for tensor '%s': %s", init->name ? init->name : "random", t->name,
+                               !rng ? "the random stream is NULL" : "bad parameters");
+            return NB_ERROR;
+        }
+        for (size_t i = 0; i < t->size; i++)
+            t->data[i] = normal ? (float)(init->mean + init->stddev * nb_rng_normal(rng))
+                                : (float)(init->minval + (init->maxval - init->minval) * (double)nb_rng_uniform(rng));
+        return NB_OK;
+    }
     if (init->kind != NB_INIT_VARIANCE_SCALING) {
         nb__set_last_error("init: unknown initializer kind %d", (int)init->kind);
         return NB_ERROR;
@@ -214,6 +252,8 @@ double nb_init_stddev(const nb_init *init, int fan_in, int fan_out) {
         return -1.0;
     }
     if (init->kind == NB_INIT_CONSTANT) return 0.0;
+    if (init->kind == NB_INIT_RANDOM)
+        return init->distribution == NB_DIST_NORMAL ? init->stddev : (init->maxval - init->minval) / sqrt(12.0);
     if (init->kind != NB_INIT_VARIANCE_SCALING) {
         nb__set_last_error("init_stddev: unknown initializer kind %d", (int)init->kind);
         return -1.0;

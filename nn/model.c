@@ -542,6 +542,11 @@ int nb_model_input_dims(const nb_model *m, int *dims) {
 int nb_model_output_dims(const nb_model *m, int *dims) { return nb_model_output_dims_at(m, 0, dims); }
 
 nb_status nb_model_apply_all(nb_model *m, nb_graph *g, nb_node *const *in, nb_node **out, bool mc_dropout) {
+    return nb_model_apply_traced(m, g, in, out, NULL, mc_dropout);
+}
+
+nb_status nb_model_apply_traced(nb_model *m, nb_graph *g, nb_node *const *in, nb_node **out, nb_node **layer_out,
+                                bool mc_dropout) {
     if (!g || nb_graph_status(g) != NB_OK) return NB_ERROR;
     if (!m || m->status != NB_OK || !in || !out)
         return nb_graph_fail(g, "model apply: %s", !m ? "model is NULL" : m->status ? m->error : "no inputs or outputs");
@@ -571,6 +576,9 @@ nb_status nb_model_apply_all(nb_model *m, nb_graph *g, nb_node *const *in, nb_no
         for (int k = 0; k < d->n_in; k++) x[k] = val[d->in[k]];
         val[i] = nb_layer_apply_n(m->layers[d->layer], g, d->n_in, x, mc_dropout);
     }
+    for (int l = 0; layer_out && l < m->n_layers; l++) layer_out[l] = NULL;
+    for (int i = 0; layer_out && i < m->n_nodes; i++)
+        if (m->nodes[i].layer >= 0 && !layer_out[m->nodes[i].layer]) layer_out[m->nodes[i].layer] = val[i];
     for (int k = 0; k < n_out; k++) out[k] = val[outs[k]];
     free(val);
     free(need);

@@ -425,3 +425,35 @@ Test(init, variance_scaling_by_name_gives_the_stated_variance) {
         cr_assert(strstr(nb_last_error(), "variance_scaling"), "%s", nb_last_error());
     }
 }
+
+/* Keras's RandomNormal and RandomUniform: fixed distributions whatever the
+ * fans, with their defaults when named alone. */
+Test(nn_init, random_normal_and_random_uniform_draw_their_distributions) {
+    nb_init in;
+    cr_assert(nb_init_parse("random_normal(0.5,2)", &in), "%s", nb_last_error());
+    nb_tensor *t = nb_tensor_new(1, (int[]){20000});
+    nb_rng r;
+    nb_rng_seed(&r, 1, 0);
+    cr_assert_eq(nb_init_fill(t, &in, 3, 7, &r), NB_OK, "%s", nb_last_error());
+    double s = 0, q = 0;
+    for (size_t i = 0; i < t->size; i++) s += t->data[i], q += (double)t->data[i] * t->data[i];
+    const double mean = s / t->size, sd = sqrt(q / t->size - mean * mean);
+    cr_assert(fabs(mean - 0.5) < 0.05 && fabs(sd - 2) < 0.05, "mean %g, sd %g", mean, sd);
+    cr_assert_float_eq(nb_init_stddev(&in, 3, 7), 2, 1e-12);
+    cr_assert(nb_init_parse("random_uniform(-1,3)", &in));
+    cr_assert_eq(nb_init_fill(t, &in, 1, 1, &r), NB_OK);
+    float lo = 10, hi = -10;
+    for (size_t i = 0; i < t->size; i++) lo = fminf(lo, t->data[i]), hi = fmaxf(hi, t->data[i]);
+    cr_assert(lo >= -1 && lo < -0.99f && hi < 3 && hi > 2.99f, "[%g, %g]", lo, hi);
+    cr_assert_float_eq(nb_init_stddev(&in, 1, 1), 4 / sqrt(12.0), 1e-12);
+    cr_assert(nb_init_parse("random_normal", &in));
+    cr_assert(in.mean == 0 && in.stddev == 0.05);
+    const char *bad[] = {"random_normal(0,-1)", "random_uniform(2,1)", "random_normal(0,1", "random_normalx",
+                         "random_uniform(0,inf)", "random_normal(0,1)x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_not(nb_init_parse(bad[i], &in), "%s parsed", bad[i]);
+        cr_assert(strstr(nb_last_error(), bad[i]) || strstr(nb_last_error(), "unknown initializer"), "%s",
+                  nb_last_error());
+    }
+    nb_tensor_free(t);
+}

@@ -8,6 +8,7 @@
 #include "nabla/ops.h"
 #include "nabla/train.h"
 #include "train/backup.h"
+#include "train/diagnose.h"
 #include "train/progress.h"
 
 nb_fit_opts nb_fit_defaults(void) {
@@ -42,6 +43,7 @@ typedef struct session {
     float *xb[NB_MODEL_MAX_IO];
     out_slot out[NB_MODEL_MAX_IO];
     nb_node *loss; /* the weighted sum and the penalty */
+    nb_node **layer_out; /* each layer's output node (nb_model_apply_traced) */
     int batch, first; /* first: the first output with a loss, whose metric is the epoch's */
 } session;
 
@@ -66,6 +68,7 @@ static const char *metric_name(nb_loss_kind loss, nb_metric_kind metric) {
 
 static void session_close(session *s) {
     nb_graph_free(s->g);
+    free(s->layer_out);
     for (int i = 0; i < NB_MODEL_MAX_IO; i++) free(s->xb[i]), free(s->out[i].tb);
     memset(s, 0, sizeof *s);
 }
@@ -238,7 +241,9 @@ static nb_status session_open(session *s, nb_model *m, const nb_data *d, int bat
         s->in[i] = nb_input(s->g, nb_model_input_name(m, i), rank + 1, dims);
     }
     nb_node *outs[NB_MODEL_MAX_IO] = {0};
-    nb_model_apply_all(m, s->g, s->in, outs, mc);
+    if (!(s->layer_out = calloc((size_t)nb_model_layer_count(m) + 1, sizeof *s->layer_out)))
+        nb_graph_fail(s->g, "out of memory");
+    nb_model_apply_traced(m, s->g, s->in, outs, s->layer_out, mc);
     nb_node *total = NULL;
     s->first = -1;
     for (int k = 0; k < s->n_out && nb_graph_status(s->g) == NB_OK; k++) {
@@ -509,6 +514,7 @@ static void snapshot(nb_model *m, float *buf, bool to) {
 }
 
 typedef struct fit_state {
+    nb__diag *diag;
     nb_optimizer *opt;
     nb_schedule *sched;
     float *best_weights;
@@ -517,6 +523,8 @@ typedef struct fit_state {
 } fit_state;
 
 static void fit_state_free(fit_state *f) {
+    if (f->diag) nb__diag_close(f->diag); /* what was measured, even of a failed run */
+    nb__diag_free(f->diag);
     nb_optimizer_free(f->opt);
     nb_schedule_free(f->sched);
     free(f->best_weights);
@@ -681,6 +689,14 @@ nb_status nb_fit_data(nb_model *m, const nb_data *train_all, const nb_fit_opts *
         }
     }
 
+    if (o.diagnose_every < 0) {
+        nb__set_last_error("fit: diagnose_every is %ld, must be >= 0", o.diagnose_every);
+        goto fail;
+    }
+    if (o.diagnose &&
+        !(f.diag = nb__diag_new(m, f.s.layer_out, o.diagnose, o.diagnose_every ? o.diagnose_every : steps,
+                                o.verbose > 0 ? out : NULL)))
+        goto fail;
     const float base_momentum = nb_optimizer_momentum(f.opt);
     nb_progress prog;
     nb__progress_init(&prog, out, o.verbose > 0, steps, hist.metric);
@@ -720,8 +736,11 @@ nb_status nb_fit_data(nb_model *m, const nb_data *train_all, const nb_fit_opts *
                 diverged_step = k + 1;
                 goto diverged;
             }
+            const bool diag_step = nb__diag_due(f.diag, step_count);
+            if (diag_step) nb__diag_before_update(f.diag);
             nb_optimizer_step(f.opt);
             nb_model_constrain(m);
+            if (diag_step && !nb__diag_after_update(f.diag, step_count, epoch)) goto fail;
             step_count++;
             sums_add(&u, &f.s, b);
             int seen = start + b;
@@ -775,6 +794,7 @@ nb_status nb_fit_data(nb_model *m, const nb_data *train_all, const nb_fit_opts *
         if (stop) break;
     }
     if (f.best_weights && hist.best_epoch > 0) snapshot(m, f.best_weights, false);
+    if (f.diag && !nb__diag_close(f.diag)) goto fail;
     if (o.backup) unlink(o.backup); /* done: the next fit with this backup starts afresh, as Keras's */
     hist.samples_per_second = hist.train_seconds > 0 ? (double)train.n * hist.n_epochs / hist.train_seconds : 0;
     fit_state_free(&f);

@@ -9,6 +9,12 @@
  *   he_uniform / he_normal           scale 2, fan_in    (He et al. 2015)
  *   lecun_uniform / lecun_normal     scale 1, fan_in    (LeCun 1998; for SELU)
  * with Keras's distributions: the *_normal ones are truncated normals.
+ *
+ * Fixed distributions, whatever the fans: random_normal(MEAN,STDDEV)
+ * (Keras's RandomNormal; "random_normal" alone is its mean 0, stddev 0.05)
+ * and random_uniform(MIN,MAX) ([MIN, MAX), Keras's RandomUniform; alone
+ * [-0.05, 0.05)); the chapter's "sigmoid with N(0,1) weights" is
+ * random_normal(0,1).
  */
 #ifndef NABLA_INIT_H
 #define NABLA_INIT_H
@@ -31,11 +37,13 @@ typedef enum nb_distribution {
 
 typedef struct nb_init {
     const char *name; /* the Keras name, or "variance_scaling", "zeros", "ones", "constant" */
-    enum { NB_INIT_VARIANCE_SCALING, NB_INIT_CONSTANT } kind;
+    enum { NB_INIT_VARIANCE_SCALING, NB_INIT_CONSTANT, NB_INIT_RANDOM } kind;
     double scale;
     nb_fan_mode mode;
-    nb_distribution distribution;
+    nb_distribution distribution; /* NB_INIT_RANDOM: NB_DIST_NORMAL or NB_DIST_UNIFORM */
     float value; /* NB_INIT_CONSTANT */
+    double mean, stddev;   /* NB_INIT_RANDOM, normal */
+    double minval, maxval; /* NB_INIT_RANDOM, uniform */
 } nb_init;
 
 /* The initializer named name (glorot_uniform, glorot_normal, he_uniform,
@@ -43,7 +51,9 @@ typedef struct nb_init {
  * out->name points to a static string. Returns false, leaving *out as it
  * was and setting nb_last_error, if name is unknown or either pointer is
  * NULL. Names are Keras's snake_case ones, case-sensitive. */
-/* Also accepts "variance_scaling(SCALE,MODE,DISTRIBUTION)" with MODE fan_in,
+/* Also accepts random_normal, random_uniform, "random_normal(MEAN,STDDEV)"
+ * (STDDEV > 0), "random_uniform(MIN,MAX)" (MIN < MAX), all finite, and
+ * "variance_scaling(SCALE,MODE,DISTRIBUTION)" with MODE fan_in,
  * fan_out or fan_avg and DISTRIBUTION truncated_normal, normal or uniform,
  * e.g. "variance_scaling(2,fan_avg,uniform)" (the book's He with fan_avg). */
 bool nb_init_parse(const char *name, nb_init *out);
@@ -67,7 +77,7 @@ nb_status nb_init_fill(nb_tensor *t, const nb_init *init, int fan_in, int fan_ou
 
 /* The standard deviation of the values the initializer gives: sqrt(scale/fan)
  * for all three distributions (for the truncated normal, after truncation),
- * 0 for constants. Returns -1 and sets nb_last_error on the arguments
+ * 0 for constants, stddev or (max - min)/sqrt(12) for the fixed ones. Returns -1 and sets nb_last_error on the arguments
  * nb_init_fill would refuse (NULL init, fans < 1, bad scale, mode or kind). */
 double nb_init_stddev(const nb_init *init, int fan_in, int fan_out);
 

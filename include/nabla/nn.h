@@ -457,6 +457,11 @@ int nb_model_output_dims(const nb_model *m, int *dims);
  * outputs need are built. NB_ERROR with the graph in error (a model in
  * error, a shape mismatch). */
 nb_status nb_model_apply_all(nb_model *m, nb_graph *g, nb_node *const *in, nb_node **out, bool mc_dropout);
+/* The same, and layer_out[i] (nb_model_layer_count entries) gets the node
+ * of layer i's first call, NULL when the outputs do not need it: to watch
+ * the layers' activations and gradients in a loop of your own. */
+nb_status nb_model_apply_traced(nb_model *m, nb_graph *g, nb_node *const *in, nb_node **out, nb_node **layer_out,
+                                bool mc_dropout);
 /* For a model of one input and one output: its output node for input x;
  * see nb_layer_apply. */
 nb_node *nb_model_apply(nb_model *m, nb_graph *g, nb_node *x, bool mc_dropout);

@@ -169,6 +169,20 @@ typedef struct nb_fit_opts {
     const nb_output_loss *losses;
     const nb_data *validation_data; /* nb_fit_data's validation set, or NULL (see
                                       validation_split) */
+    const char *diagnose;          /* if set, gradient-health diagnostics are written there
+                                      as CSV: step, epoch, layer, name, act_mean, act_std,
+                                      saturated (fraction of sigmoid/tanh outputs within 1%
+                                      of their range's ends), dead (fraction of ReLU units 0
+                                      for the whole batch), grad_norm (L2 of the layer's
+                                      trainable tensors' gradient) and update_ratio
+                                      (||dw||/||w|| of the step's update), per layer, from the
+                                      training step's own values (no extra pass); with
+                                      verbose, warnings of vanishing (first layer's gradient
+                                      norm < 1e-3 of the last's), exploding (a norm > 1e3
+                                      times its step-0 value) gradients and dying ReLUs (over
+                                      half a layer's units dead), once per epoch each */
+    long diagnose_every;           /* steps between diagnostics (step 0 always); 0 = once
+                                      per epoch, at its first step */
     bool allow_nonfinite;          /* go on through a loss that is NaN or infinite; by
                                       default fit stops at the first (see nb_fit) */
     int verbose;                   /* 0 silent; 1 Keras's progress bar, redrawn on a
