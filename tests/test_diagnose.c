@@ -244,3 +244,31 @@ Test(diagnose, diagnostics_allocate_nothing_per_step_or_epoch) {
     }
     unlink(path), free(path);
 }
+
+/* nabla train --diagnose writes the CSV, and with --plot its picture. */
+Test(diagnose, nabla_train_diagnose_writes_the_csv_and_with_plot_its_picture, .timeout = 120) {
+    char *csv = tmp_path("cli.csv"), *png = tmp_path("cli.png"), *dpng = tmp_path("cli.diagnostics.png");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             NABLA_TOOL " train --epochs 2 --train-size 1100 --threads 1 --quiet --activation sigmoid "
+                        "--init 'random_normal(0,1)' --diagnose-every 30 --diagnose %s --plot %s >/dev/null 2>&1",
+             csv, png);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    row r[64];
+    const int n = read_rows(csv, r, 64);
+    /* 1000 training images, batch 32: 32 steps an epoch, 64 in all: steps 0, 30 and 60, 4 layers each */
+    cr_assert_eq(n, 12, "%d rows", n);
+    cr_assert_eq(r[4].step, 30);
+    cr_assert_eq(r[8].epoch, 2);
+    cr_assert(r[1].saturated > 0.2, "sigmoid on N(0,1) weights: %g saturated", r[1].saturated);
+    cr_assert_eq(access(png, F_OK), 0);
+    cr_assert_eq(access(dpng, F_OK), 0, "no %s", dpng);
+    /* a file that is not fit's diagnostics is refused, naming the line */
+    FILE *f = fopen(csv, "a");
+    fprintf(f, "oops\n");
+    fclose(f);
+    cr_assert_eq(nb_diagnostics_plot(csv, dpng), NB_ERROR);
+    cr_assert(strstr(nb_last_error(), "cli.csv:14: not a row of fit's diagnostics"), "%s", nb_last_error());
+    unlink(csv), unlink(png), unlink(dpng);
+    free(csv), free(png), free(dpng);
+}

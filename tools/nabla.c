@@ -31,9 +31,9 @@ typedef struct config {
     float lr, momentum, beta1, beta2, weight_decay;     /* < 0: the optimizer's default */
     nb_schedule_kind schedule;
     float clip_value, clip_norm, clip_global_norm, l1, l2, max_norm;
-    int patience, epochs, batch_size, threads, train_size, mc_samples;
+    int patience, epochs, batch_size, threads, train_size, mc_samples, diagnose_every;
     uint64_t seed;
-    const char *save, *history, *plot, *data, *resume;
+    const char *save, *history, *plot, *data, *resume, *diagnose;
 } config;
 
 static void usage(FILE *out) {
@@ -62,7 +62,12 @@ static void usage(FILE *out) {
             "  --mc-samples N         after training, also report MC-dropout test accuracy\n"
             "  --save FILE  --history FILE.csv  --plot FILE.png|svg  --data DIR  --quiet  --json\n"
             "  --resume FILE          back the training state up to FILE after every epoch, and if FILE\n"
-            "                         exists, go on from it (the same bits as a run never stopped)\n");
+            "                         exists, go on from it (the same bits as a run never stopped)\n"
+            "  --diagnose FILE.csv    per-layer gradient health (activation mean and deviation,\n"
+            "                         saturation, dead ReLUs, gradient norm, update ratio) at step 0\n"
+            "                         and each epoch's first step, with warnings of vanishing and\n"
+            "                         exploding gradients; with --plot F.png, also F.diagnostics.png\n"
+            "  --diagnose-every N     every N steps instead\n");
 }
 
 static int fail(const char *fmt, const char *a, const char *b) {
@@ -172,7 +177,7 @@ enum {
     O_PRESET = 256, O_LAYERS, O_ACTIVATION, O_INIT, O_BN, O_NO_BN, O_DROPOUT, O_ALPHA_DROPOUT, O_OPTIMIZER,
     O_LR, O_MOMENTUM, O_BETA1, O_BETA2, O_WD, O_SCHEDULE, O_CLIP_VALUE, O_CLIP_NORM, O_CLIP_GLOBAL, O_L1,
     O_L2, O_MAX_NORM, O_PATIENCE, O_EPOCHS, O_BATCH, O_THREADS, O_SEED, O_STANDARDIZE, O_SAVE, O_HISTORY,
-    O_PLOT, O_QUIET, O_JSON, O_DATA, O_TRAIN_SIZE, O_MC, O_MODEL, O_HELP, O_RESUME
+    O_PLOT, O_QUIET, O_JSON, O_DATA, O_TRAIN_SIZE, O_MC, O_MODEL, O_HELP, O_RESUME, O_DIAGNOSE, O_DIAGNOSE_EVERY
 };
 
 static const struct option options[] = {
@@ -194,7 +199,8 @@ static const struct option options[] = {
     {"quiet", no_argument, 0, O_QUIET}, {"json", no_argument, 0, O_JSON}, {"data", required_argument, 0, O_DATA},
     {"train-size", required_argument, 0, O_TRAIN_SIZE}, {"mc-samples", required_argument, 0, O_MC},
     {"model", required_argument, 0, O_MODEL}, {"help", no_argument, 0, O_HELP},
-    {"resume", required_argument, 0, O_RESUME}, {0, 0, 0, 0},
+    {"resume", required_argument, 0, O_RESUME}, {"diagnose", required_argument, 0, O_DIAGNOSE},
+    {"diagnose-every", required_argument, 0, O_DIAGNOSE_EVERY}, {0, 0, 0, 0},
 };
 
 /* Applies one option; returns 0, or 2 after printing what is wrong. */
@@ -225,7 +231,9 @@ static int apply_option(config *c, int opt, const char *arg, const char **model)
         snprintf(c->activation, sizeof c->activation, "%s", arg);
         break;
     case O_INIT:
-        if (!one_of(arg, inits, sizeof inits / sizeof *inits)) return fail("--init: unknown initializer '%s'%s", arg, "");
+        /* the presets' names, or any the library knows ("random_normal(0,1)") */
+        if (!one_of(arg, inits, sizeof inits / sizeof *inits) && (!nb_init_parse(arg, &(nb_init){0}) || strlen(arg) >= sizeof c->init))
+            return fail("--init: unknown initializer '%s'%s", arg, "");
         snprintf(c->init, sizeof c->init, "%s", arg);
         break;
     case O_BN: c->batch_norm = true; break;
@@ -262,6 +270,8 @@ static int apply_option(config *c, int opt, const char *arg, const char **model)
     case O_HISTORY: c->history = arg; break;
     case O_PLOT: c->plot = arg; break;
     case O_RESUME: c->resume = arg; break;
+    case O_DIAGNOSE: c->diagnose = arg; break;
+    case O_DIAGNOSE_EVERY: INT(diagnose_every, 1, 0x7fffffff); break;
     case O_QUIET: c->quiet = true; break;
     case O_JSON: c->json = true; break;
     case O_DATA:
@@ -299,12 +309,12 @@ static bool same_file(const char *a, const char *b) {
     return realpath(da, ra) && realpath(db, rb) && strcmp(ra, rb) == 0 && strcmp(na, nb) == 0;
 }
 
-/* --save, --history, --plot and --resume: distinct files, in folders that exist and
+/* --save, --history, --plot, --resume and --diagnose: distinct files, in folders that exist and
  * can be written, an empty name refused; all before hours of training. */
 static int check_outputs(const config *c) {
-    const char *names[4] = {c->save, c->history, c->plot, c->resume},
-               *flags[4] = {"--save", "--history", "--plot", "--resume"};
-    for (int i = 0; i < 4; i++) {
+    const char *names[5] = {c->save, c->history, c->plot, c->resume, c->diagnose},
+               *flags[5] = {"--save", "--history", "--plot", "--resume", "--diagnose"};
+    for (int i = 0; i < 5; i++) {
         if (!names[i]) continue;
         if (!*names[i]) return fail("%s: the file name is empty%s", flags[i], "");
         char dir[4096];
@@ -453,6 +463,18 @@ static void json_number(FILE *out, const char *key, double v, bool last) {
     else fprintf(out, "\"%s\":null%s", key, last ? "" : ",");
 }
 
+/* --plot F.png with --diagnose: the diagnostics in F.diagnostics.png. */
+static nb_status plot_diagnostics(const config *c) {
+    const char *dot = strrchr(c->plot, '.');
+    size_t stem = dot ? (size_t)(dot - c->plot) : strlen(c->plot);
+    char *path = malloc(strlen(c->plot) + 16);
+    if (!path) return NB_ERROR;
+    sprintf(path, "%.*s.diagnostics%s", (int)stem, c->plot, dot ? dot : "");
+    nb_status st = nb_diagnostics_plot(c->diagnose, path);
+    free(path);
+    return st;
+}
+
 static int cmd_train(int argc, char **argv) {
     config c;
     const char *model_path = NULL;
@@ -492,6 +514,7 @@ static int cmd_train(int argc, char **argv) {
     o.schedule = schedule_config(&c, o.optimizer.lr, &o.schedule_per_epoch);
     o.patience = c.patience, o.restore_best = c.patience > 0;
     o.backup = c.resume;
+    o.diagnose = c.diagnose, o.diagnose_every = c.diagnose_every;
     o.verbose = !c.quiet, o.out = out;
     nb_history h;
     if (nb_fit(m, &train, &o, &h) != NB_OK) {
@@ -505,7 +528,7 @@ static int cmd_train(int argc, char **argv) {
     if (nb_evaluate(m, &test, 256, &test_loss, &test_acc) != NB_OK ||
         (c.mc_samples > 0 && nb_predict_mc(m, &test, 256, c.mc_samples, c.seed, NULL, NULL, &mc_acc) != NB_OK) ||
         (c.save && nb_model_save(m, c.save) != NB_OK) || (c.history && nb_history_write_csv(&h, c.history) != NB_OK) ||
-        (c.plot && nb_history_plot(&h, c.plot) != NB_OK)) {
+        (c.plot && nb_history_plot(&h, c.plot) != NB_OK) || (c.plot && c.diagnose && plot_diagnostics(&c) != NB_OK)) {
         fprintf(stderr, "nabla: %s\n", nb_last_error());
         status = 1;
     }

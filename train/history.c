@@ -168,35 +168,26 @@ static bool run_gnuplot(const char *script, size_t len, FILE *out) {
     return ok && total > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
-/* The picture goes to a temporary file beside path that replaces it only
- * if gnuplot succeeds. */
-nb_status nb_history_plot(const nb_history *h, const char *path) {
-    if (!h || !path || h->n_epochs < 1) {
-        nb__set_last_error("plot: %s", !h || !path ? "history or path is NULL" : "the history is empty");
-        return NB_ERROR;
-    }
-    const char *term = ends_with(path, ".png") ? "pngcairo size 1000,420 font 'sans,10'"
-                     : ends_with(path, ".svg") ? "svg size 1000,420 dynamic font 'sans,10'"
-                                               : NULL;
-    if (!term) {
-        nb__set_last_error("plot: %s: the name must end in .png or .svg", path);
-        return NB_ERROR;
-    }
+/* The terminal for path's extension, or NULL. */
+static const char *terminal(const char *path) {
+    return ends_with(path, ".png")   ? "pngcairo size 1000,420 font 'sans,10'"
+           : ends_with(path, ".svg") ? "svg size 1000,420 dynamic font 'sans,10'"
+                                     : NULL;
+}
+
+/* Draws script with gnuplot into path: a temporary file beside it that
+ * replaces it only if gnuplot succeeds. Takes script. */
+static nb_status draw(const char *who, const char *path, char *script, size_t len) {
     if (!on_path("gnuplot")) {
-        nb__set_last_error("plot: gnuplot is not installed (Debian: gnuplot-nox)");
-        return NB_ERROR;
-    }
-    size_t len;
-    char *script = plot_script(h, term, &len);
-    if (!script) {
-        nb__set_last_error("plot: out of memory");
+        free(script);
+        nb__set_last_error("%s: gnuplot is not installed (Debian: gnuplot-nox)", who);
         return NB_ERROR;
     }
     nb_atomic_file out;
     char err[256];
     if (!nb__atomic_open(&out, path, err, sizeof err)) {
         free(script);
-        nb__set_last_error("plot: %s: %s", path, err);
+        nb__set_last_error("%s: %s: %s", who, path, err);
         return NB_ERROR;
     }
     /* If gnuplot dies, writing to it raises SIGPIPE, which would kill the
@@ -212,8 +203,144 @@ nb_status nb_history_plot(const nb_history *h, const char *path) {
     pthread_sigmask(SIG_SETMASK, &old_set, NULL);
     free(script);
     if (!nb__atomic_commit(&out, ok, err, sizeof err)) {
-        nb__set_last_error("plot: %s: %s", path, ok ? err : "gnuplot failed");
+        nb__set_last_error("%s: %s: %s", who, path, ok ? err : "gnuplot failed");
         return NB_ERROR;
     }
     return NB_OK;
+}
+
+nb_status nb_history_plot(const nb_history *h, const char *path) {
+    if (!h || !path || h->n_epochs < 1) {
+        nb__set_last_error("plot: %s", !h || !path ? "history or path is NULL" : "the history is empty");
+        return NB_ERROR;
+    }
+    const char *term = terminal(path);
+    if (!term) {
+        nb__set_last_error("plot: %s: the name must end in .png or .svg", path);
+        return NB_ERROR;
+    }
+    size_t len;
+    char *script = plot_script(h, term, &len);
+    if (!script) {
+        nb__set_last_error("plot: out of memory");
+        return NB_ERROR;
+    }
+    return draw("plot", path, script, len);
+}
+
+/* ---- the diagnostics of fit, drawn ---- */
+
+typedef struct diag_row {
+    long step;
+    int layer;
+    double sd, grad;
+} diag_row;
+
+/* The rows of a diagnostics CSV (fit's diagnose), in *rows (the caller
+ * frees it); their count, or -1 with the error set. */
+static long read_diagnostics(const char *csv, diag_row **rows) {
+    FILE *f = fopen(csv, "r");
+    *rows = NULL;
+    if (!f) {
+        nb__set_last_error("diagnostics plot: %s: %s", csv, strerror(errno));
+        return -1;
+    }
+    char line[512];
+    long n = 0, cap = 0, at = 1;
+    bool ok = fgets(line, sizeof line, f) &&
+              !strcmp(line, "step,epoch,layer,name,act_mean,act_std,saturated,dead,grad_norm,update_ratio\n");
+    if (!ok) nb__set_last_error("diagnostics plot: %s: not a diagnostics file of fit (its header differs)", csv);
+    while (ok && fgets(line, sizeof line, f)) {
+        at++;
+        diag_row r;
+        double mean, sat, dead, ratio;
+        int epoch;
+        char name[64];
+        if (sscanf(line, "%ld,%d,%d,%63[^,],%lf,%lf,%lf,%lf,%lf,%lf", &r.step, &epoch, &r.layer, name, &mean, &r.sd,
+                   &sat, &dead, &r.grad, &ratio) != 10 || r.layer < 0 || r.layer > 1000000) {
+            nb__set_last_error("diagnostics plot: %s:%ld: not a row of fit's diagnostics", csv, at);
+            ok = false;
+            break;
+        }
+        if (n == cap) {
+            cap = cap ? 2 * cap : 256;
+            diag_row *grown = realloc(*rows, (size_t)cap * sizeof *grown);
+            if (!grown) {
+                nb__set_last_error("diagnostics plot: out of memory");
+                ok = false;
+                break;
+            }
+            *rows = grown;
+        }
+        (*rows)[n++] = r;
+    }
+    fclose(f);
+    if (ok && n == 0) nb__set_last_error("diagnostics plot: %s has no rows", csv), ok = false;
+    if (!ok) free(*rows), *rows = NULL;
+    return ok ? n : -1;
+}
+
+/* Two panels against the layer's depth, one curve per diagnostic step (at
+ * most 8, spread over training): the gradient norm on a log scale, where a
+ * vanishing gradient is a falling line, and the activations' deviation. */
+static char *diagnostics_script(const diag_row *rows, long n, const char *term, size_t *len) {
+    /* the distinct steps in order (rows come step by step), then 8 evenly among them */
+    long distinct = 0, steps[8], n_steps = 0;
+    for (long i = 0; i < n; i++) distinct += i == 0 || rows[i].step != rows[i - 1].step;
+    for (long i = 0, k = -1, want = 0; i < n && n_steps < 8; i++) {
+        if (i && rows[i].step == rows[i - 1].step) continue;
+        k++;
+        if (k != (distinct <= 8 ? want : want * (distinct - 1) / 7)) continue;
+        steps[n_steps++] = rows[i].step;
+        want++;
+    }
+    char *buf = NULL;
+    FILE *gp = open_memstream(&buf, len);
+    if (!gp) return NULL;
+    fprintf(gp, "set terminal %s\nset output\nset multiplot layout 1,2\nset grid\nset xlabel 'layer'\n", term);
+    for (int panel = 0; panel < 2; panel++) {
+        fprintf(gp, "set title '%s'\n%s\nset key outside right\nplot ", panel ? "activations: standard deviation"
+                                                                            : "gradient norm (log scale)",
+                panel ? "unset logscale y" : "set logscale y");
+        for (long k = 0; k < n_steps; k++) fprintf(gp, "%s'-' with linespoints title 'step %ld'", k ? ", " : "", steps[k]);
+        fprintf(gp, "\n");
+        for (long k = 0; k < n_steps; k++) {
+            for (long i = 0; i < n; i++)
+                if (rows[i].step == steps[k]) {
+                    const double v = panel ? rows[i].sd : rows[i].grad;
+                    if (isfinite(v) && (panel || v > 0)) fprintf(gp, "%d %.6g\n", rows[i].layer, v);
+                    else fprintf(gp, "%d NaN\n", rows[i].layer);
+                }
+            fprintf(gp, "e\n");
+        }
+    }
+    fprintf(gp, "unset multiplot\n");
+    if (fclose(gp) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+nb_status nb_diagnostics_plot(const char *csv, const char *path) {
+    if (!csv || !path) {
+        nb__set_last_error("diagnostics plot: %s is NULL", !csv ? "the CSV's name" : "path");
+        return NB_ERROR;
+    }
+    const char *term = terminal(path);
+    if (!term) {
+        nb__set_last_error("diagnostics plot: %s: the name must end in .png or .svg", path);
+        return NB_ERROR;
+    }
+    diag_row *rows;
+    long n = read_diagnostics(csv, &rows);
+    if (n < 0) return NB_ERROR;
+    size_t len;
+    char *script = diagnostics_script(rows, n, term, &len);
+    free(rows);
+    if (!script) {
+        nb__set_last_error("diagnostics plot: out of memory");
+        return NB_ERROR;
+    }
+    return draw("diagnostics plot", path, script, len);
 }

@@ -312,6 +312,14 @@ nb_status nb_history_write_csv(const nb_history *h, const char *path);
  * another extension, a failed write. */
 nb_status nb_history_plot(const nb_history *h, const char *path);
 
+/* Draws a diagnostics CSV written by fit (nb_fit_opts's diagnose) into
+ * path, PNG or SVG, as nb_history_plot does: against the layer's depth, one
+ * curve per diagnostic step (at most 8, spread over training), the
+ * gradient norm on a log scale (a vanishing gradient is a falling line)
+ * and the activations' standard deviation. Errors: a file that is not
+ * fit's diagnostics (the line is named), and nb_history_plot's. */
+nb_status nb_diagnostics_plot(const char *csv, const char *path);
+
 #ifdef __cplusplus
 }
 #endif
