@@ -92,5 +92,23 @@ int main(int argc, char **argv) {
     m = add(m, (nb_layer_spec){.kind = NB_LAYER_FLATTEN});
     m = add(m, nb_activation_spec("tanh"));
     bad |= save(m, dir, "no_weights.safetensors");
+
+    /* functional: two inputs, every merge, a layer called twice, two outputs */
+    m = nb_model_functional(9);
+    nb_sym a = nb_model_input(m, "a", 1, (int[]){3}), b = nb_model_input(m, "b", 1, (int[]){3});
+    nb_sym ha = nb_model_call(m, nb_dense_spec(3, "relu", NULL), a);
+    nb_sym hb = nb_model_call_layer(m, nb_model_layer(m, 0), 1, &b); /* shared */
+    nb_sym merged[5];
+    const nb_layer_kind merges[] = {NB_LAYER_ADD, NB_LAYER_SUBTRACT, NB_LAYER_MULTIPLY, NB_LAYER_AVERAGE};
+    for (int i = 0; i < 4; i++) merged[i] = nb_model_merge(m, merges[i], 2, (nb_sym[]){ha, hb});
+    merged[4] = nb_model_merge(m, NB_LAYER_CONCATENATE, 4, merged);
+    nb_model_output(m, "main", nb_model_call(m, nb_dense_spec(2, "softmax", NULL), merged[4]));
+    nb_model_output(m, "aux", nb_model_call(m, nb_dense_spec(1, NULL, NULL), hb));
+    if (nb_model_status(m) != NB_OK) {
+        fprintf(stderr, "gen_seeds: %s\n", nb_model_error(m));
+        nb_model_free(m);
+        return 1;
+    }
+    bad |= save(m, dir, "functional.safetensors");
     return bad;
 }
