@@ -376,6 +376,78 @@ static nb_status session_error(const session *s, const char *who) {
     return NB_ERROR;
 }
 
+/* ---- data parallelism (nb_fit_dist) ---- */
+
+/* The share [*lo, *lo + *n) of rows [start, start + b) that this process takes. */
+static void share_of(const nb_fit_dist *d, int start, int b, int *lo, int *n) {
+    if (!d) {
+        *lo = start, *n = b;
+        return;
+    }
+    const int a = start + (int)((long)b * d->rank / d->size), z = start + (int)((long)b * (d->rank + 1) / d->size);
+    *lo = a, *n = z - a;
+}
+
+/* Sums v over the processes (nothing alone); false with the error set. */
+static bool dist_sum(const nb_fit_dist *d, double *v, int n) {
+    if (!d) return true;
+    if (d->sum(d->user, v, n) == NB_OK) return true;
+    if (!nb_last_error()[0]) nb__set_last_error("fit: summing over the processes failed");
+    return false;
+}
+
+/* Whether every process holds the value rank 0 holds; false (with the
+ * error naming the lowest rank that differs, and what) when not. */
+static bool dist_same(const nb_fit_dist *d, uint64_t h, const char *what) {
+    if (!d) return true;
+    double v[2] = {d->rank == 0 ? (double)(h >> 32) : 0, d->rank == 0 ? (double)(h & 0xffffffffu) : 0};
+    if (!dist_sum(d, v, 2)) return false;
+    const bool same = (uint64_t)v[0] == h >> 32 && (uint64_t)v[1] == (h & 0xffffffffu);
+    double differ[1] = {same ? 0 : ldexp(1, d->rank < 52 ? d->rank : 52)};
+    if (!dist_sum(d, differ, 1)) return false;
+    if (differ[0] == 0) return true;
+    int first = 0;
+    while (first < 52 && !(fmod(floor(differ[0] / ldexp(1, first)), 2) == 1)) first++;
+    nb__set_last_error("fit: %s differ between the processes: rank %d's are not rank 0's", what, first);
+    return false;
+}
+
+/* FNV-1a over bytes, continuing from h. */
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static uint64_t weights_hash(nb_model *m) {
+    nb_tensor *const *t;
+    int n = nb_model_tensors(m, &t);
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (int i = 0; i < n; i++) h = fnv(h, t[i]->data, t[i]->size * sizeof(float));
+    return h;
+}
+
+/* Averages the gradients over the processes: each share's gradient is of
+ * its own mean loss, so weighted by its share of the batch they add up to
+ * the gradient of the whole batch's mean. A process without rows adds 0. */
+static bool dist_gradients(const nb_fit_dist *d, nb_model *m, int n_local, int b) {
+    nb_tensor *const *t;
+    int n = nb_model_tensors(m, &t);
+    const float w = (float)n_local / (float)b;
+    for (int i = 0; i < n; i++) {
+        if (!t[i]->trainable || !t[i]->grad) continue;
+        float *g = t[i]->grad;
+        if (n_local == 0) memset(g, 0, t[i]->size * sizeof(float));
+        else if (w != 1.0f)
+            for (size_t k = 0; k < t[i]->size; k++) g[k] *= w;
+        if (d->sum_floats(d->user, g, t[i]->size) != NB_OK) {
+            if (!nb_last_error()[0]) nb__set_last_error("fit: averaging the gradients over the processes failed");
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Running sums of a pass over data: the total loss and each output's loss
  * and metric, weighted by the batch's size. */
 typedef struct sums {
@@ -391,6 +463,18 @@ static void sums_add(sums *u, const session *s, int b) {
         }
 }
 
+/* Adds u over the processes (outputs 0..n_out). */
+static bool sums_reduce(const nb_fit_dist *d, sums *u, int n_out) {
+    if (!d) return true;
+    double v[1 + 2 * NB_MODEL_MAX_IO];
+    v[0] = u->total;
+    for (int k = 0; k < n_out; k++) v[1 + k] = u->loss[k], v[1 + n_out + k] = u->metric[k];
+    if (!dist_sum(d, v, 1 + 2 * n_out)) return false;
+    u->total = v[0];
+    for (int k = 0; k < n_out; k++) u->loss[k] = v[1 + k], u->metric[k] = v[1 + n_out + k];
+    return true;
+}
+
 /* The means into em's training (val false) or validation fields. */
 static void sums_store(const sums *u, const session *s, int n, bool val, nb_epoch_metrics *em) {
     em->n_outputs = s->n_out;
@@ -404,16 +488,34 @@ static void sums_store(const sums *u, const session *s, int n, bool val, nb_epoc
 
 /* Mean losses and metrics over d, inference mode, into em's training
  * (val false) or validation fields. */
-static nb_status session_evaluate(session *s, const nb_data *d, bool val, nb_epoch_metrics *em) {
+static nb_status session_evaluate_shared(session *s, const nb_data *d, bool val, nb_epoch_metrics *em,
+                                         const nb_fit_dist *dist) {
     sums u = {0};
-    for (int start = 0; start < d->n; start += s->batch) {
-        int b = d->n - start < s->batch ? d->n - start : s->batch;
+    int lo, n;
+    share_of(dist, 0, d->n, &lo, &n); /* each process its share of the rows */
+    nb_status st = NB_OK;
+    for (int start = lo; start < lo + n; start += s->batch) {
+        int b = lo + n - start < s->batch ? lo + n - start : s->batch;
         session_feed(s, d, NULL, start, b);
-        if (nb_forward(s->g, NB_INFERENCE) != NB_OK) return NB_ERROR;
+        if ((st = nb_forward(s->g, NB_INFERENCE)) != NB_OK) break;
         sums_add(&u, s, b);
     }
+    if (dist) { /* a failed share is every process's failure */
+        double failed[1] = {st != NB_OK};
+        if (!dist_sum(dist, failed, 1)) return NB_ERROR;
+        if (failed[0] > 0) {
+            if (st == NB_OK) nb_graph_fail(s->g, "another process failed in validation");
+            return NB_ERROR;
+        }
+        if (!sums_reduce(dist, &u, s->n_out)) return nb_graph_fail(s->g, "%s", nb_last_error());
+    }
+    if (st != NB_OK) return st;
     sums_store(&u, s, d->n, val, em);
     return NB_OK;
+}
+
+static nb_status session_evaluate(session *s, const nb_data *d, bool val, nb_epoch_metrics *em) {
+    return session_evaluate_shared(s, d, val, em, NULL);
 }
 
 /* A dataset as data: its x as the one input, y (or x) as the one target. */
@@ -608,6 +710,16 @@ nb_status nb_fit_data(nb_model *m, const nb_data *train_all, const nb_fit_opts *
     }
     if (check_opts(&o, train_all) != NB_OK) return NB_ERROR;
     if (o.batch_size == 0) o.batch_size = 32;
+    const nb_fit_dist *dist = o.dist;
+    if (dist && (dist->size < 1 || dist->rank < 0 || dist->rank >= dist->size || !dist->sum || !dist->sum_floats)) {
+        nb__set_last_error("fit: dist: rank %d of %d, or a sum callback missing", dist->rank, dist->size);
+        return NB_ERROR;
+    }
+    if (dist && dist->size == 1) dist = NULL;
+    if (dist && dist->rank != 0) /* rank 0 alone speaks and writes */
+        o.verbose = 0, o.checkpoint = NULL, o.diagnose = NULL;
+    const bool writer = !dist || dist->rank == 0;
+    bool started = false; /* every process past setup (a failure before is told to the others) */
     FILE *out = o.out ? o.out : stdout;
     if (train_all->n_inputs < 0 || train_all->n_inputs > NB_MODEL_MAX_IO || train_all->n_targets < 0 ||
         train_all->n_targets > NB_MODEL_MAX_IO) {
@@ -656,7 +768,9 @@ nb_status nb_fit_data(nb_model *m, const nb_data *train_all, const nb_fit_opts *
             goto fail;
         }
     }
-    if (session_open(&f.s, m, &train, o.batch_size, false, o.seed, &o, true, "fit") != NB_OK) goto fail;
+    /* with processes, each runs the graph on its share of a batch */
+    const int local_batch = dist ? (o.batch_size + dist->size - 1) / dist->size : o.batch_size;
+    if (session_open(&f.s, m, &train, local_batch, false, o.seed, &o, true, "fit") != NB_OK) goto fail;
     const nb_loss_kind first_kind = f.s.out[f.s.first].lc.kind;
     const nb_metric_kind first_metric = metric_of(first_kind, f.s.out[f.s.first].metric);
     hist.metric = metric_name(first_kind, f.s.out[f.s.first].metric);
@@ -712,6 +826,20 @@ nb_status nb_fit_data(nb_model *m, const nb_data *train_all, const nb_fit_opts *
         nb_schedule_set_state(f.sched, pt.sched_lr, pt.sched_best, pt.sched_wait);
         if (o.verbose > 0) fprintf(out, "Resuming from %s after epoch %d\n", o.backup, pt.epochs_done);
     }
+    if (dist) { /* every process ready, with the same model, data and options */
+        double ready[1] = {0};
+        started = true;
+        if (!dist_sum(dist, ready, 1)) goto fail;
+        if (ready[0] > 0) {
+            nb__set_last_error("fit: another process failed to start");
+            goto fail;
+        }
+        uint64_t setup = weights_hash(m);
+        const long shape[] = {train.n, train.n_inputs, train.n_targets, o.batch_size, o.epochs, first_epoch, step_count};
+        setup = fnv(fnv(setup, shape, sizeof shape), &o.seed, sizeof o.seed);
+        for (int i = 0; i < train.n_inputs; i++) setup = fnv(setup, &train.inputs[i].dim, sizeof(int));
+        if (!dist_same(dist, setup, "the models, data sizes or options")) goto fail;
+    }
     for (int epoch = first_epoch; epoch <= o.epochs; epoch++) {
         nb_epoch_metrics em = {.epoch = epoch, .has_validation = val != NULL};
         double t0 = nb__now();
@@ -722,34 +850,56 @@ nb_status nb_fit_data(nb_model *m, const nb_data *train_all, const nb_fit_opts *
         for (int k = 0; k < steps; k++) {
             int start = k * o.batch_size, b = train.n - start < o.batch_size ? train.n - start : o.batch_size;
             if (!o.schedule_per_epoch) apply_schedule(&f, (double)step_count, base_momentum);
-            session_feed(&f.s, &train, f.perm, start, b);
-            nb_forward(f.s.g, NB_TRAINING);
-            nb_backward(f.s.g, f.s.loss);
-            if (nb_graph_status(f.s.g) != NB_OK) {
+            int lo, n_local;
+            share_of(dist, start, b, &lo, &n_local);
+            if (n_local > 0) {
+                session_feed(&f.s, &train, f.perm, lo, n_local);
+                nb_forward(f.s.g, NB_TRAINING);
+                nb_backward(f.s.g, f.s.loss);
+            }
+            bool failed = nb_graph_status(f.s.g) != NB_OK;
+            float step_loss = n_local > 0 && !failed ? nb_node_value(f.s.loss)[0] : 0;
+            sums step = {0};
+            if (n_local > 0 && !failed) sums_add(&step, &f.s, n_local);
+            if (dist) { /* the batch's sums, and whether any process failed, everywhere */
+                double bad[1] = {failed ? ldexp(1, dist->rank < 52 ? dist->rank : 52) : 0};
+                if (!dist_sum(dist, bad, 1)) goto fail;
+                if (bad[0] > 0 && !failed) {
+                    int r = 0;
+                    while (r < 52 && fmod(floor(bad[0] / ldexp(1, r)), 2) != 1) r++;
+                    nb__set_last_error("fit: process %d failed at epoch %d, step %d; this one stops with it", r, epoch,
+                                       k + 1);
+                    goto fail;
+                }
+                if (!failed && !sums_reduce(dist, &step, f.s.n_out)) goto fail;
+                step_loss = (float)(step.total / b);
+            }
+            if (failed) {
                 session_error(&f.s, "fit");
                 goto fail;
             }
-            const float step_loss = nb_node_value(f.s.loss)[0];
             if (!isfinite(step_loss) && !o.allow_nonfinite) {
                 report_divergence(&f.s, m, step_loss, epoch, k + 1);
                 nb__progress_diverged(&prog, k + 1, step_loss);
                 diverged_step = k + 1;
                 goto diverged;
             }
+            if (dist && !dist_gradients(dist, m, n_local, b)) goto fail;
             const bool diag_step = nb__diag_due(f.diag, step_count);
             if (diag_step) nb__diag_before_update(f.diag);
             nb_optimizer_step(f.opt);
             nb_model_constrain(m);
             if (diag_step && !nb__diag_after_update(f.diag, step_count, epoch)) goto fail;
             step_count++;
-            sums_add(&u, &f.s, b);
+            u.total += step.total;
+            for (int o_ = 0; o_ < f.s.n_out; o_++) u.loss[o_] += step.loss[o_], u.metric[o_] += step.metric[o_];
             int seen = start + b;
             nb__progress_step(&prog, k + 1, u.total / seen, u.metric[f.s.first] / seen, nb__now());
         }
         em.seconds = nb__now() - t0;
         em.step_seconds = em.seconds / steps;
         sums_store(&u, &f.s, train.n, false, &em);
-        if (val && session_evaluate(&f.s, val, true, &em) != NB_OK) {
+        if (val && session_evaluate_shared(&f.s, val, true, &em, dist) != NB_OK) {
             session_error(&f.s, "fit: validation");
             goto fail;
         }
@@ -774,18 +924,28 @@ nb_status nb_fit_data(nb_model *m, const nb_data *train_all, const nb_fit_opts *
             hist.best_epoch = epoch;
             wait = 0;
             if (f.best_weights) snapshot(m, f.best_weights, true);
-            if (o.checkpoint && nb_model_save(m, o.checkpoint) != NB_OK) goto fail;
+            if (o.checkpoint && nb_model_save(m, o.checkpoint) != NB_OK) goto epoch_failed;
         } else {
             wait++;
         }
-        if (o.backup) {
+        if (o.backup && writer) {
             pt.epochs_done = epoch, pt.step_count = step_count, pt.graph_step = f.s.g->step;
             pt.opt_steps = nb_optimizer_steps(f.opt), pt.nadam_product = nb_optimizer_nadam_product(f.opt);
             pt.lr = nb_optimizer_lr(f.opt), pt.momentum = nb_optimizer_momentum(f.opt), pt.best = best, pt.wait = wait;
             nb_schedule_get_state(f.sched, &pt.sched_lr, &pt.sched_best, &pt.sched_wait);
-            if (!nb__backup_write(o.backup, m, f.opt, f.best_weights, best_floats, &hist, &pt)) goto fail;
+            if (!nb__backup_write(o.backup, m, f.opt, f.best_weights, best_floats, &hist, &pt)) goto epoch_failed;
         }
         bool stop = o.on_epoch && !o.on_epoch(&em, o.user);
+        if (dist) { /* one decision for all: a write that failed, a callback that stops, the same weights */
+            double v[2] = {0, stop};
+            if (!dist_sum(dist, v, 2)) goto fail;
+            if (v[0] > 0) {
+                nb__set_last_error("fit: process 0 failed to write its checkpoint or backup after epoch %d", epoch);
+                goto fail;
+            }
+            stop = v[1] > 0;
+            if (dist->check_weights && !dist_same(dist, weights_hash(m), "the weights")) goto fail;
+        }
         if (o.patience > 0 && wait >= o.patience) {
             hist.stopped_early = true;
             if (o.verbose > 0) fprintf(out, "Epoch %d: early stopping (best epoch %d)\n", epoch, hist.best_epoch);
@@ -795,7 +955,7 @@ nb_status nb_fit_data(nb_model *m, const nb_data *train_all, const nb_fit_opts *
     }
     if (f.best_weights && hist.best_epoch > 0) snapshot(m, f.best_weights, false);
     if (f.diag && !nb__diag_close(f.diag)) goto fail;
-    if (o.backup) unlink(o.backup); /* done: the next fit with this backup starts afresh, as Keras's */
+    if (o.backup && writer) unlink(o.backup); /* done: the next fit with this backup starts afresh, as Keras's */
     hist.samples_per_second = hist.train_seconds > 0 ? (double)train.n * hist.n_epochs / hist.train_seconds : 0;
     fit_state_free(&f);
     if (h) *h = hist;
@@ -809,7 +969,22 @@ diverged:
     if (h) *h = hist;
     else nb_history_free(&hist);
     return NB_ERROR;
+epoch_failed:
+    if (dist) { /* tell the others, which wait at the epoch's end */
+        char why[512];
+        snprintf(why, sizeof why, "%s", nb_last_error());
+        double v[2] = {1, 0};
+        dist_sum(dist, v, 2);
+        nb__set_last_error("%s", why);
+    }
 fail:
+    if (dist && !started) { /* the others wait for this one at the start */
+        char why[512];
+        snprintf(why, sizeof why, "%s", nb_last_error());
+        double ready[1] = {1};
+        dist_sum(dist, ready, 1);
+        nb__set_last_error("%s", why);
+    }
     fit_state_free(&f);
     nb_history_free(&hist);
     return NB_ERROR;

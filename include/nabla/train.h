@@ -134,6 +134,31 @@ typedef enum nb_monitor {
     NB_MONITOR_ACCURACY
 } nb_monitor;
 
+/* Data parallelism: fit on `size` processes at once, each on its share of
+ * every batch, the same weights on all (nabla/dist.h makes one over MPI;
+ * the core library knows nothing of MPI). Each global batch of
+ * batch_size examples is split by rank into contiguous shares; every
+ * process runs forward and backward on its share, the gradients are
+ * averaged over the processes (weighted by share, so the result is the
+ * gradient of the whole batch's mean loss), and every process takes the
+ * same optimizer step. The shuffle is the same everywhere; validation is
+ * shared out and its sums added. Only rank 0 prints, writes checkpoints,
+ * backups and diagnostics; every process returns the same history. A
+ * failure on one process stops all of them at the same step, with a
+ * message naming the rank. Batch normalization uses each process's own
+ * share's statistics (PyTorch DDP's default), and dropout masks are keyed
+ * by the process's rows: both differ from one process's run. */
+typedef struct nb_fit_dist {
+    int rank, size;         /* 0 <= rank < size */
+    void *user;
+    /* v[0..n) summed over the processes, in place, the same on every one */
+    nb_status (*sum)(void *user, double *v, int n);
+    /* the same for floats (the gradients) */
+    nb_status (*sum_floats)(void *user, float *v, size_t n);
+    bool check_weights;     /* after every epoch, check that the weights are the same bits
+                               on every process (a debug mode: costs one hash of them) */
+} nb_fit_dist;
+
 typedef struct nb_fit_opts {
     int epochs;                    /* >= 1 */
     int batch_size;                /* >= 1; 32 if 0 */
@@ -183,6 +208,7 @@ typedef struct nb_fit_opts {
                                       half a layer's units dead), once per epoch each */
     long diagnose_every;           /* steps between diagnostics (step 0 always); 0 = once
                                       per epoch, at its first step */
+    const nb_fit_dist *dist;       /* data-parallel training over processes, or NULL */
     bool allow_nonfinite;          /* go on through a loss that is NaN or infinite; by
                                       default fit stops at the first (see nb_fit) */
     int verbose;                   /* 0 silent; 1 Keras's progress bar, redrawn on a

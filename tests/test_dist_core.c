@@ -1,0 +1,193 @@
+/* Data parallelism in fit (nb_fit_dist), without MPI: two "processes" are
+ * two threads of this test whose sums meet at a barrier. Two shares of
+ * every batch of 32 end with the weights of one process on batches of 32,
+ * within float rounding; a failure on one stops both, naming it; a model
+ * that differs is refused at the start. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "nabla/nabla.h"
+
+#define RANKS 2
+
+/* The meeting point: each rank writes its vector, waits, all add them up. */
+typedef struct comm {
+    pthread_barrier_t barrier;
+    double *dv[RANKS];
+    float *fv[RANKS];
+} comm;
+
+typedef struct rank_ctx {
+    comm *c;
+    int rank;
+} rank_ctx;
+
+static nb_status sum_doubles(void *user, double *v, int n) {
+    rank_ctx *r = user;
+    r->c->dv[r->rank] = v;
+    pthread_barrier_wait(&r->c->barrier);
+    double total[64];
+    for (int i = 0; i < n; i++) {
+        total[i] = 0;
+        for (int k = 0; k < RANKS; k++) total[i] += r->c->dv[k][i];
+    }
+    pthread_barrier_wait(&r->c->barrier); /* everyone has read before anyone writes */
+    memcpy(v, total, sizeof(double) * (size_t)n);
+    return NB_OK;
+}
+
+static nb_status sum_floats(void *user, float *v, size_t n) {
+    rank_ctx *r = user;
+    r->c->fv[r->rank] = v;
+    pthread_barrier_wait(&r->c->barrier);
+    static float total[RANKS][4096];
+    for (size_t i = 0; i < n; i++) {
+        double t = 0; /* rank order, as an allreduce fixes it */
+        for (int k = 0; k < RANKS; k++) t += r->c->fv[k][i];
+        total[r->rank][i] = (float)t;
+    }
+    pthread_barrier_wait(&r->c->barrier);
+    memcpy(v, total[r->rank], sizeof(float) * n);
+    return NB_OK;
+}
+
+/* 200 examples of 6 features, 3 classes. */
+static nb_dataset blobs(void) {
+    static float x[200 * 6], y[200];
+    nb_rng r;
+    nb_rng_seed(&r, 5, 0);
+    for (int i = 0; i < 200; i++) {
+        y[i] = (float)(i % 3);
+        for (int k = 0; k < 6; k++) x[i * 6 + k] = nb_rng_uniform(&r) - 0.5f + (k % 3 == i % 3);
+    }
+    return (nb_dataset){.x = x, .y = y, .n = 200, .dim = 6, .rows = 1, .cols = 6, .n_classes = 3};
+}
+
+static nb_model *net(uint64_t seed) {
+    nb_model *m = nb_model_new(1, (int[]){6}, seed);
+    nb_model_add(m, &(nb_layer_spec){.kind = NB_LAYER_DENSE, .units = 16, .activation = "tanh"});
+    nb_model_add(m, &(nb_layer_spec){.kind = NB_LAYER_DENSE, .units = 3});
+    return m;
+}
+
+typedef struct job {
+    rank_ctx ctx;
+    nb_fit_dist dist;
+    nb_model *m;
+    nb_dataset *d;
+    nb_fit_opts o;
+    nb_status st;
+    char error[512];
+    nb_history h;
+    int fail_at_epoch; /* > 0: this rank's callback makes the data bad from then on */
+} job;
+
+static void *run(void *arg) {
+    job *j = arg;
+    nb_set_num_threads(1);
+    j->st = nb_fit(j->m, j->d, &j->o, &j->h);
+    snprintf(j->error, sizeof j->error, "%s", nb_last_error());
+    return NULL;
+}
+
+static nb_fit_opts opts(void) {
+    nb_fit_opts o = nb_fit_defaults();
+    o.epochs = 3, o.batch_size = 32, o.verbose = 0, o.seed = 9, o.validation_split = 0.2f;
+    o.optimizer = nb_optimizer_defaults(NB_ADAM);
+    return o;
+}
+
+/* Runs RANKS fits at once on models from seeds[r]; j[r] holds each result. */
+static void run_ranks(job *j, const uint64_t *seeds, nb_dataset *d, bool check) {
+    static comm c;
+    pthread_barrier_init(&c.barrier, NULL, RANKS);
+    pthread_t t[RANKS];
+    for (int r = 0; r < RANKS; r++) {
+        j[r].ctx = (rank_ctx){&c, r};
+        j[r].dist = (nb_fit_dist){r, RANKS, &j[r].ctx, sum_doubles, sum_floats, check};
+        j[r].m = net(seeds[r]);
+        j[r].d = d;
+        j[r].o = opts();
+        j[r].o.dist = &j[r].dist;
+        pthread_create(&t[r], NULL, run, &j[r]);
+    }
+    for (int r = 0; r < RANKS; r++) pthread_join(t[r], NULL);
+    pthread_barrier_destroy(&c.barrier);
+}
+
+Test(dist_core, two_shares_of_each_batch_end_with_one_process_s_weights) {
+    nb_dataset d = blobs();
+    nb_model *one = net(3);
+    nb_fit_opts o = opts();
+    nb_history h1;
+    cr_assert_eq(nb_fit(one, &d, &o, &h1), NB_OK, "%s", nb_last_error());
+    job j[RANKS];
+    run_ranks(j, (uint64_t[]){3, 3}, &d, true);
+    for (int r = 0; r < RANKS; r++) cr_assert_eq(j[r].st, NB_OK, "rank %d: %s", r, j[r].error);
+    nb_tensor *const *a, *const *b, *const *c;
+    int n = nb_model_tensors(one, &a);
+    nb_model_tensors(j[0].m, &b);
+    nb_model_tensors(j[1].m, &c);
+    for (int i = 0; i < n; i++)
+        for (size_t k = 0; k < a[i]->size; k++) {
+            cr_assert_eq(b[i]->data[k], c[i]->data[k], "the ranks' %s differ", a[i]->name); /* same bits */
+            cr_assert_float_eq(b[i]->data[k], a[i]->data[k], 1e-5f, "%s[%zu]: %g on 2, %g on 1", a[i]->name, k,
+                               b[i]->data[k], a[i]->data[k]);
+        }
+    for (int e = 0; e < 3; e++) { /* the same history on every rank, and that of one process */
+        cr_assert_eq(j[0].h.epochs[e].loss, j[1].h.epochs[e].loss);
+        cr_assert_float_eq(j[0].h.epochs[e].loss, h1.epochs[e].loss, 1e-5);
+        cr_assert_float_eq(j[0].h.epochs[e].val_accuracy, h1.epochs[e].val_accuracy, 1e-9);
+    }
+    for (int r = 0; r < RANKS; r++) nb_history_free(&j[r].h), nb_model_free(j[r].m);
+    nb_history_free(&h1);
+    nb_model_free(one);
+}
+
+Test(dist_core, models_that_differ_are_refused_at_the_start) {
+    nb_dataset d = blobs();
+    job j[RANKS];
+    run_ranks(j, (uint64_t[]){3, 4}, &d, false);
+    for (int r = 0; r < RANKS; r++) {
+        cr_assert_eq(j[r].st, NB_ERROR, "rank %d trained", r);
+        cr_assert(strstr(j[r].error, "differ between the processes: rank 1's are not rank 0's"), "rank %d: %s", r,
+                  j[r].error);
+        nb_model_free(j[r].m);
+    }
+}
+
+/* Rank 1's data holds a NaN label from the start: its graph fails at a
+ * step (a label out of range), and both ranks stop at that step. */
+Test(dist_core, a_failure_on_one_process_stops_both_naming_it) {
+    nb_dataset d = blobs();
+    static float bad_y[200];
+    memcpy(bad_y, d.y, sizeof bad_y);
+    for (int i = 0; i < 200; i++) bad_y[i] = 7; /* beyond the 3 classes */
+    nb_dataset bad = d;
+    bad.y = bad_y;
+    static comm c;
+    pthread_barrier_init(&c.barrier, NULL, RANKS);
+    job j[RANKS];
+    pthread_t t[RANKS];
+    for (int r = 0; r < RANKS; r++) {
+        j[r].ctx = (rank_ctx){&c, r};
+        j[r].dist = (nb_fit_dist){r, RANKS, &j[r].ctx, sum_doubles, sum_floats, false};
+        j[r].m = net(3);
+        j[r].d = r == 1 ? &bad : &d;
+        j[r].o = opts();
+        j[r].o.validation_split = 0;
+        j[r].o.dist = &j[r].dist;
+        pthread_create(&t[r], NULL, run, &j[r]);
+    }
+    for (int r = 0; r < RANKS; r++) pthread_join(t[r], NULL);
+    pthread_barrier_destroy(&c.barrier);
+    cr_assert_eq(j[0].st, NB_ERROR);
+    cr_assert_eq(j[1].st, NB_ERROR);
+    cr_assert(strstr(j[0].error, "process 1 failed at epoch 1, step 1"), "%s", j[0].error);
+    cr_assert(strstr(j[1].error, "label"), "rank 1 names its own fault: %s", j[1].error);
+    for (int r = 0; r < RANKS; r++) nb_model_free(j[r].m);
+}
