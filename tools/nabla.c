@@ -18,6 +18,21 @@
 
 #include "nabla/nabla.h"
 #include "nabla/train.h"
+#ifdef NABLA_HAVE_DIST
+#include "nabla/dist.h"
+
+/* Under mpirun, the group of processes training together (NULL alone). */
+static nb_dist *dist;
+#endif
+
+/* Whether this process speaks and writes files: the only one, or rank 0. */
+static bool root_process(void) {
+#ifdef NABLA_HAVE_DIST
+    return nb_dist_rank(dist) == 0;
+#else
+    return true;
+#endif
+}
 
 #define MAX_LAYERS 256
 
@@ -502,9 +517,14 @@ static int cmd_train(int argc, char **argv) {
         return 1;
     }
     FILE *out = c.json ? stderr : stdout; /* with --json, stdout ends with the JSON line */
-    if (!c.quiet) {
+    if (!c.quiet && root_process()) {
         fprintf(out, "nabla train: preset %s, %d training / %d validation / %d test images, %d threads, seed %llu\n",
                 c.preset, train.n, val.n, test.n, nb_get_num_threads(), (unsigned long long)c.seed);
+#ifdef NABLA_HAVE_DIST
+        if (nb_dist_size(dist) > 1)
+            fprintf(out, "data-parallel over %d processes: each takes its share of every batch of %d\n",
+                    nb_dist_size(dist), c.batch_size);
+#endif
         nb_model_summary(m, out);
     }
     nb_fit_opts o = nb_fit_defaults();
@@ -516,6 +536,13 @@ static int cmd_train(int argc, char **argv) {
     o.backup = c.resume;
     o.diagnose = c.diagnose, o.diagnose_every = c.diagnose_every;
     o.verbose = !c.quiet, o.out = out;
+#ifdef NABLA_HAVE_DIST
+    o.dist = nb_dist_fit(dist, false);
+#endif
+    if (!root_process()) { /* the others train in silence and write nothing */
+        c.quiet = true, c.json = false, c.save = c.history = c.plot = NULL;
+        o.verbose = 0;
+    }
     nb_history h;
     if (nb_fit(m, &train, &o, &h) != NB_OK) {
         fprintf(stderr, "nabla: %s\n", nb_last_error());
@@ -536,7 +563,7 @@ static int cmd_train(int argc, char **argv) {
         fprintf(out, "test loss %.4f, test accuracy %.4f", test_loss, test_acc);
         if (c.mc_samples > 0) fprintf(out, ", MC dropout (%d samples) accuracy %.4f", c.mc_samples, mc_acc);
         fprintf(out, "; %d epochs in %.1f s, %.0f samples/s\n", h.n_epochs, h.train_seconds, h.samples_per_second);
-    } else if (!c.json) {
+    } else if (!c.json && root_process()) {
         printf("test accuracy %.4f\n", test_acc);
     }
     if (c.json) {
@@ -663,7 +690,20 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "train")) {
+#ifdef NABLA_HAVE_DIST
+        /* under mpirun, every process runs this: each takes its share of every batch */
+        if (nb_dist_launched() && !(dist = nb_dist_init(NULL, NULL))) {
+            fprintf(stderr, "nabla: %s\n", nb_last_error());
+            return 1;
+        }
+        int rc = cmd_train(argc - 1, argv + 1);
+        nb_dist_free(dist);
+        return rc;
+#else
+        return cmd_train(argc - 1, argv + 1);
+#endif
+    }
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "summary")) return cmd_summary(argc - 1, argv + 1);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {

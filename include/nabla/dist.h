@@ -1,0 +1,67 @@
+/* nabla/dist.h — data-parallel training over MPI (libnabla-dist,
+ * pkg-config nabla-dist; built when meson finds MPI: -Dmpi=auto|enabled|
+ * disabled). The core library knows nothing of MPI: this module gives fit
+ * the sums it needs (nabla/train.h's nb_fit_dist) as MPI allreduces.
+ *
+ *   int main(int argc, char **argv) {
+ *       nb_dist *d = nb_dist_init(&argc, &argv);      // under mpirun, or alone
+ *       nb_fit_opts o = nb_fit_defaults();
+ *       o.dist = nb_dist_fit(d);                       // NULL alone: plain fit
+ *       ... nb_fit(m, &train, &o, &h) on every process, the same model and data ...
+ *       if (nb_dist_rank(d) == 0) nb_model_save(m, "model.safetensors");
+ *       nb_dist_free(d);
+ *   }
+ *
+ * Run with `mpirun -np N program` (CI: --oversubscribe --allow-run-as-root).
+ * Each process takes its share of every global batch; gradients are summed
+ * with MPI_Allreduce once backward is done (not yet overlapped with it), so
+ * every process takes the same optimizer step. A process that dies ends
+ * the job through mpirun, which names its rank; a process whose fit fails
+ * makes the others stop at the same step with a message naming it.
+ */
+#ifndef NABLA_DIST_H
+#define NABLA_DIST_H
+
+#include <stdbool.h>
+
+#include "train.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct nb_dist nb_dist; /* opaque */
+
+/* Whether this process was started by mpirun (Open MPI's or a PMI
+ * launcher's environment), so that MPI should be initialized. */
+bool nb_dist_launched(void);
+
+/* Joins the processes mpirun started: initializes MPI (funneled threads)
+ * unless the program did, and works on a duplicate of MPI_COMM_WORLD with
+ * errors returned, not fatal. Without mpirun (nb_dist_launched false) MPI
+ * is left alone and the result is one process, rank 0 of 1. The caller
+ * frees it with nb_dist_free. NULL with nb_last_error() set when MPI fails
+ * to start. argc, argv may be NULL. */
+nb_dist *nb_dist_init(int *argc, char ***argv);
+
+int nb_dist_rank(const nb_dist *d);
+int nb_dist_size(const nb_dist *d);
+
+/* fit's hooks over this group (nb_fit_opts.dist), owned by d; NULL for a
+ * single process, where fit needs none. With check_weights, fit compares a
+ * hash of the weights between the processes after every epoch. */
+const nb_fit_dist *nb_dist_fit(nb_dist *d, bool check_weights);
+
+/* Seconds spent in the gradients' allreduces so far, and their count. */
+double nb_dist_allreduce_seconds(const nb_dist *d, long *calls);
+
+/* Waits for every process. NB_ERROR with nb_last_error() when MPI fails. */
+nb_status nb_dist_barrier(nb_dist *d);
+
+/* Frees d, and finalizes MPI if nb_dist_init initialized it. NULL is allowed. */
+void nb_dist_free(nb_dist *d);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
