@@ -67,10 +67,12 @@ const char *nb_last_error(void);
 typedef enum nb_error_kind {
     /* No error: nothing has failed on this thread yet, or the graph is fine. */
     NB_ERR_NONE = 0,
-    /* The caller passed something wrong: a NULL pointer, a value outside
-     * its range (a negative learning rate, a batch size of 0), shapes that
-     * do not fit together, a node of another graph, a call out of order.
-     * Fix the call; retrying it unchanged fails the same way. */
+    /* The caller passed something wrong: a NULL pointer, a setting
+     * outside its range (a negative or NaN learning rate, a batch size of
+     * 0), shapes that do not fit together, a node of another graph, a call
+     * out of order. Also what nb_graph_fail reports, and the errors of parts
+     * not yet converted to name a kind. Fix the call; retrying it unchanged
+     * fails the same way. */
     NB_ERR_INVALID_ARGUMENT,
     /* An allocation failed. Nothing was half-done: free memory (smaller
      * batches, fewer threads, another model) and the same call may work. */
