@@ -198,7 +198,7 @@ nb_optimizer *nb_optimizer_new(const nb_optimizer_config *cfg, int n, nb_tensor 
             }
         const size_t p = padded(t->size);
         if (p < t->size || (per && p > (SIZE_MAX / sizeof(float) - floats) / (size_t)per)) {
-            nb__set_error(NB_ERR_UNSUPPORTED, "optimizer: state for tensor %d ('%s') is too large", i, t->name);
+            nb__set_error(NB_ERR_OUT_OF_MEMORY, "optimizer: state for tensor %d ('%s') is too large", i, t->name);
             return NULL;
         }
         floats += (size_t)per * p;
