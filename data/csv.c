@@ -47,20 +47,21 @@ static int parse_fields(char *line, int k, float *vals, locale_t c_locale, const
         while (e > s && is_blank(e[-1])) e--;
         *e = '\0';
         if (strpbrk(s, "xX")) { /* strtof reads hexadecimal too: "0x10" is 16 */
-            nb__set_last_error("data: %s:%ld: field %d '%.40s' is not a number", path, lineno, j + 1, s);
+            nb__set_error(NB_ERR_CORRUPT, "data: %s:%ld: field %d '%.40s' is not a number", path,
+                          lineno, j + 1, s);
             return -1;
         }
         char *stop = s;
         errno = 0;
         float v = strtof_l(s, &stop, c_locale);
         if (s == e || stop != e) {
-            nb__set_last_error("data: %s:%ld: field %d '%.40s' is not a number", path, lineno,
-                               j + 1, s);
+            nb__set_error(NB_ERR_CORRUPT, "data: %s:%ld: field %d '%.40s' is not a number", path,
+                          lineno, j + 1, s);
             return -1;
         }
         if (!isfinite(v)) {
-            nb__set_last_error("data: %s:%ld: field %d '%.40s' is not a finite float", path,
-                               lineno, j + 1, s);
+            nb__set_error(NB_ERR_NONFINITE, "data: %s:%ld: field %d '%.40s' is not a finite float",
+                          path, lineno, j + 1, s);
             return -1;
         }
         vals[j] = v;
@@ -71,19 +72,20 @@ static int parse_fields(char *line, int k, float *vals, locale_t c_locale, const
 
 nb_status nb_load_csv(const char *path, int label_col, bool skip_header, nb_dataset *out) {
     if (!out) {
-        nb__set_last_error("data: nb_load_csv: out is NULL");
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "data: nb_load_csv: out is NULL");
         return NB_ERROR;
     }
     memset(out, 0, sizeof *out);
     if (!path) {
-        nb__set_last_error("data: nb_load_csv: path is NULL");
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "data: nb_load_csv: path is NULL");
         return NB_ERROR;
     }
     int fd = nb__data_open(path, "a CSV file");
     if (fd < 0) return NB_ERROR;
     FILE *f = fdopen(fd, "r");
     if (!f) {
-        nb__set_last_error("data: %s: cannot open: %s", path, strerror(errno));
+        int e = errno;
+        nb__set_error(nb__errno_kind(e), "data: %s: cannot open: %s", path, strerror(e));
         close(fd);
         return NB_ERROR;
     }
@@ -91,7 +93,9 @@ nb_status nb_load_csv(const char *path, int label_col, bool skip_header, nb_data
     // another thread may be using): a locale object of its own.
     locale_t c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
     if (!c_locale) {
-        nb__set_last_error("data: %s: cannot make the C locale: %s", path, strerror(errno));
+        int e = errno;
+        nb__set_error(nb__errno_kind(e), "data: %s: cannot make the C locale: %s", path,
+                      strerror(e));
         fclose(f);
         return NB_ERROR;
     }
@@ -119,8 +123,8 @@ nb_status nb_load_csv(const char *path, int label_col, bool skip_header, nb_data
                 lineno++;
                 goto oom;
             }
-            nb__set_last_error("data: %s:%ld: read error: %s", path, lineno + 1,
-                               errno ? strerror(errno) : "unknown");
+            nb__set_error(NB_ERR_IO, "data: %s:%ld: read error: %s", path, lineno + 1,
+                          errno ? strerror(errno) : "unknown");
             goto fail;
         }
         lineno++;
@@ -130,8 +134,8 @@ nb_status nb_load_csv(const char *path, int label_col, bool skip_header, nb_data
             s += 3;  // a UTF-8 byte-order mark, as spreadsheet programs write
         if (lineno == 1 && skip_header) continue;
         if ((size_t)len != strlen(line)) {
-            nb__set_last_error("data: %s:%ld: line holds a NUL byte (not a text file?)", path,
-                               lineno);
+            nb__set_error(NB_ERR_CORRUPT, "data: %s:%ld: line holds a NUL byte (not a text file?)",
+                          path, lineno);
             goto fail;
         }
         size_t l = strlen(s);
@@ -143,7 +147,9 @@ nb_status nb_load_csv(const char *path, int label_col, bool skip_header, nb_data
             continue;
         }
         if (blank_at) {
-            nb__set_last_error("data: %s:%ld: empty line before more data (only trailing empty lines are allowed)", path, blank_at);
+            nb__set_error(NB_ERR_CORRUPT,
+                          "data: %s:%ld: empty line before more data (only trailing empty lines are allowed)",
+                          path, blank_at);
             goto fail;
         }
 
@@ -152,22 +158,24 @@ nb_status nb_load_csv(const char *path, int label_col, bool skip_header, nb_data
             k = fields;
             first_line = lineno;
             if (k < 2) {
-                nb__set_last_error("data: %s:%ld: 1 field; need at least one feature and a label",
-                                   path, lineno);
+                nb__set_error(NB_ERR_CORRUPT,
+                              "data: %s:%ld: 1 field; need at least one feature and a label", path,
+                              lineno);
                 goto fail;
             }
             lc = label_col < 0 ? k + label_col : label_col;
             if (label_col < -k || label_col >= k) {
-                nb__set_last_error("data: %s: label column %d is outside the %d fields of line %ld",
-                                   path, label_col, k, lineno);
+                nb__set_error(NB_ERR_INVALID_ARGUMENT,
+                              "data: %s: label column %d is outside the %d fields of line %ld",
+                              path, label_col, k, lineno);
                 goto fail;
             }
             dim = k - 1;
             row = malloc((size_t)k * sizeof *row);
             if (!row) goto oom;
         } else if (fields != k) {
-            nb__set_last_error("data: %s:%ld: %d fields, expected %d as on line %ld", path, lineno,
-                               fields, k, first_line);
+            nb__set_error(NB_ERR_CORRUPT, "data: %s:%ld: %d fields, expected %d as on line %ld",
+                          path, lineno, fields, k, first_line);
             goto fail;
         }
         if (parse_fields(s, k, row, c_locale, path, lineno) != 0) goto fail;
@@ -176,7 +184,7 @@ nb_status nb_load_csv(const char *path, int label_col, bool skip_header, nb_data
             size_t next = cap ? 2 * cap : 256;
             if (next > (size_t)INT32_MAX) next = (size_t)INT32_MAX;
             if ((size_t)n == next || next > SIZE_MAX / sizeof(float) / (size_t)dim) {
-                nb__set_last_error("data: %s:%ld: too many examples", path, lineno);
+                nb__set_error(NB_ERR_UNSUPPORTED, "data: %s:%ld: too many examples", path, lineno);
                 goto fail;
             }
             float *nx = realloc(x, next * (size_t)dim * sizeof *x);
@@ -195,8 +203,8 @@ nb_status nb_load_csv(const char *path, int label_col, bool skip_header, nb_data
         n++;
     }
     if (n == 0) {
-        nb__set_last_error("data: %s: no data lines%s", path,
-                           skip_header && lineno > 0 ? " after the header" : "");
+        nb__set_error(NB_ERR_CORRUPT, "data: %s: no data lines%s", path,
+                      skip_header && lineno > 0 ? " after the header" : "");
         goto fail;
     }
 
@@ -221,7 +229,7 @@ nb_status nb_load_csv(const char *path, int label_col, bool skip_header, nb_data
     return NB_OK;
 
 oom:
-    nb__set_last_error("data: %s:%ld: out of memory", path, lineno);
+    nb__set_error(NB_ERR_OUT_OF_MEMORY, "data: %s:%ld: out of memory", path, lineno);
 fail:
     free(line);
     free(row);

@@ -17,17 +17,19 @@ void nb_dataset_free(nb_dataset *d) {
 
 nb_status nb_dataset_slice(const nb_dataset *src, int start, int count, nb_dataset *out) {
     if (!out) {
-        nb__set_last_error("data: slice: out is NULL");
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "data: slice: out is NULL");
         return NB_ERROR;
     }
     if (!src || !src->x || !src->y || src->n < 1 || src->dim < 1) {
-        nb__set_last_error("data: slice: source dataset is %s", src ? "empty" : "NULL");
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "data: slice: source dataset is %s",
+                      src ? "empty" : "NULL");
         goto fail;
     }
     // In 64 bits so that start + count cannot wrap.
     if (start < 0 || count < 1 || (long long)start + count > src->n) {
-        nb__set_last_error("data: slice: examples [%d, %lld) are not a non-empty range inside "
-                           "[0, %d)", start, (long long)start + count, src->n);
+        nb__set_error(NB_ERR_INVALID_ARGUMENT,
+                      "data: slice: examples [%d, %lld) are not a non-empty range inside "
+                      "[0, %d)", start, (long long)start + count, src->n);
         goto fail;
     }
     size_t dim = (size_t)src->dim;
@@ -36,7 +38,8 @@ nb_status nb_dataset_slice(const nb_dataset *src, int start, int count, nb_datas
     if (!x || !y) {
         free(x);
         free(y);
-        nb__set_last_error("data: slice: out of memory for %d examples of %zu floats", count, dim);
+        nb__set_error(NB_ERR_OUT_OF_MEMORY,
+                      "data: slice: out of memory for %d examples of %zu floats", count, dim);
         goto fail;
     }
     memcpy(x, src->x + (size_t)start * dim, (size_t)count * dim * sizeof *x);
@@ -62,12 +65,13 @@ void nb_dataset_scale(nb_dataset *d, float factor) {
 
 nb_status nb_standardizer_fit(nb_standardizer *s, const nb_dataset *train) {
     if (!s) {
-        nb__set_last_error("data: standardizer: s is NULL");
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "data: standardizer: s is NULL");
         return NB_ERROR;
     }
     memset(s, 0, sizeof *s);
     if (!train || !train->x || train->n < 1 || train->dim < 1) {
-        nb__set_last_error("data: standardizer: training set is %s", train ? "empty" : "NULL");
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "data: standardizer: training set is %s",
+                      train ? "empty" : "NULL");
         return NB_ERROR;
     }
     size_t n = (size_t)train->n, dim = (size_t)train->dim;
@@ -78,7 +82,8 @@ nb_status nb_standardizer_fit(nb_standardizer *s, const nb_dataset *train) {
         free(std);
         free(acc);
         free(mu);
-        nb__set_last_error("data: standardizer: out of memory for %zu features", dim);
+        nb__set_error(NB_ERR_OUT_OF_MEMORY, "data: standardizer: out of memory for %zu features",
+                      dim);
         return NB_ERROR;
     }
     // Two passes in double: the one-pass E[x²] - E[x]² cancels when a
@@ -116,16 +121,17 @@ nb_status nb_standardizer_fit(nb_standardizer *s, const nb_dataset *train) {
 
 nb_status nb_standardizer_apply(const nb_standardizer *s, nb_dataset *d) {
     if (!s || !s->mean || !s->std || s->dim < 1) {
-        nb__set_last_error("data: standardizer: %s", s ? "not fitted" : "s is NULL");
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "data: standardizer: %s",
+                      s ? "not fitted" : "s is NULL");
         return NB_ERROR;
     }
     if (!d) {
-        nb__set_last_error("data: standardizer: dataset is NULL");
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "data: standardizer: dataset is NULL");
         return NB_ERROR;
     }
     if (d->dim != s->dim) {
-        nb__set_last_error("data: standardizer: dataset has %d features, fitted on %d", d->dim,
-                           s->dim);
+        nb__set_error(NB_ERR_INVALID_ARGUMENT,
+                      "data: standardizer: dataset has %d features, fitted on %d", d->dim, s->dim);
         return NB_ERROR;
     }
     if (!d->x || d->n < 1) return NB_OK;
@@ -184,7 +190,8 @@ static bool alloc_like(const nb_dataset *like, int n, nb_dataset *r, const char 
         free(r->x);
         free(r->y);
         memset(r, 0, sizeof *r);
-        nb__set_last_error("data: %s: out of memory for %d examples of %zu floats", fn, n, dim);
+        nb__set_error(NB_ERR_OUT_OF_MEMORY, "data: %s: out of memory for %d examples of %zu floats",
+                      fn, n, dim);
         return false;
     }
     return true;
@@ -216,28 +223,30 @@ static nb_status fail_out(nb_dataset *out, const nb_dataset *in1, const nb_datas
 nb_status nb_dataset_select(const nb_dataset *src, const int *classes, int n_kept,
                             const int *new_labels, nb_dataset *out) {
     if (!out) {
-        nb__set_last_error("data: nb_dataset_select: out is NULL");
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "data: nb_dataset_select: out is NULL");
         return NB_ERROR;
     }
     if (!usable(src)) {
-        nb__set_last_error("data: nb_dataset_select: source dataset is %s", src ? "empty" : "NULL");
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "data: nb_dataset_select: source dataset is %s",
+                      src ? "empty" : "NULL");
         return fail_out(out, src, NULL);
     }
     if (src->n_classes < 1) {
-        nb__set_last_error("data: nb_dataset_select: the source's labels are not class indices "
-                           "(n_classes is %d)", src->n_classes);
+        nb__set_error(NB_ERR_INVALID_ARGUMENT,
+                      "data: nb_dataset_select: the source's labels are not class indices "
+                      "(n_classes is %d)", src->n_classes);
         return fail_out(out, src, NULL);
     }
     if (!classes || n_kept < 1 || n_kept > src->n_classes) {
-        nb__set_last_error("data: nb_dataset_select: %d classes asked for (classes %s); need 1 to "
-                           "the source's %d", n_kept, classes ? "given" : "NULL",
-                           src->n_classes);
+        nb__set_error(NB_ERR_INVALID_ARGUMENT,
+                      "data: nb_dataset_select: %d classes asked for (classes %s); need 1 to "
+                      "the source's %d", n_kept, classes ? "given" : "NULL", src->n_classes);
         return fail_out(out, src, NULL);
     }
     // new label of each source class, -1 where the class is dropped
     int *map = malloc((size_t)src->n_classes * sizeof *map);
     if (!map) {
-        nb__set_last_error("data: nb_dataset_select: out of memory");
+        nb__set_error(NB_ERR_OUT_OF_MEMORY, "data: nb_dataset_select: out of memory");
         return fail_out(out, src, NULL);
     }
     for (int c = 0; c < src->n_classes; c++) map[c] = -1;
@@ -245,17 +254,20 @@ nb_status nb_dataset_select(const nb_dataset *src, const int *classes, int n_kep
     for (int k = 0; k < n_kept; k++) {
         int c = classes[k], l = new_labels ? new_labels[k] : k;
         if (c < 0 || c >= src->n_classes) {
-            nb__set_last_error("data: nb_dataset_select: class %d (entry %d) is outside the "
-                               "source's [0, %d)", c, k, src->n_classes);
+            nb__set_error(NB_ERR_INVALID_ARGUMENT,
+                          "data: nb_dataset_select: class %d (entry %d) is outside the "
+                          "source's [0, %d)", c, k, src->n_classes);
             goto fail;
         }
         if (map[c] >= 0) {
-            nb__set_last_error("data: nb_dataset_select: class %d is chosen twice (entry %d)", c, k);
+            nb__set_error(NB_ERR_INVALID_ARGUMENT,
+                          "data: nb_dataset_select: class %d is chosen twice (entry %d)", c, k);
             goto fail;
         }
         if (l < 0 || l >= DATA_MAX_LABEL) {
-            nb__set_last_error("data: nb_dataset_select: new label %d (entry %d) is outside "
-                               "[0, %d)", l, k, DATA_MAX_LABEL);
+            nb__set_error(NB_ERR_INVALID_ARGUMENT,
+                          "data: nb_dataset_select: new label %d (entry %d) is outside [0, %d)",
+                          l, k, DATA_MAX_LABEL);
             goto fail;
         }
         map[c] = l;
@@ -266,15 +278,17 @@ nb_status nb_dataset_select(const nb_dataset *src, const int *classes, int n_kep
     for (int i = 0; i < src->n; i++) {
         float v = src->y[i];
         if (!(v >= 0 && v < (float)src->n_classes && v == floorf(v))) {
-            nb__set_last_error("data: nb_dataset_select: label %g of example %d is not a class "
-                               "index in [0, %d)", v, i, src->n_classes);
+            nb__set_error(NB_ERR_INVALID_ARGUMENT,
+                          "data: nb_dataset_select: label %g of example %d is not a class "
+                          "index in [0, %d)", v, i, src->n_classes);
             goto fail;
         }
         kept += map[(int)v] >= 0;
     }
     if (kept == 0) {
-        nb__set_last_error("data: nb_dataset_select: none of the %d examples has one of the %d "
-                           "chosen classes", src->n, n_kept);
+        nb__set_error(NB_ERR_INVALID_ARGUMENT,
+                      "data: nb_dataset_select: none of the %d examples has one of the %d "
+                      "chosen classes", src->n, n_kept);
         goto fail;
     }
     nb_dataset r;
@@ -297,23 +311,26 @@ fail:
 
 nb_status nb_dataset_sample(const nb_dataset *src, int count, uint64_t seed, nb_dataset *out) {
     if (!out) {
-        nb__set_last_error("data: nb_dataset_sample: out is NULL");
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "data: nb_dataset_sample: out is NULL");
         return NB_ERROR;
     }
     if (!usable(src)) {
-        nb__set_last_error("data: nb_dataset_sample: source dataset is %s", src ? "empty" : "NULL");
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "data: nb_dataset_sample: source dataset is %s",
+                      src ? "empty" : "NULL");
         return fail_out(out, src, NULL);
     }
     if (count < 1 || count > src->n) {
-        nb__set_last_error("data: nb_dataset_sample: count %d is not in [1, %d] (the source's "
-                           "examples)", count, src->n);
+        nb__set_error(NB_ERR_INVALID_ARGUMENT,
+                      "data: nb_dataset_sample: count %d is not in [1, %d] (the source's "
+                      "examples)", count, src->n);
         return fail_out(out, src, NULL);
     }
     int *perm = malloc((size_t)src->n * sizeof *perm);
     unsigned char *chosen = calloc((size_t)src->n, 1);
     nb_dataset r;
     if (!perm || !chosen) {
-        nb__set_last_error("data: nb_dataset_sample: out of memory for %d indices", src->n);
+        nb__set_error(NB_ERR_OUT_OF_MEMORY, "data: nb_dataset_sample: out of memory for %d indices",
+                      src->n);
         goto fail;
     }
     if (!alloc_like(src, count, &r, "nb_dataset_sample")) goto fail;
@@ -338,19 +355,20 @@ fail:
 nb_status nb_dataset_split(const nb_dataset *src, int count, bool shuffle, uint64_t seed,
                            nb_dataset *first, nb_dataset *second) {
     if (!first || !second || first == second) {
-        nb__set_last_error("data: nb_dataset_split: %s", !first || !second
-                           ? "first or second is NULL" : "first and second are the same dataset");
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "data: nb_dataset_split: %s", !first || !second
+                      ? "first or second is NULL" : "first and second are the same dataset");
         if (first && first != src) memset(first, 0, sizeof *first);
         if (second && second != src) memset(second, 0, sizeof *second);
         return NB_ERROR;
     }
     if (!usable(src) || src->n < 2 || count < 1 || count >= src->n) {
         if (!usable(src))
-            nb__set_last_error("data: nb_dataset_split: source dataset is %s",
-                               src ? "empty" : "NULL");
+            nb__set_error(NB_ERR_INVALID_ARGUMENT, "data: nb_dataset_split: source dataset is %s",
+                          src ? "empty" : "NULL");
         else
-            nb__set_last_error("data: nb_dataset_split: count %d leaves a part empty: need 1 to "
-                               "%d of the %d examples", count, src->n - 1, src->n);
+            nb__set_error(NB_ERR_INVALID_ARGUMENT,
+                          "data: nb_dataset_split: count %d leaves a part empty: need 1 to "
+                          "%d of the %d examples", count, src->n - 1, src->n);
         fail_out(first, src, NULL);
         fail_out(second, src, NULL);
         return NB_ERROR;
@@ -359,7 +377,8 @@ nb_status nb_dataset_split(const nb_dataset *src, int count, bool shuffle, uint6
     int *perm = malloc((size_t)n * sizeof *perm);
     nb_dataset a = {0}, b = {0};
     if (!perm) {
-        nb__set_last_error("data: nb_dataset_split: out of memory for %d indices", n);
+        nb__set_error(NB_ERR_OUT_OF_MEMORY, "data: nb_dataset_split: out of memory for %d indices",
+                      n);
         goto fail;
     }
     if (shuffle) nb_shuffle(perm, n, seed, STREAM_SPLIT);
@@ -386,24 +405,26 @@ fail:
 
 nb_status nb_dataset_concat(const nb_dataset *a, const nb_dataset *b, nb_dataset *out) {
     if (!out) {
-        nb__set_last_error("data: nb_dataset_concat: out is NULL");
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "data: nb_dataset_concat: out is NULL");
         return NB_ERROR;
     }
     if (!usable(a) || !usable(b)) {
         const nb_dataset *bad = usable(a) ? b : a;
-        nb__set_last_error("data: nb_dataset_concat: %s dataset is %s", bad == a ? "first" : "second",
-                           bad ? "empty" : "NULL");
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "data: nb_dataset_concat: %s dataset is %s",
+                      bad == a ? "first" : "second", bad ? "empty" : "NULL");
         return fail_out(out, a, b);
     }
     if (a->dim != b->dim || a->rows != b->rows || a->cols != b->cols) {
-        nb__set_last_error("data: nb_dataset_concat: examples differ in shape: %d x %d (%d "
-                           "features) and %d x %d (%d features)", a->rows, a->cols, a->dim,
-                           b->rows, b->cols, b->dim);
+        nb__set_error(NB_ERR_INVALID_ARGUMENT,
+                      "data: nb_dataset_concat: examples differ in shape: %d x %d (%d "
+                      "features) and %d x %d (%d features)", a->rows, a->cols, a->dim, b->rows,
+                      b->cols, b->dim);
         return fail_out(out, a, b);
     }
     if ((long long)a->n + b->n > INT32_MAX) {
-        nb__set_last_error("data: nb_dataset_concat: %d + %d examples is more than %d", a->n,
-                           b->n, INT32_MAX);
+        nb__set_error(NB_ERR_UNSUPPORTED,
+                      "data: nb_dataset_concat: %d + %d examples is more than %d", a->n, b->n,
+                      INT32_MAX);
         return fail_out(out, a, b);
     }
     nb_dataset r;
@@ -435,11 +456,13 @@ struct nb_batches {
 
 nb_batches *nb_batches_new(const nb_dataset *d, int batch_size, bool shuffle, uint64_t seed) {
     if (!usable(d)) {
-        nb__set_last_error("data: nb_batches_new: dataset is %s", d ? "empty" : "NULL");
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "data: nb_batches_new: dataset is %s",
+                      d ? "empty" : "NULL");
         return NULL;
     }
     if (batch_size < 1) {
-        nb__set_last_error("data: nb_batches_new: batch size %d is below 1", batch_size);
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "data: nb_batches_new: batch size %d is below 1",
+                      batch_size);
         return NULL;
     }
     int batch = batch_size < d->n ? batch_size : d->n;
@@ -459,14 +482,16 @@ nb_batches *nb_batches_new(const nb_dataset *d, int batch_size, bool shuffle, ui
     return b;
 oom:
     nb_batches_free(b);
-    nb__set_last_error("data: nb_batches_new: out of memory for batches of %d x %d floats",
-                       batch, d->dim);
+    nb__set_error(NB_ERR_OUT_OF_MEMORY,
+                  "data: nb_batches_new: out of memory for batches of %d x %d floats", batch,
+                  d->dim);
     return NULL;
 }
 
 int nb_batches_next(nb_batches *b, const float **x, const float **y) {
     if (!b || !x || !y) {
-        nb__set_last_error("data: nb_batches_next: %s is NULL", !b ? "the iterator" : !x ? "x" : "y");
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "data: nb_batches_next: %s is NULL",
+                      !b ? "the iterator" : !x ? "x" : "y");
         return -1;
     }
     if (b->next >= b->n) {

@@ -51,26 +51,27 @@ int nb__data_open(const char *path, const char *what) {
     // O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer.
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
-        nb__set_last_error("data: %s: cannot open: %s", path, strerror(errno));
+        nb__set_error(NB_ERR_IO, "data: %s: cannot open: %s", path, strerror(errno));
         return -1;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        nb__set_last_error("data: %s: cannot stat: %s", path, strerror(errno));
+        nb__set_error(NB_ERR_IO, "data: %s: cannot stat: %s", path, strerror(errno));
         goto fail;
     }
     if (S_ISDIR(st.st_mode)) {
-        nb__set_last_error("data: %s: is a folder, not %s", path, what);
+        nb__set_error(NB_ERR_IO, "data: %s: is a folder, not %s", path, what);
         goto fail;
     }
     if (!S_ISREG(st.st_mode)) {
-        nb__set_last_error("data: %s: is not a regular file (a FIFO, device or socket), not %s",
-                           path, what);
+        nb__set_error(NB_ERR_IO,
+                      "data: %s: is not a regular file (a FIFO, device or socket), not %s", path,
+                      what);
         goto fail;
     }
     int flags = fcntl(fd, F_GETFL);
     if (flags == -1 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1) {
-        nb__set_last_error("data: %s: cannot set blocking reads: %s", path, strerror(errno));
+        nb__set_error(NB_ERR_IO, "data: %s: cannot set blocking reads: %s", path, strerror(errno));
         goto fail;
     }
     return fd;
@@ -110,7 +111,7 @@ static ssize_t read_some(idx_file *f, unsigned char *buf, size_t len) {
         ssize_t r = read(f->fd, buf, len);
         if (r >= 0) return r;
         if (errno != EINTR) {
-            nb__set_last_error("data: %s: read error: %s", f->path, strerror(errno));
+            nb__set_error(NB_ERR_IO, "data: %s: read error: %s", f->path, strerror(errno));
             return -1;
         }
     }
@@ -153,13 +154,14 @@ static long long idx_read(idx_file *f, unsigned char *buf, size_t len) {
             if (fill(f, 2) != 0) return -1;
             if (f->z.avail_in == 0) break;  // the end
             if (f->z.avail_in < 2 || f->in[0] != 0x1f || f->in[1] != 0x8b) {
-                nb__set_last_error("data: %s: %s after the end of the gzip stream (trailing "
-                                   "data that is not another gzip member)", f->path,
-                                   f->z.avail_in < 2 ? "1 byte" : "bytes");
+                nb__set_error(NB_ERR_CORRUPT,
+                              "data: %s: %s after the end of the gzip stream (trailing "
+                              "data that is not another gzip member)", f->path,
+                              f->z.avail_in < 2 ? "1 byte" : "bytes");
                 return -1;
             }
             if (inflateReset(&f->z) != Z_OK) {
-                nb__set_last_error("data: %s: inflate: cannot restart", f->path);
+                nb__set_error(NB_ERR_CORRUPT, "data: %s: inflate: cannot restart", f->path);
                 return -1;
             }
             f->member_done = false;
@@ -182,14 +184,14 @@ static long long idx_read(idx_file *f, unsigned char *buf, size_t len) {
         } else if (r == Z_BUF_ERROR && want == f->z.avail_out && f->z.avail_in > 0) {
             // no progress with input and room for output: cannot happen
             // in zlib, but a loop that could spin forever is not kept
-            nb__set_last_error("data: %s: inflate made no progress", f->path);
+            nb__set_error(NB_ERR_CORRUPT, "data: %s: inflate made no progress", f->path);
             return -1;
         } else if (r == Z_MEM_ERROR) {
-            nb__set_last_error("data: %s: out of memory for inflate", f->path);
+            nb__set_error(NB_ERR_OUT_OF_MEMORY, "data: %s: out of memory for inflate", f->path);
             return -1;
         } else if (r != Z_OK && r != Z_BUF_ERROR) {
-            nb__set_last_error("data: %s: %s", f->path,
-                               f->z.msg ? f->z.msg : "corrupt gzip data");
+            nb__set_error(NB_ERR_CORRUPT, "data: %s: %s", f->path,
+                          f->z.msg ? f->z.msg : "corrupt gzip data");
             return -1;
         }
     }
@@ -227,7 +229,7 @@ static int idx_open(idx_file *f, const char *path, uint32_t want_magic, int rank
     if (f->gz) {
         f->in = malloc(IDX_IN_BYTES);
         if (!f->in) {
-            nb__set_last_error("data: %s: out of memory", path);
+            nb__set_error(NB_ERR_OUT_OF_MEMORY, "data: %s: out of memory", path);
             goto fail;
         }
         f->in[0] = head[0], f->in[1] = head[1];
@@ -235,7 +237,7 @@ static int idx_open(idx_file *f, const char *path, uint32_t want_magic, int rank
         f->z.avail_in = 2;
         // 15 + 16: a gzip wrapper only, its CRC-32 and length checked
         if (inflateInit2(&f->z, 15 + 16) != Z_OK) {
-            nb__set_last_error("data: %s: out of memory for inflate", path);
+            nb__set_error(NB_ERR_OUT_OF_MEMORY, "data: %s: out of memory for inflate", path);
             goto fail;
         }
         f->z_live = true;
@@ -246,27 +248,28 @@ static int idx_open(idx_file *f, const char *path, uint32_t want_magic, int rank
     }
     if (got < 0) goto fail;
     if (got < 4) {
-        nb__set_last_error("data: %s: truncated: %lld bytes, too short for an IDX header%s", path,
-                           got, cut_note(f));
+        nb__set_error(NB_ERR_CORRUPT,
+                      "data: %s: truncated: %lld bytes, too short for an IDX header%s", path, got,
+                      cut_note(f));
         goto fail;
     }
     uint32_t magic = be32(head);
     if (magic != want_magic) {
-        nb__set_last_error("data: %s: bad magic 0x%08x, expected 0x%08x (IDX %s: unsigned bytes, "
-                           "%d dimension%s)", path, magic, want_magic, kind, rank,
-                           rank == 1 ? "" : "s");
+        nb__set_error(NB_ERR_CORRUPT,
+                      "data: %s: bad magic 0x%08x, expected 0x%08x (IDX %s: unsigned bytes, "
+                      "%d dimension%s)", path, magic, want_magic, kind, rank, rank == 1 ? "" : "s");
         goto fail;
     }
     if ((size_t)got < head_len) {
-        nb__set_last_error("data: %s: truncated: header has %lld of its %zu bytes%s", path, got,
-                           head_len, cut_note(f));
+        nb__set_error(NB_ERR_CORRUPT, "data: %s: truncated: header has %lld of its %zu bytes%s",
+                      path, got, head_len, cut_note(f));
         goto fail;
     }
     for (int i = 0; i < rank; i++) {
         dims[i] = be32(head + 4 + 4 * i);
         if (dims[i] == 0 || dims[i] > INT_MAX) {
-            nb__set_last_error("data: %s: dimension %d is %u, must be in [1, %d]", path, i,
-                               dims[i], INT_MAX);
+            nb__set_error(NB_ERR_CORRUPT, "data: %s: dimension %d is %u, must be in [1, %d]", path,
+                          i, dims[i], INT_MAX);
             goto fail;
         }
     }
@@ -283,7 +286,8 @@ static unsigned char *idx_read_body(idx_file *f, size_t want, const char *what) 
     size_t cap = want < IDX_FIRST_CHUNK ? want : IDX_FIRST_CHUNK;
     unsigned char *buf = malloc(cap);
     if (!buf) {
-        nb__set_last_error("data: %s: out of memory for %zu %s bytes", path, cap, what);
+        nb__set_error(NB_ERR_OUT_OF_MEMORY, "data: %s: out of memory for %zu %s bytes", path, cap,
+                      what);
         return NULL;
     }
     size_t got = 0;
@@ -295,15 +299,16 @@ static unsigned char *idx_read_body(idx_file *f, size_t want, const char *what) 
         size_t next = cap > want / 2 ? want : 2 * cap;
         unsigned char *grown = realloc(buf, next);
         if (!grown) {
-            nb__set_last_error("data: %s: out of memory for %zu %s bytes", path, next, what);
+            nb__set_error(NB_ERR_OUT_OF_MEMORY, "data: %s: out of memory for %zu %s bytes", path,
+                          next, what);
             goto fail;
         }
         buf = grown;
         cap = next;
     }
     if (got < want) {
-        nb__set_last_error("data: %s: truncated: expected %zu %s bytes, got %zu%s", path, want,
-                           what, got, cut_note(f));
+        nb__set_error(NB_ERR_CORRUPT, "data: %s: truncated: expected %zu %s bytes, got %zu%s", path,
+                      want, what, got, cut_note(f));
         goto fail;
     }
     // Trailing bytes mean the header and the data disagree: the file is not
@@ -317,18 +322,21 @@ static unsigned char *idx_read_body(idx_file *f, size_t want, const char *what) 
     if (r > 0) {
         struct stat st;
         if (!f->gz && fstat(f->fd, &st) == 0)
-            nb__set_last_error("data: %s: trailing data: %lld bytes after the %zu declared %s "
-                               "bytes", path, (long long)st.st_size - (long long)lseek(f->fd, 0, SEEK_CUR) + 1,
-                               want, what);
+            nb__set_error(NB_ERR_CORRUPT,
+                          "data: %s: trailing data: %lld bytes after the %zu declared %s bytes",
+                          path, (long long)st.st_size - (long long)lseek(f->fd, 0, SEEK_CUR) + 1,
+                          want, what);
         else
-            nb__set_last_error("data: %s: trailing data: the gzip stream holds more than the %zu "
-                               "declared %s bytes", path, want, what);
+            nb__set_error(NB_ERR_CORRUPT,
+                          "data: %s: trailing data: the gzip stream holds more than the %zu "
+                          "declared %s bytes", path, want, what);
         goto fail;
     }
     if (f->cut) {
-        nb__set_last_error("data: %s: truncated gzip stream after the %zu %s bytes: unexpected "
-                           "end of file (its CRC and length trailer is missing or cut)", path,
-                           want, what);
+        nb__set_error(NB_ERR_CORRUPT,
+                      "data: %s: truncated gzip stream after the %zu %s bytes: unexpected "
+                      "end of file (its CRC and length trailer is missing or cut)", path, want,
+                      what);
         goto fail;
     }
     return buf;
@@ -339,12 +347,13 @@ fail:
 
 nb_status nb_load_idx(const char *images_path, const char *labels_path, nb_dataset *out) {
     if (!out) {
-        nb__set_last_error("data: nb_load_idx: out is NULL");
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "data: nb_load_idx: out is NULL");
         return NB_ERROR;
     }
     memset(out, 0, sizeof *out);
     if (!images_path || !labels_path) {
-        nb__set_last_error("data: nb_load_idx: %s path is NULL", images_path ? "labels" : "images");
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "data: nb_load_idx: %s path is NULL",
+                      images_path ? "labels" : "images");
         return NB_ERROR;
     }
 
@@ -357,8 +366,8 @@ nb_status nb_load_idx(const char *images_path, const char *labels_path, nb_datas
     uint64_t n = idim[0], rows = idim[1], cols = idim[2];
     uint64_t per = rows * cols;  // both < 2^31: no overflow in 64 bits
     if (per > INT_MAX || n > IDX_MAX_BYTES / per) {
-        nb__set_last_error("data: %s: %u images of %u x %u pixels is too large", images_path,
-                           idim[0], idim[1], idim[2]);
+        nb__set_error(NB_ERR_CORRUPT, "data: %s: %u images of %u x %u pixels is too large",
+                      images_path, idim[0], idim[1], idim[2]);
         goto fail;
     }
     if (idx_open(&fl, labels_path, IDX_MAGIC_LABELS, 1, ldim, "labels") != 0) goto fail;
@@ -367,8 +376,8 @@ nb_status nb_load_idx(const char *images_path, const char *labels_path, nb_datas
     // gzip file that claims gigabytes of pixels beside a labels file that
     // cannot back the claim, is refused without decompressing them.
     if (ldim[0] != idim[0]) {
-        nb__set_last_error("data: %s has %u images but %s has %u labels", images_path, idim[0],
-                           labels_path, ldim[0]);
+        nb__set_error(NB_ERR_CORRUPT, "data: %s has %u images but %s has %u labels", images_path,
+                      idim[0], labels_path, ldim[0]);
         goto fail;
     }
     lab = idx_read_body(&fl, (size_t)n, "label");
@@ -377,8 +386,8 @@ nb_status nb_load_idx(const char *images_path, const char *labels_path, nb_datas
     int max_label = 0;
     for (size_t i = 0; i < n; i++) {
         if (lab[i] > 254) {
-            nb__set_last_error("data: %s: label %u of example %zu is above 254", labels_path,
-                               lab[i], i);
+            nb__set_error(NB_ERR_CORRUPT, "data: %s: label %u of example %zu is above 254",
+                          labels_path, lab[i], i);
             goto fail;
         }
         if (lab[i] > max_label) max_label = lab[i];
@@ -392,7 +401,8 @@ nb_status nb_load_idx(const char *images_path, const char *labels_path, nb_datas
     x = nb__aligned_alloc(total * sizeof *x);
     y = nb__aligned_alloc((size_t)n * sizeof *y);
     if (!x || !y) {
-        nb__set_last_error("data: %s: out of memory for %zu floats", images_path, total);
+        nb__set_error(NB_ERR_OUT_OF_MEMORY, "data: %s: out of memory for %zu floats", images_path,
+                      total);
         goto fail;
     }
     for (size_t i = 0; i < total; i++) x[i] = (float)pix[i];
@@ -434,7 +444,7 @@ static char *find_idx_file(const char *dir, const char *name) {
     int slash = dl > 0 && dir[dl - 1] != '/';
     char *p = malloc(dl + (size_t)slash + nl + 4);
     if (!p) {
-        nb__set_last_error("data: out of memory");
+        nb__set_error(NB_ERR_OUT_OF_MEMORY, "data: out of memory");
         return NULL;
     }
     memcpy(p, dir, dl);
@@ -446,14 +456,15 @@ static char *find_idx_file(const char *dir, const char *name) {
     p[dl + nl] = '\0';
     if (stat(p, &st) == 0) return p;
     free(p);
-    nb__set_last_error("data: no %s[.gz] in %s; set NABLA_DATA or pass --data to the folder "
-                       "that holds the (Fashion-)MNIST files", name, dir);
+    nb__set_error(NB_ERR_IO, "data: no %s[.gz] in %s; set NABLA_DATA or pass --data to the folder "
+                  "that holds the (Fashion-)MNIST files", name, dir);
     return NULL;
 }
 
 nb_status nb_load_mnist_dir(const char *dir, nb_dataset *train, nb_dataset *test) {
     if (!train || !test) {
-        nb__set_last_error("data: nb_load_mnist_dir: %s is NULL", train ? "test" : "train");
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "data: nb_load_mnist_dir: %s is NULL",
+                      train ? "test" : "train");
         return NB_ERROR;
     }
     memset(train, 0, sizeof *train);
@@ -471,8 +482,8 @@ nb_status nb_load_mnist_dir(const char *dir, nb_dataset *train, nb_dataset *test
     if (nb_load_idx(paths[0], paths[1], train) != NB_OK) goto done;
     if (nb_load_idx(paths[2], paths[3], test) != NB_OK) goto done;
     if (train->dim != test->dim || train->rows != test->rows) {
-        nb__set_last_error("data: %s has %d x %d images but %s has %d x %d", paths[0], train->rows,
-                           train->cols, paths[2], test->rows, test->cols);
+        nb__set_error(NB_ERR_CORRUPT, "data: %s has %d x %d images but %s has %d x %d", paths[0],
+                      train->rows, train->cols, paths[2], test->rows, test->cols);
         goto done;
     }
     // One class count for both splits, so a test set that happens to lack

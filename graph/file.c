@@ -64,6 +64,7 @@ bool nb__atomic_open(nb_atomic_file *a, const char *path, char *err, size_t len)
     if (!a->tmp || !a->path) {
         snprintf(err, len, "out of memory");
         free(a->tmp), free(a->path);
+        errno = ENOMEM;
         return false;
     }
     /* An unnamed file in the target's folder (O_TMPFILE) gets a name only
@@ -89,9 +90,11 @@ bool nb__atomic_open(nb_atomic_file *a, const char *path, char *err, size_t len)
         errno = e;
     }
     if (!a->f) {
-        snprintf(err, len, "cannot create a temporary file beside it: %s", strerror(errno));
+        int e = errno;
+        snprintf(err, len, "cannot create a temporary file beside it: %s", strerror(e));
         free(a->tmp), free(a->path);
         memset(a, 0, sizeof *a);
+        errno = e;
         return false;
     }
     return true;
@@ -135,5 +138,6 @@ bool nb__atomic_commit(nb_atomic_file *a, bool ok, char *err, size_t len) {
     }
     free(a->tmp), free(a->path);
     memset(a, 0, sizeof *a);
+    if (e) errno = e;
     return !e;
 }

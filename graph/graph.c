@@ -7,22 +7,36 @@
 
 #include "graph/internal.h"
 
-nb_status nb_graph_fail(nb_graph *g, const char *fmt, ...) {
+static nb_status fail_v(nb_graph *g, nb_error_kind kind, const char *fmt, va_list ap) {
     if (!g) return NB_ERROR;
     if (g->status == NB_OK) {
-        va_list ap;
-        va_start(ap, fmt);
         vsnprintf(g->error, sizeof g->error, fmt, ap);
-        va_end(ap);
         g->status = NB_ERROR;
+        g->error_kind = kind;
     }
+    return NB_ERROR;
+}
+
+nb_status nb_graph_fail(nb_graph *g, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fail_v(g, NB_ERR_INVALID_ARGUMENT, fmt, ap);
+    va_end(ap);
+    return NB_ERROR;
+}
+
+nb_status nb__fail_kind(nb_graph *g, nb_error_kind kind, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fail_v(g, kind, fmt, ap);
+    va_end(ap);
     return NB_ERROR;
 }
 
 nb_graph *nb_graph_new(void) {
     nb__runtime_init();
     nb_graph *g = calloc(1, sizeof *g);
-    if (!g) nb__set_last_error("graph: out of memory");
+    if (!g) nb__set_error(NB_ERR_OUT_OF_MEMORY, "graph: out of memory");
     return g;
 }
 
@@ -45,6 +59,11 @@ nb_status nb_graph_status(const nb_graph *g) { return g ? g->status : NB_ERROR; 
 
 const char *nb_graph_error(const nb_graph *g) {
     return g ? g->error : "graph is NULL";
+}
+
+nb_error_kind nb_graph_error_kind(const nb_graph *g) {
+    if (!g) return NB_ERR_INVALID_ARGUMENT;
+    return g->status == NB_OK ? NB_ERR_NONE : g->error_kind;
 }
 
 void nb_graph_set_seed(nb_graph *g, uint64_t seed) {
@@ -73,7 +92,7 @@ static nb_node *node_add(nb_graph *g, nb_kind kind, const nb_op *op, const char 
         int cap = g->cap_nodes ? 2 * g->cap_nodes : 64;
         nb_node **nodes = realloc(g->nodes, (size_t)cap * sizeof *nodes);
         if (!nodes) {
-            nb__fail(g, "%s: out of memory adding a node", what);
+            nb__fail_kind(g, NB_ERR_OUT_OF_MEMORY, "%s: out of memory adding a node", what);
             return NULL;
         }
         g->nodes = nodes;
@@ -81,7 +100,7 @@ static nb_node *node_add(nb_graph *g, nb_kind kind, const nb_op *op, const char 
     }
     nb_node *n = calloc(1, sizeof *n);
     if (!n) {
-        nb__fail(g, "%s: out of memory adding a node", what);
+        nb__fail_kind(g, NB_ERR_OUT_OF_MEMORY, "%s: out of memory adding a node", what);
         return NULL;
     }
     n->graph = g;
@@ -122,7 +141,7 @@ nb_node *nb__op_node(nb_graph *g, const nb_op *op, int n_in, nb_node *const *in,
     n->in = malloc((size_t)n_in * sizeof *n->in);
     if (!n->in) {
         node_drop_last(g);
-        nb__fail(g, "%s: out of memory", op->name);
+        nb__fail_kind(g, NB_ERR_OUT_OF_MEMORY, "%s: out of memory", op->name);
         return NULL;
     }
     memcpy(n->in, in, (size_t)n_in * sizeof *n->in);
@@ -154,7 +173,7 @@ static bool dims_ok(nb_graph *g, const char *what, int rank, const int *dims, in
         }
     size_t n;
     if (!nb__dims_size(rank, dims, &n)) {
-        nb__fail(g, "%s: more than 2^40 elements", what);
+        nb__fail_kind(g, NB_ERR_UNSUPPORTED, "%s: more than 2^40 elements", what);
         return false;
     }
     return true;
@@ -181,7 +200,8 @@ static nb_node *leaf_tensor(nb_graph *g, nb_tensor *t, nb_kind kind, const char 
     for (int i = 0; i < g->n_nodes; i++)
         if (g->nodes[i]->tensor == t && g->nodes[i]->kind == kind) return g->nodes[i];
     if (kind == NB_KIND_PARAM && t->trainable && nb__tensor_ensure_grad(t) != 0) {
-        nb__fail(g, "%s: out of memory for the gradient of '%s'", what, t->name);
+        nb__fail_kind(g, NB_ERR_OUT_OF_MEMORY, "%s: out of memory for the gradient of '%s'", what,
+                      t->name);
         return NULL;
     }
     nb_node *n = node_add(g, kind, NULL, what);
@@ -206,7 +226,7 @@ nb_node *nb_scalar(nb_graph *g, float v) {
         int cap = g->cap_owned ? 2 * g->cap_owned : 8;
         nb_tensor **owned = realloc(g->owned, (size_t)cap * sizeof *owned);
         if (!owned) {
-            nb__fail(g, "scalar: out of memory");
+            nb__fail_kind(g, NB_ERR_OUT_OF_MEMORY, "scalar: out of memory");
             return NULL;
         }
         g->owned = owned;
@@ -214,7 +234,7 @@ nb_node *nb_scalar(nb_graph *g, float v) {
     }
     nb_tensor *t = nb_tensor_new(0, NULL);
     if (!t) {
-        nb__fail(g, "scalar: out of memory");
+        nb__fail_kind(g, NB_ERR_OUT_OF_MEMORY, "scalar: out of memory");
         return NULL;
     }
     t->data[0] = v;

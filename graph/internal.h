@@ -15,8 +15,27 @@
 /* 64-byte aligned allocation (free with free); NULL on failure. */
 void *nb__aligned_alloc(size_t bytes);
 
-/* Sets the message nb_last_error returns. */
+/* Sets the message nb_last_error returns and the kind nb_last_error_kind
+ * returns, together. Every error site says its kind: a failed allocation is
+ * NB_ERR_OUT_OF_MEMORY, a failed open/read/write/fsync/rename NB_ERR_IO,
+ * malformed file content NB_ERR_CORRUPT, a caller's bad value
+ * NB_ERR_INVALID_ARGUMENT. */
+void nb__set_error(nb_error_kind kind, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The old form: nb__set_error with NB_ERR_INVALID_ARGUMENT. It stays while
+ * nn/ and train/ are converted to nb__set_error (their owner does that);
+ * new code says its kind instead. */
 void nb__set_last_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The kind of a failure reported through errno: ENOMEM is running out of
+ * memory, anything else the system refusing I/O. */
+nb_error_kind nb__errno_kind(int err);
+
+/* Sets the last error to a message about graph g (printf-style, usually
+ * the caller's name and nb_graph_error(g)) with g's kind, so that copying a
+ * graph's error out keeps what kind it was. */
+void nb__set_error_from_graph(const nb_graph *g, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* The most elements a tensor or node may have. */
 #define NB_MAX_ELEMENTS ((size_t)1 << 40)

@@ -97,6 +97,7 @@ struct nb_node {
 
 struct nb_graph {
     nb_status status;
+    nb_error_kind error_kind;
     char error[256];
     nb_node **nodes;
     int n_nodes, cap_nodes;
@@ -118,8 +119,15 @@ struct nb_graph {
 };
 
 /* Puts g in error with a printf-style message (the first error wins) and
- * returns NB_ERROR: nb_graph_fail, under the short name the ops use. */
+ * returns NB_ERROR: nb_graph_fail, under the short name the ops use. The
+ * kind is NB_ERR_INVALID_ARGUMENT: a shape or an argument that does not fit. */
 #define nb__fail nb_graph_fail
+
+/* nb__fail with the error's kind stated: out of memory for a node or the
+ * arena, a non-finite value caught by the finiteness check, a size beyond
+ * nabla's limits. */
+nb_status nb__fail_kind(nb_graph *g, nb_error_kind kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Adds an op node after checking g and the inputs (NULL, foreign graph)
  * and running op->infer. Returns NULL on error. */

@@ -45,7 +45,9 @@ static nb_status plan(nb_graph *g) {
     float *a = NULL;
     if (total) {
         a = nb__aligned_alloc(total * sizeof(float));
-        if (!a) return nb__fail(g, "graph: out of memory planning %zu bytes", total * sizeof(float));
+        if (!a)
+            return nb__fail_kind(g, NB_ERR_OUT_OF_MEMORY, "graph: out of memory planning %zu bytes",
+                                 total * sizeof(float));
         memset(a, 0, total * sizeof(float));
     }
     size_t off = 0;
@@ -167,8 +169,8 @@ static nb_status check_finite(nb_graph *g, const char *pass, const nb_node *n, c
                               size_t size) {
     for (size_t i = 0; i < size; i++)
         if (!isfinite(x[i]))
-            return nb__fail(g, "%s: non-finite value %g in node '%s' (op %s) at index %zu", pass,
-                            (double)x[i], n->name, nb_node_op(n), i);
+            return nb__fail_kind(g, NB_ERR_NONFINITE, "%s: non-finite value %g in node '%s' (op %s) at index %zu",
+                                 pass, (double)x[i], n->name, nb_node_op(n), i);
     return NB_OK;
 }
 
@@ -277,7 +279,8 @@ static nb_status prepare_grads(nb_graph *g, nb_node *loss) {
         if (n->kind == NB_KIND_PARAM) {
             need = n->live && n->tensor->trainable;
             if (need && nb__tensor_ensure_grad(n->tensor) != 0)
-                return nb__fail(g, "backward: out of memory for the gradient of '%s'", n->name);
+                return nb__fail_kind(g, NB_ERR_OUT_OF_MEMORY, "backward: out of memory for the gradient of '%s'",
+                                     n->name);
             n->grad = need ? n->tensor->grad : NULL;
             /* a trainable parameter this loss does not reach has a zero
              * gradient, not the last loss's */

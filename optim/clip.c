@@ -15,7 +15,7 @@ static bool clipped(const nb_tensor *t) { return t && t->trainable && t->grad; }
 
 static bool bad_bound(const char *what, float v) {
     if (v >= 0.0f) return false; /* +inf is fine: it clips nothing */
-    nb__set_last_error("clip: %s %g must be >= 0; nothing clipped", what, (double)v);
+    nb__set_error(NB_ERR_INVALID_ARGUMENT, "clip: %s %g must be >= 0; nothing clipped", what, (double)v);
     return true;
 }
 

@@ -103,43 +103,43 @@ static bool in_unit(float x) { return x >= 0.0f && x < 1.0f; } /* false for NaN 
 static bool check_config(const nb_optimizer_config *c) {
     const nb_optimizer_kind k = c->kind;
     if (!valid_kind(k)) {
-        nb__set_last_error("optimizer: unknown kind %d", (int)k);
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "optimizer: unknown kind %d", (int)k);
         return false;
     }
     const char *kn = names[k];
     if (!(c->lr > 0.0f) || !isfinite(c->lr)) {
-        nb__set_last_error("optimizer: %s: lr %g must be positive and finite", kn, (double)c->lr);
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "optimizer: %s: lr %g must be positive and finite", kn, (double)c->lr);
         return false;
     }
     if (uses_momentum(k) && !in_unit(c->momentum)) {
-        nb__set_last_error("optimizer: %s: momentum %g outside [0,1)", kn, (double)c->momentum);
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "optimizer: %s: momentum %g outside [0,1)", kn, (double)c->momentum);
         return false;
     }
     if (k == NB_RMSPROP && !in_unit(c->rho)) {
-        nb__set_last_error("optimizer: %s: rho %g outside [0,1)", kn, (double)c->rho);
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "optimizer: %s: rho %g outside [0,1)", kn, (double)c->rho);
         return false;
     }
     if (adam_family(k) && !in_unit(c->beta1)) {
-        nb__set_last_error("optimizer: %s: beta1 %g outside [0,1)", kn, (double)c->beta1);
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "optimizer: %s: beta1 %g outside [0,1)", kn, (double)c->beta1);
         return false;
     }
     if (adam_family(k) && !in_unit(c->beta2)) {
-        nb__set_last_error("optimizer: %s: beta2 %g outside [0,1)", kn, (double)c->beta2);
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "optimizer: %s: beta2 %g outside [0,1)", kn, (double)c->beta2);
         return false;
     }
     if (uses_epsilon(k) && (!(c->epsilon > 0.0f) || !isfinite(c->epsilon))) {
-        nb__set_last_error("optimizer: %s: epsilon %g must be positive and finite", kn,
-                           (double)c->epsilon);
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "optimizer: %s: epsilon %g must be positive and finite", kn,
+                      (double)c->epsilon);
         return false;
     }
     if (k == NB_ADAGRAD && (!(c->initial_accumulator >= 0.0f) || !isfinite(c->initial_accumulator))) {
-        nb__set_last_error("optimizer: %s: initial_accumulator %g must be >= 0 and finite", kn,
-                           (double)c->initial_accumulator);
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "optimizer: %s: initial_accumulator %g must be >= 0 and finite", kn,
+                      (double)c->initial_accumulator);
         return false;
     }
     if (!(c->weight_decay >= 0.0f) || !isfinite(c->weight_decay)) {
-        nb__set_last_error("optimizer: %s: weight_decay %g must be >= 0 and finite", kn,
-                           (double)c->weight_decay);
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "optimizer: %s: weight_decay %g must be >= 0 and finite", kn,
+                      (double)c->weight_decay);
         return false;
     }
     const float clips[3] = {c->clip_value, c->clip_norm, c->clip_global_norm};
@@ -147,17 +147,17 @@ static bool check_config(const nb_optimizer_config *c) {
     int set = 0;
     for (int i = 0; i < 3; i++) {
         if (!(clips[i] >= 0.0f) || !isfinite(clips[i])) {
-            nb__set_last_error("optimizer: %s: %s %g must be >= 0 and finite (0 is off)", kn,
-                               clip_names[i], (double)clips[i]);
+            nb__set_error(NB_ERR_INVALID_ARGUMENT, "optimizer: %s: %s %g must be >= 0 and finite (0 is off)", kn,
+                          clip_names[i], (double)clips[i]);
             return false;
         }
         set += clips[i] > 0.0f;
     }
     if (set > 1) {
-        nb__set_last_error("optimizer: %s: at most one of clip_value (%g), clip_norm (%g) and "
-                           "clip_global_norm (%g) may be set",
-                           kn, (double)c->clip_value, (double)c->clip_norm,
-                           (double)c->clip_global_norm);
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "optimizer: %s: at most one of clip_value (%g), clip_norm (%g) and "
+                      "clip_global_norm (%g) may be set",
+                      kn, (double)c->clip_value, (double)c->clip_norm,
+                      (double)c->clip_global_norm);
         return false;
     }
     return true;
@@ -169,16 +169,16 @@ static size_t padded(size_t floats) { return (floats + 15) & ~(size_t)15; }
 
 nb_optimizer *nb_optimizer_new(const nb_optimizer_config *cfg, int n, nb_tensor *const *params) {
     if (!cfg) {
-        nb__set_last_error("optimizer: config is NULL");
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "optimizer: config is NULL");
         return NULL;
     }
     if (!check_config(cfg)) return NULL;
     if (n < 0) {
-        nb__set_last_error("optimizer: %d tensors", n);
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "optimizer: %d tensors", n);
         return NULL;
     }
     if (n > 0 && !params) {
-        nb__set_last_error("optimizer: params is NULL for %d tensors", n);
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "optimizer: params is NULL for %d tensors", n);
         return NULL;
     }
     const int per = n_state(cfg->kind);
@@ -186,19 +186,19 @@ nb_optimizer *nb_optimizer_new(const nb_optimizer_config *cfg, int n, nb_tensor 
     for (int i = 0; i < n; i++) {
         const nb_tensor *t = params[i];
         if (!t) {
-            nb__set_last_error("optimizer: tensor %d is NULL", i);
+            nb__set_error(NB_ERR_INVALID_ARGUMENT, "optimizer: tensor %d is NULL", i);
             return NULL;
         }
         /* a tensor listed twice would be stepped twice and counted twice
          * in the global norm */
         for (int j = 0; j < i; j++)
             if (params[j] == t) {
-                nb__set_last_error("optimizer: tensor %d ('%s') is tensor %d again", i, t->name, j);
+                nb__set_error(NB_ERR_INVALID_ARGUMENT, "optimizer: tensor %d ('%s') is tensor %d again", i, t->name, j);
                 return NULL;
             }
         const size_t p = padded(t->size);
         if (p < t->size || (per && p > (SIZE_MAX / sizeof(float) - floats) / (size_t)per)) {
-            nb__set_last_error("optimizer: state for tensor %d ('%s') is too large", i, t->name);
+            nb__set_error(NB_ERR_OUT_OF_MEMORY, "optimizer: state for tensor %d ('%s') is too large", i, t->name);
             return NULL;
         }
         floats += (size_t)per * p;
@@ -210,8 +210,8 @@ nb_optimizer *nb_optimizer_new(const nb_optimizer_config *cfg, int n, nb_tensor 
     if (!o || (floats && !state)) {
         free(o);
         free(state);
-        nb__set_last_error("optimizer: out of memory for the state of %d tensors (%zu floats)", n,
-                           floats);
+        nb__set_error(NB_ERR_OUT_OF_MEMORY, "optimizer: out of memory for the state of %d tensors (%zu floats)", n,
+                      floats);
         return NULL;
     }
     o->cfg = *cfg;
@@ -378,7 +378,8 @@ float nb_optimizer_lr(const nb_optimizer *o) { return o ? o->cfg.lr : 0.0f; }
 void nb_optimizer_set_lr(nb_optimizer *o, float lr) {
     if (!o) return;
     if (!(lr >= 0.0f) || !isfinite(lr)) {
-        nb__set_last_error("optimizer: learning rate %g ignored: must be >= 0 and finite", (double)lr);
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "optimizer: learning rate %g ignored: must be >= 0 and finite",
+                      (double)lr);
         return;
     }
     o->cfg.lr = lr;
@@ -398,7 +399,7 @@ float nb_optimizer_momentum(const nb_optimizer *o) {
 void nb_optimizer_set_momentum(nb_optimizer *o, float m) {
     if (!nb_optimizer_has_momentum(o)) return;
     if (!in_unit(m)) {
-        nb__set_last_error("optimizer: momentum %g ignored: outside [0,1)", (double)m);
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "optimizer: momentum %g ignored: outside [0,1)", (double)m);
         return;
     }
     if (uses_momentum(o->cfg.kind))
@@ -429,13 +430,15 @@ int nb_optimizer_state_count(const nb_optimizer *o) { return o ? o->n * n_state(
 
 bool nb_optimizer_state(nb_optimizer *o, int i, nb_optimizer_state_entry *out) {
     if (!o || !out) {
-        nb__set_last_error("optimizer: state: %s is NULL", o ? "the entry pointer" : "the optimizer");
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "optimizer: state: %s is NULL",
+                      o ? "the entry pointer" : "the optimizer");
         return false;
     }
     const int per = n_state(o->cfg.kind), count = o->n * per;
     if (i < 0 || i >= count) {
-        nb__set_last_error("optimizer: state entry %d outside [0,%d) (%s has %d per tensor, %d tensors)", i, count,
-                           names[o->cfg.kind], per, o->n);
+        nb__set_error(NB_ERR_INVALID_ARGUMENT,
+                      "optimizer: state entry %d outside [0,%d) (%s has %d per tensor, %d tensors)", i, count,
+                      names[o->cfg.kind], per, o->n);
         return false;
     }
     const slot *sl = &o->slots[i / per];
@@ -449,15 +452,15 @@ double nb_optimizer_nadam_product(const nb_optimizer *o) { return o ? o->nadam_p
 
 bool nb_optimizer_set_steps(nb_optimizer *o, long steps, double nadam_product) {
     if (!o) {
-        nb__set_last_error("optimizer: set_steps: the optimizer is NULL");
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "optimizer: set_steps: the optimizer is NULL");
         return false;
     }
     if (steps < 0) {
-        nb__set_last_error("optimizer: set_steps: steps %ld must be >= 0", steps);
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "optimizer: set_steps: steps %ld must be >= 0", steps);
         return false;
     }
     if (o->cfg.kind == NB_NADAM && !(nadam_product > 0.0 && nadam_product <= 1.0)) {
-        nb__set_last_error("optimizer: set_steps: nadam's product %g outside (0,1]", nadam_product);
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "optimizer: set_steps: nadam's product %g outside (0,1]", nadam_product);
         return false;
     }
     o->steps = steps;
@@ -467,19 +470,20 @@ bool nb_optimizer_set_steps(nb_optimizer *o, long steps, double nadam_product) {
 
 bool nb_optimizer_copy_state(nb_optimizer *dst, const nb_optimizer *src) {
     if (!dst || !src) {
-        nb__set_last_error("optimizer: copy_state: %s optimizer is NULL", dst ? "the source" : "the destination");
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "optimizer: copy_state: %s optimizer is NULL",
+                      dst ? "the source" : "the destination");
         return false;
     }
     if (dst->cfg.kind != src->cfg.kind || dst->n != src->n) {
-        nb__set_last_error("optimizer: copy_state: %s with %d tensors into %s with %d tensors", names[src->cfg.kind],
-                           src->n, names[dst->cfg.kind], dst->n);
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "optimizer: copy_state: %s with %d tensors into %s with %d tensors",
+                      names[src->cfg.kind], src->n, names[dst->cfg.kind], dst->n);
         return false;
     }
     for (int i = 0; i < src->n; i++)
         if (src->slots[i].t->size != dst->slots[i].t->size) {
-            nb__set_last_error("optimizer: copy_state: tensor %d ('%s') has %zu elements, the destination's ('%s') %zu",
-                               i, src->slots[i].t->name, src->slots[i].t->size, dst->slots[i].t->name,
-                               dst->slots[i].t->size);
+            nb__set_error(NB_ERR_INVALID_ARGUMENT,
+                          "optimizer: copy_state: tensor %d ('%s') has %zu elements, the destination's ('%s') %zu", i,
+                          src->slots[i].t->name, src->slots[i].t->size, dst->slots[i].t->name, dst->slots[i].t->size);
             return false;
         }
     const int per = n_state(src->cfg.kind);

@@ -76,46 +76,46 @@ bool nb_schedule_parse(const char *name, nb_schedule_kind *kind) {
  * use are not looked at. */
 static bool positive(const char *what, float v) {
     if (isfinite(v) && v > 0) return true;
-    nb__set_last_error("schedule: %s is %g, must be finite and > 0", what, (double)v);
+    nb__set_error(NB_ERR_INVALID_ARGUMENT, "schedule: %s is %g, must be finite and > 0", what, (double)v);
     return false;
 }
 
 static bool non_negative(const char *what, float v) {
     if (isfinite(v) && v >= 0) return true;
-    nb__set_last_error("schedule: %s is %g, must be finite and >= 0", what, (double)v);
+    nb__set_error(NB_ERR_INVALID_ARGUMENT, "schedule: %s is %g, must be finite and >= 0", what, (double)v);
     return false;
 }
 
 static bool unit_interval(const char *what, float v) {
     if (isfinite(v) && v >= 0 && v < 1) return true;
-    nb__set_last_error("schedule: %s is %g, must be in [0,1)", what, (double)v);
+    nb__set_error(NB_ERR_INVALID_ARGUMENT, "schedule: %s is %g, must be in [0,1)", what, (double)v);
     return false;
 }
 
 static bool check_piecewise(const nb_schedule_config *c) {
     int n = c->n_boundaries;
     if (n < 1 || n > NB_SCHEDULE_MAX_PIECES) {
-        nb__set_last_error("schedule: n_boundaries is %d, must be in [1,%d]", n,
-                           NB_SCHEDULE_MAX_PIECES);
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "schedule: n_boundaries is %d, must be in [1,%d]", n,
+                      NB_SCHEDULE_MAX_PIECES);
         return false;
     }
     for (int i = 0; i < n; i++) {
         float b = c->boundaries[i];
         if (!isfinite(b)) {
-            nb__set_last_error("schedule: boundaries[%d] is %g, must be finite", i, (double)b);
+            nb__set_error(NB_ERR_INVALID_ARGUMENT, "schedule: boundaries[%d] is %g, must be finite", i, (double)b);
             return false;
         }
         if (i > 0 && !(b > c->boundaries[i - 1])) {
-            nb__set_last_error("schedule: boundaries not increasing: boundaries[%d] = %g "
-                               "after boundaries[%d] = %g",
-                               i, (double)b, i - 1, (double)c->boundaries[i - 1]);
+            nb__set_error(NB_ERR_INVALID_ARGUMENT, "schedule: boundaries not increasing: boundaries[%d] = %g "
+                          "after boundaries[%d] = %g",
+                          i, (double)b, i - 1, (double)c->boundaries[i - 1]);
             return false;
         }
     }
     for (int i = 0; i <= n; i++) {
         float v = c->values[i];
         if (!(isfinite(v) && v > 0)) {
-            nb__set_last_error("schedule: values[%d] is %g, must be finite and > 0", i, (double)v);
+            nb__set_error(NB_ERR_INVALID_ARGUMENT, "schedule: values[%d] is %g, must be finite and > 0", i, (double)v);
             return false;
         }
     }
@@ -136,23 +136,23 @@ static bool check_config(const nb_schedule_config *c) {
     case NB_SCHEDULE_PERFORMANCE:
         if (!positive("lr0", c->lr0)) return false;
         if (!(isfinite(c->factor) && c->factor > 0 && c->factor < 1)) {
-            nb__set_last_error("schedule: factor is %g, must be in (0,1)", (double)c->factor);
+            nb__set_error(NB_ERR_INVALID_ARGUMENT, "schedule: factor is %g, must be in (0,1)", (double)c->factor);
             return false;
         }
         if (c->patience < 0) {
-            nb__set_last_error("schedule: patience is %d, must be >= 0", c->patience);
+            nb__set_error(NB_ERR_INVALID_ARGUMENT, "schedule: patience is %d, must be >= 0", c->patience);
             return false;
         }
         return non_negative("min_lr", c->min_lr) && non_negative("min_delta", c->min_delta);
     case NB_SCHEDULE_ONECYCLE:
         if (c->total_steps < 1) {
-            nb__set_last_error("schedule: total_steps is %ld, must be >= 1", c->total_steps);
+            nb__set_error(NB_ERR_INVALID_ARGUMENT, "schedule: total_steps is %ld, must be >= 1", c->total_steps);
             return false;
         }
         if (!positive("max_lr", c->max_lr)) return false;
         if (!(isfinite(c->div_factor) && c->div_factor >= 1)) {
-            nb__set_last_error("schedule: div_factor is %g, must be finite and >= 1",
-                               (double)c->div_factor);
+            nb__set_error(NB_ERR_INVALID_ARGUMENT, "schedule: div_factor is %g, must be finite and >= 1",
+                          (double)c->div_factor);
             return false;
         }
         if (!unit_interval("final_fraction", c->final_fraction) ||
@@ -163,36 +163,37 @@ static bool check_config(const nb_schedule_config *c) {
          * half the cycle, a final rate of start/1000) */
         if (!(isfinite(c->pct_start) && c->pct_start >= 0 &&
               (double)c->pct_start <= 1.0 - (double)c->final_fraction + 1e-6)) {
-            nb__set_last_error("schedule: pct_start is %g, must be 0 (the default: half the cycle) or in "
-                               "(0, 1 - final_fraction] = (0, %g]",
-                               (double)c->pct_start, 1.0 - (double)c->final_fraction);
+            nb__set_error(NB_ERR_INVALID_ARGUMENT,
+                          "schedule: pct_start is %g, must be 0 (the default: half the cycle) or in "
+                          "(0, 1 - final_fraction] = (0, %g]", (double)c->pct_start, 1.0 - (double)c->final_fraction);
             return false;
         }
         if (!(isfinite(c->final_div_factor) && (c->final_div_factor == 0 || c->final_div_factor >= 1))) {
-            nb__set_last_error("schedule: final_div_factor is %g, must be 0 (the default, 1000) or finite and >= 1",
-                               (double)c->final_div_factor);
+            nb__set_error(NB_ERR_INVALID_ARGUMENT,
+                          "schedule: final_div_factor is %g, must be 0 (the default, 1000) or finite and >= 1",
+                          (double)c->final_div_factor);
             return false;
         }
         if (c->min_momentum > c->max_momentum) {
-            nb__set_last_error("schedule: min_momentum %g > max_momentum %g",
-                               (double)c->min_momentum, (double)c->max_momentum);
+            nb__set_error(NB_ERR_INVALID_ARGUMENT, "schedule: min_momentum %g > max_momentum %g",
+                          (double)c->min_momentum, (double)c->max_momentum);
             return false;
         }
         return true;
     }
-    nb__set_last_error("schedule: kind %d outside [0,%d]", (int)c->kind, N_KINDS - 1);
+    nb__set_error(NB_ERR_INVALID_ARGUMENT, "schedule: kind %d outside [0,%d]", (int)c->kind, N_KINDS - 1);
     return false;
 }
 
 nb_schedule *nb_schedule_new(const nb_schedule_config *cfg) {
     if (!cfg) {
-        nb__set_last_error("schedule: config is NULL");
+        nb__set_error(NB_ERR_INVALID_ARGUMENT, "schedule: config is NULL");
         return NULL;
     }
     if (!check_config(cfg)) return NULL;
     nb_schedule *s = calloc(1, sizeof *s);
     if (!s) {
-        nb__set_last_error("schedule: out of memory");
+        nb__set_error(NB_ERR_OUT_OF_MEMORY, "schedule: out of memory");
         return NULL;
     }
     s->cfg = *cfg;

@@ -3,7 +3,8 @@
  * for test_data.c: running out of memory in the middle of a line must be an
  * error, not the end of the file. A program of its own, because the cap and
  * (under AddressSanitizer) allocator_may_return_null must not touch the
- * test runner. Prints the outcome; exits 0 if the load failed, 1 if it
+ * test runner. Prints the outcome (on failure the message and its kind,
+ * for test_error_kinds.c); exits 0 if the load failed, 1 if it
  * succeeded, 2 if the cap could not be set. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +47,7 @@ int main(int argc, char **argv) {
     nb_status st = nb_load_csv(argv[1], -1, false, &d);
     setrlimit(RLIMIT_AS, &old);  // the sanitizers' reports at exit need memory
     if (st != NB_OK) {
-        printf("error: %s\n", nb_last_error());
+        printf("error: %s\nkind: %s\n", nb_last_error(), nb_error_kind_name(nb_last_error_kind()));
         return 0;
     }
     printf("loaded %d examples of %d features\n", d.n, d.dim);

@@ -44,7 +44,9 @@ typedef struct nb_dataset {
  * data (inside the gzip stream, or after it), counts that differ between
  * the two files, a label above 254. A gzip file of several members (as
  * `cat a.gz b.gz` makes) is read as their concatenation. On error *out is
- * left zeroed. */
+ * left zeroed. Kinds (nb_last_error_kind): NB_ERR_IO for a file that cannot
+ * be opened or read or is not a regular file, NB_ERR_CORRUPT for any fault
+ * of the content, NB_ERR_OUT_OF_MEMORY, NB_ERR_INVALID_ARGUMENT for NULL. */
 nb_status nb_load_idx(const char *images_path, const char *labels_path, nb_dataset *out);
 
 /* The default data folder: $NABLA_DATA if set and not empty, else
@@ -58,9 +60,9 @@ const char *nb_default_data_dir(void);
  * exists, else NAME, into train (60,000 for the real sets) and test
  * (10,000); other counts are accepted. Both get the same n_classes, 1 + the
  * largest label of either split. Errors: a missing file (the message names
- * the folder and the file and suggests NABLA_DATA / --data), anything
- * nb_load_idx refuses, image sizes that differ between the splits. On
- * error both are left zeroed. */
+ * the folder and the file and suggests NABLA_DATA / --data; NB_ERR_IO),
+ * anything nb_load_idx refuses, image sizes that differ between the splits
+ * (NB_ERR_CORRUPT). On error both are left zeroed. */
 nb_status nb_load_mnist_dir(const char *dir, nb_dataset *train, nb_dataset *test);
 
 /* Loads a CSV of numbers: one example per line, fields separated by commas
@@ -79,7 +81,12 @@ nb_status nb_load_mnist_dir(const char *dir, nb_dataset *train, nb_dataset *test
  * FIFO, /dev/zero: refused at once, never waited on or read), a read error,
  * memory running out in the middle of a line ("data.csv:12: out of
  * memory": never taken for the end of the file). *out is owned by the
- * caller; on error it is left zeroed. */
+ * caller; on error it is left zeroed. Kinds (nb_last_error_kind): NB_ERR_IO
+ * (cannot open or read), NB_ERR_CORRUPT (a field that is not a number,
+ * ragged lines, a NUL byte, no data), NB_ERR_NONFINITE (a NaN, an infinity
+ * or a number beyond float), NB_ERR_OUT_OF_MEMORY, NB_ERR_UNSUPPORTED (2^31
+ * examples or more), NB_ERR_INVALID_ARGUMENT (NULL, a label column outside
+ * the fields). */
 nb_status nb_load_csv(const char *path, int label_col, bool skip_header, nb_dataset *out);
 
 /* Frees the arrays and zeroes *d; a zeroed dataset is fine. */

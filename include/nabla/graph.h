@@ -55,9 +55,18 @@ nb_status nb_graph_status(const nb_graph *g);
 /* The first error's message, or "" when the graph is fine. Owned by the graph. */
 const char *nb_graph_error(const nb_graph *g);
 
+/* The kind of the first error (nabla/tensor.h): NB_ERR_NONE when the graph
+ * is fine, NB_ERR_INVALID_ARGUMENT for a NULL graph or a mistake in
+ * building or feeding it, NB_ERR_OUT_OF_MEMORY when its nodes or arena
+ * could not be allocated, NB_ERR_NONFINITE for a NaN or infinity that
+ * nb_graph_check_finite caught, NB_ERR_UNSUPPORTED for a node beyond
+ * nabla's limits (more than 2^40 elements). */
+nb_error_kind nb_graph_error_kind(const nb_graph *g);
+
 /* Puts g in error with a printf-style message, unless it already is (the
  * first error wins); returns NB_ERROR. For code that builds on graphs
- * (layers, a user's model builders) to report its own mistakes the same way. */
+ * (layers, a user's model builders) to report its own mistakes the same way.
+ * The error's kind is NB_ERR_INVALID_ARGUMENT. */
 nb_status nb_graph_fail(nb_graph *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Seeds every random op of the graph (dropout, rrelu). The same seed and the

@@ -83,7 +83,9 @@ bool nb_optimizer_parse(const char *name, nb_optimizer_kind *kind);
  * momentum/rho/beta outside [0,1), eps <= 0 or not finite, negative
  * initial_accumulator, negative or non-finite weight decay, more than one
  * clipping mode, negative or non-finite clipping), n < 0, params NULL with
- * n > 0, a NULL or repeated tensor, or no memory. The caller frees it with
+ * n > 0, a NULL or repeated tensor, or no memory. The kind
+ * (nb_last_error_kind) is NB_ERR_OUT_OF_MEMORY for no memory, else
+ * NB_ERR_INVALID_ARGUMENT (a NaN setting included). The caller frees it with
  * nb_optimizer_free (NULL is allowed). */
 nb_optimizer *nb_optimizer_new(const nb_optimizer_config *cfg, int n, nb_tensor *const *params);
 void nb_optimizer_free(nb_optimizer *o);
@@ -274,8 +276,9 @@ bool nb_schedule_parse(const char *name, nb_schedule_kind *kind);
  * final_fraction, min_momentum or max_momentum outside [0,1); pct_start
  * not 0 and outside (0, 1 - final_fraction]; final_div_factor not 0 and
  * below 1 or not finite;
- * min_momentum > max_momentum; or no memory. Fields the kind does not use
- * are not checked. Free with nb_schedule_free (NULL is fine). */
+ * min_momentum > max_momentum (NB_ERR_INVALID_ARGUMENT); or no memory
+ * (NB_ERR_OUT_OF_MEMORY). Fields the kind does not use are not checked.
+ * Free with nb_schedule_free (NULL is fine). */
 nb_schedule *nb_schedule_new(const nb_schedule_config *cfg);
 void nb_schedule_free(nb_schedule *s);
 
