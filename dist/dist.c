@@ -35,7 +35,7 @@ static nb_status mpi_fail(const char *what, int code) {
     char text[MPI_MAX_ERROR_STRING] = "";
     int len = 0;
     MPI_Error_string(code, text, &len);
-    nb__set_last_error("dist: %s: %s", what, text);
+    nb__set_error(NB_ERR_IO, "dist: %s: %s", what, text);
     return NB_ERROR;
 }
 
@@ -62,7 +62,7 @@ static nb_status sum_floats(void *user, float *v, size_t n) {
 nb_dist *nb_dist_init(int *argc, char ***argv) {
     nb_dist *d = calloc(1, sizeof *d);
     if (!d) {
-        nb__set_last_error("dist: out of memory");
+        nb__set_error(NB_ERR_OUT_OF_MEMORY, "dist: out of memory");
         return NULL;
     }
     d->size = 1;

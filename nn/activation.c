@@ -72,7 +72,7 @@ static nb_status add(const char *name, nb_activation_fn fn, void *user, const nb
         int cap = cap_registered ? 2 * cap_registered : 8;
         activation *r = realloc(registered, (size_t)cap * sizeof *r);
         if (!r) {
-            nb__set_last_error("activation register: out of memory");
+            nb__set_error(NB_ERR_OUT_OF_MEMORY, "activation register: out of memory");
             return NB_ERROR;
         }
         registered = r;

@@ -57,6 +57,7 @@ struct nb_model {
     nb_tensor **tensors; /* every layer's tensors, in order */
     int n_tensors;
     nb_status status;
+    nb_error_kind error_kind;
     char error[512];
 };
 

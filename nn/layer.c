@@ -111,7 +111,7 @@ nb_status nb_layer_class_register(const nb_layer_class *cls) {
         int cap = cap_registered ? 2 * cap_registered : 8;
         const nb_layer_class **r = realloc(registered, (size_t)cap * sizeof *r);
         if (!r) {
-            nb__set_last_error("layer class register: out of memory");
+            nb__set_error(NB_ERR_OUT_OF_MEMORY, "layer class register: out of memory");
             return NB_ERROR;
         }
         registered = r;
@@ -330,12 +330,12 @@ nb_tensor *nb_layer_add_tensor(nb_layer *l, const char *role, int rank, const in
     for (int i = 0; i < rank && dims; i++) n *= (uint64_t)(dims[i] > 0 ? dims[i] : 0);
     if (n > l->float_budget - l->floats_made) {
         l->over_budget = true;
-        nb__set_last_error("%s: its tensors need more floats than the file holds", who);
+        nb__set_error(NB_ERR_CORRUPT, "%s: its tensors need more floats than the file holds", who);
         return NULL;
     }
     nb_tensor *t = nb_tensor_new(rank, dims);
     if (!t) {
-        nb__set_last_error("%s: out of memory for its tensors", who);
+        nb__set_error(NB_ERR_OUT_OF_MEMORY, "%s: out of memory for its tensors", who);
         return NULL;
     }
     l->floats_made += n;
@@ -355,7 +355,7 @@ nb_tensor *nb_layer_find_tensor(const nb_layer *l, const char *role) {
 
 nb_tensor *nb__layer_scratch(nb_layer *l, int rank, const int *dims) {
     if (!l->scratch) l->scratch = nb_tensor_new(rank, dims);
-    if (!l->scratch) nb__set_last_error("%s: out of memory for its tensors", l->cls->name);
+    if (!l->scratch) nb__set_error(NB_ERR_OUT_OF_MEMORY, "%s: out of memory for its tensors", l->cls->name);
     return l->scratch;
 }
 
@@ -427,7 +427,7 @@ nb_layer *nb__layer_make_n(const nb_layer_class *cls, const char *name, const vo
     if (!cfg || !l) {
         free(cfg);
         free(l);
-        nb__set_last_error("%s: out of memory", cls->name);
+        nb__set_error(NB_ERR_OUT_OF_MEMORY, "%s: out of memory", cls->name);
         return NULL;
     }
     if (config) memcpy(cfg, config, cls->config_size);
@@ -513,7 +513,7 @@ nb_layer *nb_layer_new(const nb_layer_spec *spec, int rank, const int *in_dims, 
     }
     void *cfg = calloc(1, cls->config_size ? cls->config_size : 1);
     if (!cfg) {
-        nb__set_last_error("%s: out of memory", cls->name);
+        nb__set_error(NB_ERR_OUT_OF_MEMORY, "%s: out of memory", cls->name);
         return NULL;
     }
     nb_layer *l = spec_to_config(cls, spec, cfg)

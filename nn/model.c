@@ -13,6 +13,7 @@
 void nb__model_fail(nb_model *m) {
     if (m && m->status == NB_OK) {
         m->status = NB_ERROR;
+        m->error_kind = nb_last_error_kind();
         snprintf(m->error, sizeof m->error, "%s", nb_last_error());
     }
 }
@@ -24,6 +25,7 @@ static nb_sym sym_fail(nb_model *m) {
 
 nb_status nb_model_status(const nb_model *m) { return m ? m->status : NB_ERROR; }
 const char *nb_model_error(const nb_model *m) { return !m ? "model is NULL" : m->error; }
+nb_error_kind nb_model_error_kind(const nb_model *m) { return !m ? NB_ERR_INVALID_ARGUMENT : m->error_kind; }
 
 /* ---- making models ---- */
 
@@ -43,7 +45,7 @@ static bool shape_ok(const char *who, int rank, const int *dims) {
 static nb_model *model_alloc(uint64_t seed, bool sequential) {
     nb_model *m = calloc(1, sizeof *m);
     if (!m) {
-        nb__set_last_error("model: out of memory");
+        nb__set_error(NB_ERR_OUT_OF_MEMORY, "model: out of memory");
         return NULL;
     }
     m->seed = seed;
@@ -57,7 +59,7 @@ int nb__model_node(nb_model *m, int layer, int n, const int *in, const nb_shape 
         int cap = m->cap_nodes ? 2 * m->cap_nodes : 8;
         nb__mnode *nodes = realloc(m->nodes, (size_t)cap * sizeof *nodes);
         if (!nodes) {
-            nb__set_last_error("model: out of memory");
+            nb__set_error(NB_ERR_OUT_OF_MEMORY, "model: out of memory");
             return -1;
         }
         m->nodes = nodes;
@@ -178,7 +180,7 @@ nb_layer *nb__model_append(nb_model *m, nb_layer *l, bool named) {
         nb_layer **layers = realloc(m->layers, (size_t)cap * sizeof *layers);
         if (!layers) {
             nb_layer_free(l);
-            nb__set_last_error("model add: out of memory");
+            nb__set_error(NB_ERR_OUT_OF_MEMORY, "model add: out of memory");
             return NULL;
         }
         m->layers = layers;
@@ -188,7 +190,7 @@ nb_layer *nb__model_append(nb_model *m, nb_layer *l, bool named) {
     if (nb__model_collect_tensors(m) != 0) {
         m->n_layers--;
         nb_layer_free(l);
-        nb__set_last_error("model add: out of memory");
+        nb__set_error(NB_ERR_OUT_OF_MEMORY, "model add: out of memory");
         return NULL;
     }
     return l;
@@ -448,7 +450,7 @@ nb_model *nb_model_clone(const nb_model *m) {
             memcpy(c->nodes, m->nodes, (size_t)m->n_nodes * sizeof *c->nodes);
             c->n_nodes = c->cap_nodes = m->n_nodes;
         } else {
-            nb__set_last_error("model clone: out of memory");
+            nb__set_error(NB_ERR_OUT_OF_MEMORY, "model clone: out of memory");
         }
     }
     if (!ok) {

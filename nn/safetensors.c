@@ -15,17 +15,32 @@
 #include "graph/file.h"
 #include "graph/internal.h"
 
-bool nb__st_fail(const char *op, const char *path, const char *fmt, ...) {
+static bool st_fail(nb_error_kind kind, const char *op, const char *path, const char *fmt, va_list ap) {
     char what[240];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap); /* before nb__set_last_error: fmt may read nb_last_error() */
-    va_end(ap);
+    vsnprintf(what, sizeof what, fmt, ap); /* before setting the error: fmt may read nb_last_error() */
     const char *p = path ? path : "(null)";
     size_t n = strlen(p);
     /* keep the end of a long path: the problem must fit in the message too */
-    if (n > 100) nb__set_last_error("%s '...%s': %s", op, p + n - 97, what);
-    else nb__set_last_error("%s '%s': %s", op, p, what);
+    if (n > 100) nb__set_error(kind, "%s '...%s': %s", op, p + n - 97, what);
+    else nb__set_error(kind, "%s '%s': %s", op, p, what);
+    return false;
+}
+
+bool nb__st_fail(const char *op, const char *path, const char *fmt, ...) {
+    /* a fault in a file being read is the file's; in one being written, the caller's */
+    const nb_error_kind kind = strstr(op, "load") ? NB_ERR_CORRUPT : NB_ERR_INVALID_ARGUMENT;
+    va_list ap;
+    va_start(ap, fmt);
+    st_fail(kind, op, path, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+bool nb__st_fail_kind(nb_error_kind kind, const char *op, const char *path, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    st_fail(kind, op, path, fmt, ap);
+    va_end(ap);
     return false;
 }
 
@@ -150,7 +165,7 @@ static json_t *header_json(const char *op, const char *path, const char *const *
     }
     if (!ok) {
         json_decref(h);
-        nb__st_fail(op, path, "out of memory");
+        nb__st_fail_kind(NB_ERR_OUT_OF_MEMORY, op, path, "out of memory");
         return NULL;
     }
     return h;
@@ -176,7 +191,7 @@ bool nb__st_write(const char *op, const char *path, const char *const *meta_keys
     if (!h) return false;
     char *text = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(h);
-    if (!text) return nb__st_fail(op, path, "out of memory");
+    if (!text) return nb__st_fail_kind(NB_ERR_OUT_OF_MEMORY, op, path, "out of memory");
     size_t len = strlen(text), padded = len + (8 - (8 + len) % 8) % 8;
     if (padded > NB_ST_HEADER_MAX) {
         free(text);
@@ -185,7 +200,7 @@ bool nb__st_write(const char *op, const char *path, const char *const *meta_keys
     char *buf = realloc(text, padded + 1);
     if (!buf) {
         free(text);
-        return nb__st_fail(op, path, "out of memory");
+        return nb__st_fail_kind(NB_ERR_OUT_OF_MEMORY, op, path, "out of memory");
     }
     memset(buf + len, ' ', padded - len);
     nb_atomic_file out;
@@ -193,12 +208,13 @@ bool nb__st_write(const char *op, const char *path, const char *const *meta_keys
     bool ok = nb__atomic_open(&out, path, err, sizeof err);
     ok = ok && nb__atomic_commit(&out, write_all(out.f, buf, padded, t, n), err, sizeof err);
     free(buf);
-    return ok ? true : nb__st_fail(op, path, "%s", err);
+    return ok ? true : nb__st_fail_kind(nb__errno_kind(errno), op, path, "%s", err);
 }
 
 /* ---- reading ---- */
 
 #define BAD(...) nb__st_fail(s->op, s->path, __VA_ARGS__)
+#define BADK(kind, ...) nb__st_fail_kind(kind, s->op, s->path, __VA_ARGS__)
 
 static void shape_str(int rank, const int *dims, char *buf, size_t len) {
     nb_shape sh = {.rank = rank};
@@ -214,10 +230,10 @@ static bool read_entry(const nb_st_file *s, const char *name, json_t *v, nb_st_e
     if (!json_is_object(v)) return BAD("tensor \"%.64s\" is not an object in the header", name);
     if (!json_is_string(dtype)) return BAD("tensor \"%.64s\" has no dtype", name);
     if (strcmp(json_string_value(dtype), "F32") != 0)
-        return BAD("tensor \"%.64s\" has dtype %.16s; nabla reads F32 only", name, json_string_value(dtype));
+        return BADK(NB_ERR_UNSUPPORTED, "tensor \"%.64s\" has dtype %.16s; nabla reads F32 only", name, json_string_value(dtype));
     if (!json_is_array(shape)) return BAD("tensor \"%.64s\" has no shape", name);
     if (json_array_size(shape) > NB_MAX_RANK)
-        return BAD("tensor \"%.64s\" has rank %zu; nabla tensors have at most %d", name, json_array_size(shape),
+        return BADK(NB_ERR_UNSUPPORTED, "tensor \"%.64s\" has rank %zu; nabla tensors have at most %d", name, json_array_size(shape),
                    NB_MAX_RANK);
     uint64_t elems = 1;
     e->rank = (int)json_array_size(shape);
@@ -262,7 +278,7 @@ static bool check_layout(nb_st_file *s) {
             return BAD("tensor \"%.64s\" ends at byte %" PRIu64 " of the data, which has %" PRIu64 " (truncated?)",
                        s->entries[i].name, s->entries[i].end, s->data_len);
     nb_st_entry **by = malloc((s->n_entries ? s->n_entries : 1) * sizeof *by);
-    if (!by) return BAD("out of memory");
+    if (!by) return BADK(NB_ERR_OUT_OF_MEMORY, "out of memory");
     for (size_t i = 0; i < s->n_entries; i++) by[i] = &s->entries[i];
     qsort(by, s->n_entries, sizeof *by, cmp_begin);
     uint64_t at = 0;
@@ -283,21 +299,21 @@ static bool open_checked(nb_st_file *s) {
     /* O_NONBLOCK: opening a FIFO must not wait for a writer before the
      * regular-file check refuses it (regular files ignore the flag) */
     int fd = open(s->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return BAD("cannot open: %s", strerror(errno));
+    if (fd < 0) return BADK(NB_ERR_IO, "cannot open: %s", strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
-        return BAD("cannot stat: %s", strerror(e));
+        return BADK(NB_ERR_IO, "cannot stat: %s", strerror(e));
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return BAD("not a regular file");
+        return BADK(NB_ERR_IO, "not a regular file");
     }
     s->f = fdopen(fd, "rb");
     if (!s->f) {
         close(fd);
-        return BAD("out of memory");
+        return BADK(NB_ERR_OUT_OF_MEMORY, "out of memory");
     }
     const uint64_t size = (uint64_t)st.st_size;
     unsigned char prefix[8];
@@ -310,10 +326,10 @@ static bool open_checked(nb_st_file *s) {
     s->data_start = 8 + n;
     s->data_len = size - 8 - n;
     char *text = malloc(n ? n : 1);
-    if (!text) return BAD("out of memory for a header of %" PRIu64 " bytes", n);
+    if (!text) return BADK(NB_ERR_OUT_OF_MEMORY, "out of memory for a header of %" PRIu64 " bytes", n);
     if (fread(text, 1, n, s->f) != n) {
         free(text);
-        return BAD("reading the header failed");
+        return BADK(NB_ERR_IO, "reading the header failed");
     }
     size_t first = 0; /* JSON may start with whitespace; then it must be an object */
     while (first < n && text[first] && strchr(" \t\r\n", text[first])) first++;
@@ -332,7 +348,7 @@ static bool open_checked(nb_st_file *s) {
     if (!json_is_object(s->header)) return BAD("the header is not a JSON object");
     size_t count = json_object_size(s->header);
     s->entries = calloc(count ? count : 1, sizeof *s->entries);
-    if (!s->entries) return BAD("out of memory");
+    if (!s->entries) return BADK(NB_ERR_OUT_OF_MEMORY, "out of memory");
     const char *key;
     json_t *v;
     json_object_foreach(s->header, key, v) {
@@ -401,7 +417,7 @@ nb_st_entry *nb__st_find(const nb_st_file *s, const char *name) {
 bool nb__st_read(nb_st_file *s, const nb_st_entry *e, float *dst, uint32_t *crc) {
     size_t bytes = (size_t)(e->end - e->begin);
     if (fseeko(s->f, (off_t)(s->data_start + e->begin), SEEK_SET) != 0 || fread(dst, 1, bytes, s->f) != bytes)
-        return BAD("reading tensor \"%s\" failed (the file changed or ended early)", e->name);
+        return BADK(NB_ERR_IO, "reading tensor \"%s\" failed (the file changed or ended early)", e->name);
     if (crc) *crc = nb__crc_bytes(*crc, dst, bytes);
     from_le((const unsigned char *)dst, bytes / 4, dst);
     return true;

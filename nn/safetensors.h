@@ -43,6 +43,10 @@ bool nb__json_small_enough(const char *text, size_t n);
 /* Sets nb_last_error to "<op> '<path>': <fmt...>" (a long path keeps its
  * end) and returns false. */
 bool nb__st_fail(const char *op, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The same with the error kind given (nb__st_fail: corrupt for an op that
+ * loads, invalid argument otherwise). */
+bool nb__st_fail_kind(nb_error_kind kind, const char *op, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Whether the len bytes at s are valid UTF-8 (no overlong forms, no
  * surrogates, nothing past U+10FFFF). */

@@ -199,7 +199,7 @@ nb_status nb_model_save(const nb_model *m, const char *path) {
         if (!nb__utf8_valid(m->layers[i]->name, strlen(m->layers[i]->name)))
             return nb__st_fail(op, path, "layer %d has a name that is not valid UTF-8", i), NB_ERROR;
     char *arch = architecture(m);
-    if (!arch) return nb__st_fail(op, path, "out of memory"), NB_ERROR;
+    if (!arch) return nb__st_fail_kind(NB_ERR_OUT_OF_MEMORY, op, path, "out of memory"), NB_ERROR;
     uint32_t crc = nb__crc_tensors(nb__crc_bytes(0, arch, strlen(arch)), m->tensors, m->n_tensors);
     char crc_hex[16];
     snprintf(crc_hex, sizeof crc_hex, "%08" PRIx32, crc);
@@ -218,6 +218,7 @@ typedef struct reader {
 } reader;
 
 #define BAD(...) nb__st_fail(r->op, r->path, __VA_ARGS__)
+#define BADK(kind, ...) nb__st_fail_kind(kind, r->op, r->path, __VA_ARGS__)
 
 static bool read_field(const reader *r, const nb_field *f, const json_t *v, void *config) {
     char *p = (char *)config + f->offset;
@@ -310,14 +311,14 @@ static bool read_layer(reader *r, nb_model *m, const json_t *l, int n, const nb_
     if (!json_is_string(lc) || !json_is_object(cfg)) return BAD("layer %zu has no class_name or config", r->layer);
     const nb_layer_class *cls = nb_layer_class_find(json_string_value(lc));
     if (!cls)
-        return BAD("layer %zu has unknown kind \"%.40s\" (a class not registered with nb_layer_class_register)",
+        return BADK(NB_ERR_UNSUPPORTED, "layer %zu has unknown kind \"%.40s\" (a class not registered with nb_layer_class_register)",
                    r->layer, json_string_value(lc));
     if (tr && !json_is_boolean(tr)) return BAD("layer %zu: trainable is not true or false", r->layer);
     if (name && (!json_is_string(name) || json_string_length(name) >= NB_LAYER_NAME_MAX))
         return BAD("layer %zu: name is not a string of at most %d bytes", r->layer, NB_LAYER_NAME_MAX - 1);
     const char *lname = name ? json_string_value(name) : "";
     void *config = calloc(1, cls->config_size ? cls->config_size : 1);
-    if (!config) return BAD("out of memory");
+    if (!config) return BADK(NB_ERR_OUT_OF_MEMORY, "out of memory");
     bool ok = read_config(r, cls, cfg, "", config);
     if (ok) {
         /* a corrupt size must not allocate gigabytes: the layer's tensors
@@ -363,7 +364,7 @@ static bool read_sequential(reader *r, nb_model *m, const json_t *layers, uint64
         const nb_layer *l = m->layers[m->n_layers - 1];
         nb_shape out = {.rank = l->out_rank};
         memcpy(out.dim, l->out_dims, sizeof out.dim);
-        if (nb__model_node(m, m->n_layers - 1, 1, &at, &out) < 0) return BAD("out of memory");
+        if (nb__model_node(m, m->n_layers - 1, 1, &at, &out) < 0) return BADK(NB_ERR_OUT_OF_MEMORY, "out of memory");
     }
     return true;
 }
@@ -468,7 +469,7 @@ static nb_model *build_model(reader *r, const char *arch_text, uint64_t data_len
     else if (!json_is_array(layers))
         ok = BAD("the architecture has no list of layers");
     else if (json_array_size(layers) > MAX_LAYERS)
-        ok = BAD("the architecture lists %zu layers; nabla loads at most %d", json_array_size(layers), MAX_LAYERS);
+        ok = BADK(NB_ERR_UNSUPPORTED, "the architecture lists %zu layers; nabla loads at most %d", json_array_size(layers), MAX_LAYERS);
     if (ok) {
         m = functional ? nb_model_functional(seed) : nb_model_new(in.rank, in.dim, seed);
         if (!m) ok = BAD("%s", nb_last_error());
@@ -508,14 +509,17 @@ static bool read_data(const reader *r, nb_st_file *s, nb_st_entry **match, int n
  * allow, filling the report's counts and results. */
 static bool match_by_name(const reader *r, nb_st_file *s, nb_tensor *const *t, int n, const nb_load_options *o,
                           nb_st_entry **match, nb_load_report *rep) {
+    /* a whole model's file must hold its own tensors; tensors asked for by
+     * a caller that the file lacks are the caller's mismatch */
+    const nb_error_kind kind = strcmp(r->op, "model load") == 0 ? NB_ERR_CORRUPT : NB_ERR_INVALID_ARGUMENT;
     for (int i = 0; i < n; i++) {
         nb_st_entry *e = nb__st_find(s, t[i]->name);
         nb_load_result res = NB_LOADED;
         if (!e) {
-            if (!o->skip_missing) return BAD("tensor \"%s\" is missing", t[i]->name);
+            if (!o->skip_missing) return BADK(kind, "tensor \"%s\" is missing", t[i]->name);
             res = NB_LOAD_MISSING;
         } else if (e->used) {
-            return BAD("two of the tensors to load are named \"%s\"", t[i]->name);
+            return BADK(NB_ERR_INVALID_ARGUMENT, "two of the tensors to load are named \"%s\"", t[i]->name);
         } else {
             e->used = true;
             bool same = e->rank == t[i]->shape.rank;
@@ -526,7 +530,7 @@ static bool match_by_name(const reader *r, nb_st_file *s, nb_tensor *const *t, i
                 memcpy(fs.dim, e->dims, sizeof e->dims);
                 nb_shape_str(&fs, got, sizeof got);
                 nb_shape_str(&t[i]->shape, want, sizeof want);
-                return BAD("tensor \"%s\" has shape %s in the file, the model's is %s", t[i]->name, got, want);
+                return BADK(kind, "tensor \"%s\" has shape %s in the file, the model's is %s", t[i]->name, got, want);
             }
             if (!same) res = NB_LOAD_MISMATCHED;
         }
@@ -538,7 +542,7 @@ static bool match_by_name(const reader *r, nb_st_file *s, nb_tensor *const *t, i
     }
     for (size_t i = 0; i < s->n_entries; i++)
         if (!s->entries[i].used) {
-            if (!o->skip_unexpected) return BAD("unexpected tensor \"%.64s\"", s->entries[i].name);
+            if (!o->skip_unexpected) return BADK(kind, "unexpected tensor \"%.64s\"", s->entries[i].name);
             rep->unexpected++;
         }
     return true;
@@ -561,14 +565,14 @@ nb_model *nb_model_load(const char *path) {
     else if (strcmp(format, "nabla") != 0) ok = BAD("format is \"%.20s\", not \"nabla\"", format);
     else if (!version) ok = BAD("no nabla_version in __metadata__");
     else if (strcmp(version, FORMAT_VERSION) != 0)
-        ok = BAD("nabla_version is \"%.20s\"; this nabla reads version " FORMAT_VERSION, version);
+        ok = BADK(NB_ERR_UNSUPPORTED, "nabla_version is \"%.20s\"; this nabla reads version " FORMAT_VERSION, version);
     else if (!arch) ok = BAD("no architecture in __metadata__");
     else if (!nb__st_meta(&s, "weights_crc32")) ok = BAD("no weights_crc32 in __metadata__");
     if (ok) ok = (m = build_model(r, arch, s.data_len)) != NULL;
     if (ok) {
         match = calloc((size_t)m->n_tensors + 1, sizeof *match);
         dst = calloc((size_t)m->n_tensors + 1, sizeof *dst);
-        if (!match || !dst) ok = BAD("out of memory");
+        if (!match || !dst) ok = BADK(NB_ERR_OUT_OF_MEMORY, "out of memory");
     }
     nb_load_options strict = {0};
     nb_load_report rep = {0};
@@ -624,13 +628,13 @@ static nb_status load_by_name(const char *op, const char *path, int n, nb_tensor
     nb_st_entry **match = calloc((size_t)n + 1, sizeof *match), **m2 = calloc((size_t)n + 1, sizeof *m2);
     float **dst = calloc((size_t)n + 1, sizeof *dst), **d2 = calloc((size_t)n + 1, sizeof *d2);
     float *stage = NULL;
-    bool ok = match && m2 && dst && d2 ? match_by_name(r, &s, t, n, &o, match, &rep) : BAD("out of memory");
+    bool ok = match && m2 && dst && d2 ? match_by_name(r, &s, t, n, &o, match, &rep) : BADK(NB_ERR_OUT_OF_MEMORY, "out of memory");
     /* read everything aside first: a corrupt file must leave the tensors as they were */
     if (ok) {
         size_t total = 0;
         for (int i = 0; i < n; i++) total += match[i] ? t[i]->size : 0;
         stage = malloc((total ? total : 1) * sizeof *stage);
-        if (!stage) ok = BAD("out of memory for %zu floats", total);
+        if (!stage) ok = BADK(NB_ERR_OUT_OF_MEMORY, "out of memory for %zu floats", total);
         for (size_t i = 0, at = 0; ok && i < (size_t)n; i++)
             if (match[i]) dst[i] = stage + at, at += t[i]->size;
     }

@@ -440,3 +440,58 @@ Test(error_kinds, copying_a_graph_error_out_keeps_its_kind) {
     nb__set_error_from_graph(NULL, "evaluate: %s", nb_graph_error(NULL));
     expect_kind(NB_ERR_INVALID_ARGUMENT, "evaluate: graph is NULL");
 }
+
+/* Models, their files and training (nn/, train/). */
+Test(error_kinds, model_files_and_training_say_their_kinds) {
+    char path[128], cut[128];
+    snprintf(path, sizeof path, "%s/m.safetensors", tmpdir);
+    snprintf(cut, sizeof cut, "%s/cut.safetensors", tmpdir);
+    cr_assert_null(nb_model_load(path));
+    cr_assert_eq(nb_last_error_kind(), NB_ERR_IO, "missing: %s", nb_last_error());
+    nb_model *m = nb_model_new(1, (int[]){3}, 1);
+    nb_model_add(m, &(nb_layer_spec){.kind = NB_LAYER_DENSE, .units = 2});
+    cr_assert_eq(nb_model_save(m, path), NB_OK, "%s", nb_last_error());
+    /* the same file without its last bytes */
+    FILE *f = fopen(path, "rb");
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    f = fopen(cut, "wb");
+    fwrite(buf, 1, n - 4, f);
+    fclose(f);
+    cr_assert_null(nb_model_load(cut));
+    cr_assert_eq(nb_last_error_kind(), NB_ERR_CORRUPT, "truncated: %s", nb_last_error());
+    /* a file naming a class nobody registered */
+    char *at = memmem(buf, n, "\\\"Dense\\\"", 9);
+    cr_assert_not_null(at);
+    memcpy(at, "\\\"Dunce\\\"", 9);
+    f = fopen(cut, "wb");
+    fwrite(buf, 1, n, f);
+    fclose(f);
+    cr_assert_null(nb_model_load(cut));
+    cr_assert_eq(nb_last_error_kind(), NB_ERR_UNSUPPORTED, "unregistered: %s", nb_last_error());
+    /* weights for another model: the caller's mismatch */
+    nb_model *other = nb_model_new(1, (int[]){4}, 1);
+    nb_model_add(other, &(nb_layer_spec){.kind = NB_LAYER_DENSE, .units = 2});
+    cr_assert_eq(nb_model_load_weights(other, path), NB_ERROR);
+    cr_assert_eq(nb_last_error_kind(), NB_ERR_INVALID_ARGUMENT, "mismatch: %s", nb_last_error());
+    /* a functional model's sticky error keeps its kind */
+    nb_model *fm = nb_model_functional(1);
+    nb_model_input(fm, "x", 1, (int[]){0});
+    cr_assert_eq(nb_model_error_kind(fm), NB_ERR_INVALID_ARGUMENT, "%s", nb_model_error(fm));
+    cr_assert_eq(nb_model_error_kind(m), NB_ERR_NONE);
+    /* a training that diverges */
+    static float x[64], y[64];
+    for (int i = 0; i < 64; i++) x[i] = (float)(i % 3), y[i] = 100.0f * (float)i;
+    nb_dataset d = {.x = x, .y = y, .n = 64, .dim = 1, .rows = 1, .cols = 1};
+    nb_model *r = nb_model_new(1, (int[]){1}, 1);
+    nb_model_add(r, &(nb_layer_spec){.kind = NB_LAYER_DENSE, .units = 1});
+    nb_fit_opts o = nb_fit_defaults();
+    o.verbose = 0, o.epochs = 50, o.optimizer.lr = 10, o.loss.kind = NB_LOSS_MSE;
+    nb_history h;
+    cr_assert_eq(nb_fit(r, &d, &o, &h), NB_ERROR);
+    cr_assert(h.diverged, "%s", nb_last_error());
+    cr_assert_eq(nb_last_error_kind(), NB_ERR_NONFINITE, "diverged: %s", nb_last_error());
+    nb_history_free(&h);
+    nb_model_free(r), nb_model_free(fm), nb_model_free(other), nb_model_free(m);
+}

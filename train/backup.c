@@ -91,7 +91,7 @@ bool nb__backup_write(const char *path, nb_model *m, nb_optimizer *opt, const fl
         }
     }
     if (ok && best) ok = (all[n++] = array("fit/best", best_floats, best)) != NULL;
-    if (!all) nb__set_last_error("fit: out of memory for the backup");
+    if (!all) nb__set_error(NB_ERR_OUT_OF_MEMORY, "fit: out of memory for the backup");
     ok = ok && nb_tensors_save(path, n, all) == NB_OK;
     for (int i = own; all && i < n; i++) nb_tensor_free(all[i]);
     free(all);
@@ -103,14 +103,14 @@ static bool load(const char *path, int n, nb_tensor *const *t) {
     if (nb_tensors_load(path, n, t, &skip, NULL) == NB_OK) return true;
     char why[512];
     snprintf(why, sizeof why, "%s", nb_last_error());
-    nb__set_last_error("fit: cannot resume from %s: %s", path, why);
+    nb__set_error(nb_last_error_kind(), "fit: cannot resume from %s: %s", path, why);
     return false;
 }
 
 bool nb__backup_read(const char *path, nb_model *m, nb_optimizer *opt, float *best, size_t best_floats,
                      nb_history *h, int room, nb_fit_point *p) {
     nb_tensor *point = array("fit/point", 2 * P_COUNT, NULL);
-    if (!point) return nb__set_last_error("fit: out of memory"), false;
+    if (!point) return nb__set_error(NB_ERR_OUT_OF_MEMORY, "fit: out of memory"), false;
     if (!load(path, 1, &point)) return nb_tensor_free(point), false;
     const float *q = point->data;
     const nb_fit_point want = *p;
@@ -118,7 +118,7 @@ bool nb__backup_read(const char *path, nb_model *m, nb_optimizer *opt, float *be
     bool ok = true;
     if (get(q, P_VERSION) != BACKUP_VERSION) {
         ok = false;
-        nb__set_last_error("fit: %s is a backup of version %g; this nabla reads %d", path, get(q, P_VERSION),
+        nb__set_error(NB_ERR_UNSUPPORTED, "fit: %s is a backup of version %g; this nabla reads %d", path, get(q, P_VERSION),
                            BACKUP_VERSION);
     } else if (get_u64(q, P_SEED) != want.seed || (int)get(q, P_BATCH) != want.batch || (int)get(q, P_N) != want.n) {
         ok = false;
@@ -145,7 +145,7 @@ bool nb__backup_read(const char *path, nb_model *m, nb_optimizer *opt, float *be
     nb_tensor *const *mt;
     const int nm = nb_model_tensors(m, &mt), no = nb_optimizer_state_count(opt);
     nb_tensor **all = calloc((size_t)(nm + no + 2), sizeof *all);
-    if (!all) return nb__set_last_error("fit: out of memory"), false;
+    if (!all) return nb__set_error(NB_ERR_OUT_OF_MEMORY, "fit: out of memory"), false;
     int n = 0;
     for (int i = 0; i < nm; i++) all[n++] = mt[i];
     const int own = n;
@@ -155,7 +155,7 @@ bool nb__backup_read(const char *path, nb_model *m, nb_optimizer *opt, float *be
     ok = ok && (all[n++] = hist) != NULL;
     nb_tensor *bw = ok && best ? array("fit/best", best_floats, NULL) : NULL;
     if (ok && best) ok = (all[n++] = bw) != NULL;
-    if (!ok) nb__set_last_error("fit: out of memory");
+    if (!ok) nb__set_error(NB_ERR_OUT_OF_MEMORY, "fit: out of memory");
     ok = ok && load(path, n, all);
     for (int i = 0; ok && i < no; i++) {
         nb_optimizer_state_entry e;

@@ -15,6 +15,7 @@
  * weighted layer's gradient norm below 1e-3 of the last one's; exploding, a
  * layer's norm above 1e3 times its value at step 0; dead, more than half of
  * a layer's units dead. */
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -78,7 +79,7 @@ nb__diag *nb__diag_new(nb_model *m, nb_node *const *layer_out, const char *path,
     const int n = nb_model_layer_count(m);
     if (!d || !(d->layers = calloc((size_t)(n ? n : 1), sizeof *d->layers))) {
         free(d);
-        nb__set_last_error("fit: out of memory for the diagnostics");
+        nb__set_error(NB_ERR_OUT_OF_MEMORY, "fit: out of memory for the diagnostics");
         return NULL;
     }
     d->every = every < 1 ? 1 : every;
@@ -97,7 +98,7 @@ nb__diag *nb__diag_new(nb_model *m, nb_node *const *layer_out, const char *path,
         }
         if (floats && !(ld->before = malloc(floats * sizeof(float)))) {
             nb__diag_free(d);
-            nb__set_last_error("fit: out of memory for the diagnostics");
+            nb__set_error(NB_ERR_OUT_OF_MEMORY, "fit: out of memory for the diagnostics");
             return NULL;
         }
         if (ld->out) {
@@ -107,8 +108,8 @@ nb__diag *nb__diag_new(nb_model *m, nb_node *const *layer_out, const char *path,
     }
     char err[256];
     if (!(d->dead_rows = malloc(widest)) || !nb__atomic_open(&d->file, path, err, sizeof err)) {
-        if (d->dead_rows) nb__set_last_error("fit: diagnostics: %s: %s", path, err);
-        else nb__set_last_error("fit: out of memory for the diagnostics");
+        if (d->dead_rows) nb__set_error(nb__errno_kind(errno), "fit: diagnostics: %s: %s", path, err);
+        else nb__set_error(NB_ERR_OUT_OF_MEMORY, "fit: out of memory for the diagnostics");
         d->file.f = NULL;
         nb__diag_free(d);
         return NULL;
@@ -208,7 +209,7 @@ bool nb__diag_after_update(nb__diag *d, long step, int epoch) {
         warn(d, 0, epoch, "vanishing gradients at step %ld: the first layer's gradient norm %.3g is below 1e-3 of the "
              "last's (%.3g)", step, d->layers[first].grad, d->layers[last].grad);
     if (ferror(d->file.f)) {
-        nb__set_last_error("fit: diagnostics: a write failed");
+        nb__set_error(NB_ERR_IO, "fit: diagnostics: a write failed");
         return false;
     }
     return true;
@@ -219,6 +220,6 @@ bool nb__diag_close(nb__diag *d) {
     char err[256];
     bool ok = nb__atomic_commit(&d->file, true, err, sizeof err);
     d->file.f = NULL;
-    if (!ok) nb__set_last_error("fit: diagnostics: %s", err);
+    if (!ok) nb__set_error(nb__errno_kind(errno), "fit: diagnostics: %s", err);
     return ok;
 }

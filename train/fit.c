@@ -307,7 +307,7 @@ static nb_status session_open(session *s, nb_model *m, const nb_data *d, int bat
         if (!(s->xb[i] = malloc(sizeof(float) * (size_t)batch * (size_t)d->inputs[s->in_array[i]].dim)))
             nb_graph_fail(s->g, "out of memory");
     if (nb_graph_status(s->g) != NB_OK) {
-        nb__set_last_error("%s: %s", who, nb_graph_error(s->g));
+        nb__set_error_from_graph(s->g, "%s: %s", who, nb_graph_error(s->g));
         session_close(s);
         return NB_ERROR;
     }
@@ -372,7 +372,7 @@ static double session_correct(const session *s, int k, int b) {
 }
 
 static nb_status session_error(const session *s, const char *who) {
-    nb__set_last_error("%s: %s", who, nb_graph_error(s->g));
+    nb__set_error_from_graph(s->g, "%s: %s", who, nb_graph_error(s->g));
     return NB_ERROR;
 }
 
@@ -663,10 +663,10 @@ static void report_divergence(session *s, nb_model *m, double loss, int epoch, l
         snprintf(where, sizeof where, "the weights are finite, the validation data may not be");
     }
     if (step > 0)
-        nb__set_last_error("fit: the loss is %g at epoch %d, step %ld: %s; lower the learning rate or clip the "
+        nb__set_error(NB_ERR_NONFINITE, "fit: the loss is %g at epoch %d, step %ld: %s; lower the learning rate or clip the "
                            "gradients (allow_nonfinite trains on)", loss, epoch, step, where);
     else
-        nb__set_last_error("fit: the validation loss is %g after epoch %d: %s", loss, epoch, where);
+        nb__set_error(NB_ERR_NONFINITE, "fit: the validation loss is %g after epoch %d: %s", loss, epoch, where);
 }
 
 /* Sets the rate (and the 1cycle momentum) for t. */
@@ -751,7 +751,7 @@ nb_status nb_fit_data(nb_model *m, const nb_data *train_all, const nb_fit_opts *
     f.opt = nb_optimizer_new(&o.optimizer, n_tensors, tensors);
     f.perm = malloc(sizeof(int) * (size_t)train.n);
     if (!f.opt || !f.perm || !hist.epochs) {
-        if (f.opt) nb__set_last_error("fit: out of memory");
+        if (f.opt) nb__set_error(NB_ERR_OUT_OF_MEMORY, "fit: out of memory");
         goto fail;
     }
     if (o.use_schedule) {
@@ -764,7 +764,7 @@ nb_status nb_fit_data(nb_model *m, const nb_data *train_all, const nb_fit_opts *
     if (o.restore_best) {
         for (int i = 0; i < n_tensors; i++) best_floats += tensors[i]->size;
         if (!(f.best_weights = malloc(sizeof(float) * (best_floats ? best_floats : 1)))) {
-            nb__set_last_error("fit: out of memory");
+            nb__set_error(NB_ERR_OUT_OF_MEMORY, "fit: out of memory");
             goto fail;
         }
     }
@@ -1018,7 +1018,7 @@ nb_trainer *nb_trainer_new(nb_model *m, const nb_data *layout, const nb_fit_opts
     if (o.batch_size == 0) o.batch_size = 32;
     nb_trainer *t = calloc(1, sizeof *t);
     if (!t) {
-        nb__set_last_error("trainer: out of memory");
+        nb__set_error(NB_ERR_OUT_OF_MEMORY, "trainer: out of memory");
         return NULL;
     }
     /* the layout's arrays need not hold data yet: the graph is built from sizes */
@@ -1077,7 +1077,7 @@ nb_status nb_train_step(nb_trainer *t, const nb_data *batch, double *loss) {
     const float l = nb_node_value(t->s.loss)[0];
     if (loss) *loss = l;
     if (!isfinite(l) && !t->allow_nonfinite) {
-        nb__set_last_error("train step: the loss is %g at step %ld; the weights were not updated (allow_nonfinite "
+        nb__set_error(NB_ERR_NONFINITE, "train step: the loss is %g at step %ld; the weights were not updated (allow_nonfinite "
                            "trains on)", (double)l, t->steps + 1);
         return NB_ERROR;
     }
@@ -1162,7 +1162,7 @@ nb_status nb_predict_mc(nb_model *m, const nb_dataset *d, int batch_size, int sa
     double *e = malloc(sizeof(double) * (size_t)c);
     if (!sum || !sq || !e) {
         free(sum), free(sq), free(e), session_close(&s);
-        nb__set_last_error("predict_mc: out of memory");
+        nb__set_error(NB_ERR_OUT_OF_MEMORY, "predict_mc: out of memory");
         return NB_ERROR;
     }
     long correct = 0;

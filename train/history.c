@@ -24,7 +24,7 @@ nb_status nb_history_write_csv(const nb_history *h, const char *path) {
     nb_atomic_file out;
     char err[256];
     if (!nb__atomic_open(&out, path, err, sizeof err)) {
-        nb__set_last_error("history csv: %s: %s", path, err);
+        nb__set_error(nb__errno_kind(errno), "history csv: %s: %s", path, err);
         return NB_ERROR;
     }
     FILE *f = out.f;
@@ -52,7 +52,7 @@ nb_status nb_history_write_csv(const nb_history *h, const char *path) {
         fprintf(f, "\n");
     }
     if (!nb__atomic_commit(&out, true, err, sizeof err)) {
-        nb__set_last_error("history csv: %s: %s", path, err);
+        nb__set_error(nb__errno_kind(errno), "history csv: %s: %s", path, err);
         return NB_ERROR;
     }
     return NB_OK;
@@ -180,14 +180,14 @@ static const char *terminal(const char *path) {
 static nb_status draw(const char *who, const char *path, char *script, size_t len) {
     if (!on_path("gnuplot")) {
         free(script);
-        nb__set_last_error("%s: gnuplot is not installed (Debian: gnuplot-nox)", who);
+        nb__set_error(NB_ERR_UNSUPPORTED, "%s: gnuplot is not installed (Debian: gnuplot-nox)", who);
         return NB_ERROR;
     }
     nb_atomic_file out;
     char err[256];
     if (!nb__atomic_open(&out, path, err, sizeof err)) {
         free(script);
-        nb__set_last_error("%s: %s: %s", who, path, err);
+        nb__set_error(nb__errno_kind(errno), "%s: %s: %s", who, path, err);
         return NB_ERROR;
     }
     /* If gnuplot dies, writing to it raises SIGPIPE, which would kill the
@@ -203,7 +203,7 @@ static nb_status draw(const char *who, const char *path, char *script, size_t le
     pthread_sigmask(SIG_SETMASK, &old_set, NULL);
     free(script);
     if (!nb__atomic_commit(&out, ok, err, sizeof err)) {
-        nb__set_last_error("%s: %s: %s", who, path, ok ? err : "gnuplot failed");
+        nb__set_error(ok ? nb__errno_kind(errno) : NB_ERR_IO, "%s: %s: %s", who, path, ok ? err : "gnuplot failed");
         return NB_ERROR;
     }
     return NB_OK;
@@ -222,7 +222,7 @@ nb_status nb_history_plot(const nb_history *h, const char *path) {
     size_t len;
     char *script = plot_script(h, term, &len);
     if (!script) {
-        nb__set_last_error("plot: out of memory");
+        nb__set_error(NB_ERR_OUT_OF_MEMORY, "plot: out of memory");
         return NB_ERROR;
     }
     return draw("plot", path, script, len);
@@ -242,14 +242,14 @@ static long read_diagnostics(const char *csv, diag_row **rows) {
     FILE *f = fopen(csv, "r");
     *rows = NULL;
     if (!f) {
-        nb__set_last_error("diagnostics plot: %s: %s", csv, strerror(errno));
+        nb__set_error(nb__errno_kind(errno), "diagnostics plot: %s: %s", csv, strerror(errno));
         return -1;
     }
     char line[512];
     long n = 0, cap = 0, at = 1;
     bool ok = fgets(line, sizeof line, f) &&
               !strcmp(line, "step,epoch,layer,name,act_mean,act_std,saturated,dead,grad_norm,update_ratio\n");
-    if (!ok) nb__set_last_error("diagnostics plot: %s: not a diagnostics file of fit (its header differs)", csv);
+    if (!ok) nb__set_error(NB_ERR_CORRUPT, "diagnostics plot: %s: not a diagnostics file of fit (its header differs)", csv);
     while (ok && fgets(line, sizeof line, f)) {
         at++;
         diag_row r;
@@ -258,7 +258,7 @@ static long read_diagnostics(const char *csv, diag_row **rows) {
         char name[64];
         if (sscanf(line, "%ld,%d,%d,%63[^,],%lf,%lf,%lf,%lf,%lf,%lf", &r.step, &epoch, &r.layer, name, &mean, &r.sd,
                    &sat, &dead, &r.grad, &ratio) != 10 || r.layer < 0 || r.layer > 1000000) {
-            nb__set_last_error("diagnostics plot: %s:%ld: not a row of fit's diagnostics", csv, at);
+            nb__set_error(NB_ERR_CORRUPT, "diagnostics plot: %s:%ld: not a row of fit's diagnostics", csv, at);
             ok = false;
             break;
         }
@@ -266,7 +266,7 @@ static long read_diagnostics(const char *csv, diag_row **rows) {
             cap = cap ? 2 * cap : 256;
             diag_row *grown = realloc(*rows, (size_t)cap * sizeof *grown);
             if (!grown) {
-                nb__set_last_error("diagnostics plot: out of memory");
+                nb__set_error(NB_ERR_OUT_OF_MEMORY, "diagnostics plot: out of memory");
                 ok = false;
                 break;
             }
@@ -275,7 +275,7 @@ static long read_diagnostics(const char *csv, diag_row **rows) {
         (*rows)[n++] = r;
     }
     fclose(f);
-    if (ok && n == 0) nb__set_last_error("diagnostics plot: %s has no rows", csv), ok = false;
+    if (ok && n == 0) nb__set_error(NB_ERR_CORRUPT, "diagnostics plot: %s has no rows", csv), ok = false;
     if (!ok) free(*rows), *rows = NULL;
     return ok ? n : -1;
 }
@@ -339,7 +339,7 @@ nb_status nb_diagnostics_plot(const char *csv, const char *path) {
     char *script = diagnostics_script(rows, n, term, &len);
     free(rows);
     if (!script) {
-        nb__set_last_error("diagnostics plot: out of memory");
+        nb__set_error(NB_ERR_OUT_OF_MEMORY, "diagnostics plot: out of memory");
         return NB_ERROR;
     }
     return draw("diagnostics plot", path, script, len);

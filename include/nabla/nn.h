@@ -367,6 +367,8 @@ void nb_model_free(nb_model *m);
  * the first failure's message ("" when none). */
 nb_status nb_model_status(const nb_model *m);
 const char *nb_model_error(const nb_model *m);
+/* The first failure's kind (nabla/tensor.h's nb_error_kind), NB_ERR_NONE when none. */
+nb_error_kind nb_model_error_kind(const nb_model *m);
 
 /* Adds an input named name (NULL or "": "input", "input_1", ...) of shape
  * dims (without the batch). Errors: a Sequential model (it has its
