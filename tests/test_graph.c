@@ -213,7 +213,7 @@ Test(graph, the_op_table_holds_every_op_complete) {
                                   "softplus", "softmax", "log_softmax", "softmax_cross_entropy",
                                   "bce_with_logits", "mse", "huber", "batchnorm", "layernorm",
                                   "dropout", "alpha_dropout", "l1_norm", "l2_norm", "sum_squares",
-                                  "custom"};
+                                  "custom", "elementwise"};
     cr_assert_eq(nb__op_table_len, (int)(sizeof names / sizeof names[0]));
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const nb_op *op = nb__op_by_name(names[i]);
