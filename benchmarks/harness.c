@@ -150,12 +150,10 @@ static void measure_set(const nbb_job *jobs, int n, nbb_stats *out) {
     }
 }
 
+/* NULL (after a message) when out of memory: the case then fails. */
 static float *falloc(size_t n) {
     float *p = aligned_alloc(64, ((n * sizeof(float)) + 63) / 64 * 64);
-    if (!p) {
-        fprintf(stderr, "nabla-bench: out of memory for %zu floats\n", n);
-        exit(1);
-    }
+    if (!p) fprintf(stderr, "nabla-bench: out of memory for %zu floats\n", n);
     return p;
 }
 
@@ -252,6 +250,7 @@ typedef struct {
 static copy_arg copy_setup(size_t n, int threads, float **buf) {
     size_t span = (n + 1023) / 1024 * 1024;
     *buf = falloc(2 * span + 64);
+    if (!*buf) return (copy_arg){0};
     copy_arg a = {*buf, *buf + span + 64, n, threads, COPY_LOOP};
     fill_normal(a.x, n, 7);
     memset(a.y, 0, n * sizeof(float));
@@ -269,6 +268,7 @@ static void copy_fn(void *p) {
 static void spin_up(int threads, double seconds) {
     float *buf;
     copy_arg a = copy_setup((size_t)1 << 18, threads, &buf);
+    if (!buf) return;
     for (double t0 = now(); now() - t0 < seconds;) copy_fn(&a);
     free(buf);
 }
@@ -278,6 +278,10 @@ static void spin_up(int threads, double seconds) {
 static void copy_vs_memcpy(size_t n, double *loop_gbs, double *memcpy_gbs) {
     float *buf;
     copy_arg a = copy_setup(n, 1, &buf), m = a;
+    if (!buf) {
+        *loop_gbs = *memcpy_gbs = NAN;
+        return;
+    }
     m.kind = COPY_MEMCPY;
     nbb_stats st[2];
     measure_set((nbb_job[]){{copy_fn, &a}, {copy_fn, &m}}, 2, st);
@@ -655,15 +659,20 @@ static void bench_matmul(int m, int k, int n) {
     snprintf(shape, sizeof shape, "[%d,%d]x[%d,%d]", m, k, k, n);
     snprintf(label, sizeof label, "matmul %s", shape);
     nb_tensor *t[2] = {nb_tensor_new(2, (int[]){m, k}), nb_tensor_new(2, (int[]){k, n})};
-    fill_normal(t[0]->data, t[0]->size, 1);
-    fill_normal(t[1]->data, t[1]->size, 2);
-    graphs gr;
-    bool ok = make_graphs(&gr, t, (bool[]){false, false}, 2, build_matmul, NULL, label);
-    if (!ok) n_failed++;
     float *c = falloc((size_t)m * n), *dy = falloc((size_t)m * n);
     float *dx = falloc((size_t)m * k), *dw = falloc((size_t)k * n);
-    for (size_t i = 0; i < (size_t)m * n; i++) dy[i] = 1.0f; /* the seed's dy */
-    memset(dx, 0, sizeof(float) * (size_t)m * k), memset(dw, 0, sizeof(float) * (size_t)k * n);
+    graphs gr = {0};
+    bool ok = t[0] && t[1] && c && dy && dx && dw;
+    if (!ok) {
+        fprintf(stderr, "nabla-bench: %s: out of memory\n", label);
+    } else {
+        fill_normal(t[0]->data, t[0]->size, 1);
+        fill_normal(t[1]->data, t[1]->size, 2);
+        for (size_t i = 0; i < (size_t)m * n; i++) dy[i] = 1.0f; /* the seed's dy */
+        memset(dx, 0, sizeof(float) * (size_t)m * k), memset(dw, 0, sizeof(float) * (size_t)k * n);
+        ok = make_graphs(&gr, t, (bool[]){false, false}, 2, build_matmul, NULL, label);
+    }
+    if (!ok) n_failed++;
     double flops = 2.0 * m * n * k;
     for (int ti = 0; ok && ti < opt.n_threads; ti++) {
         int th = opt.threads[ti];
@@ -842,8 +851,12 @@ static void bench_op(const nbb_op *op, int r, int f) {
     if (!ok) n_failed++;
     size_t n = (size_t)r * f; /* the copy limit's size: the op's largest tensor */
     if (ok && nb_shape_size(&gr.yshape) > n) n = nb_shape_size(&gr.yshape);
-    float *copy_buf;
-    copy_arg c0a = copy_setup(n, 1, &copy_buf), ca[4];
+    float *copy_buf = NULL;
+    copy_arg c0a = {0}, ca[4];
+    if (ok) {
+        c0a = copy_setup(n, 1, &copy_buf);
+        if (!copy_buf) ok = false, n_failed++;
+    }
     for (int ti = 0; ok && ti < opt.n_threads; ti++) {
         int th = opt.threads[ti];
         nb_set_num_threads(th);

@@ -24,9 +24,8 @@
  *   cc my_bench.c $(pkg-config --cflags --libs nabla-bench) -o my-bench
  *   ./my-bench --op cube --shapes 256x1000 --threads 1,2
  *
- * The harness is for benchmark programs: it keeps its settings in globals,
- * writes to stdout and stderr, and ends the process (status 1) when it runs
- * out of memory for its own buffers. Call it from one thread. */
+ * The harness is for benchmark programs: it keeps its settings in globals
+ * and writes to stdout and stderr. Call it from one thread. */
 #ifndef NABLA_BENCH_H
 #define NABLA_BENCH_H
 
@@ -91,8 +90,9 @@ typedef struct nbb_op {
  * are borrowed for the call. Each call starts from the default settings.
  * Returns 0; 2 for a bad argument, an unknown --op name or a user op whose
  * name clashes (with a message on stderr, nothing run); 1 when the JSON file
- * cannot be written or any case failed to build or run (each failure is
- * reported on stderr naming the op and shape; the other cases still run). */
+ * cannot be written or any case failed to build or run, out of memory
+ * included (each failure is reported on stderr naming the op and shape; the
+ * other cases still run). It never ends the process itself. */
 int nbb_main(int argc, char **argv, const nbb_op *user_ops, int n_user_ops);
 
 /* Hands a tensor the op's build made (batch norm's running statistics, a
