@@ -413,6 +413,7 @@ typedef struct {
     nb_graph *g, *gb; /* the op's graph and its baseline */
     nb_node *loss, *lossb;
     nb_shape yshape;
+    float *feed; /* the batch input's rows (zeros, never read) */
 } graphs;
 
 static void fwd_fn(void *p) { nb_forward(p, NB_TRAINING); }
@@ -434,12 +435,25 @@ static nb_node *loss_of(nb_graph *g, nb_node *y) {
 }
 
 /* Builds both graphs over the same tensors; build(g, nodes) makes the op.
- * Returns false (after a message) when either graph failed. */
-static bool make_graphs(graphs *gr, nb_tensor **t, const bool *is_const, int n_in,
+ * Returns false (after a message) when either graph failed.
+ *
+ * Each graph also gets an input of `batch` rows that no op reads, fed once:
+ * nabla decides at a pass's first batch whether the pass runs in one
+ * parallel region (the team of graph/run.c, which a model's small steps
+ * use), and a graph of parameters alone has no batch, so without it every
+ * pass would run as a model's never does. */
+static bool make_graphs(graphs *gr, nb_tensor **t, const bool *is_const, int n_in, int batch,
                         nb_node *(*build)(nb_graph *, nb_node *const *, void *), void *user,
                         const char *label) {
     nb_node *in[NB_CUSTOM_MAX_INPUTS], *inb[NB_CUSTOM_MAX_INPUTS];
     gr->g = nb_graph_new(), gr->gb = nb_graph_new();
+    gr->feed = calloc((size_t)batch, sizeof(float));
+    if (!gr->g || !gr->gb || !gr->feed) {
+        fprintf(stderr, "nabla-bench: %s: out of memory\n", label);
+        return false;
+    }
+    nb_graph *both[2] = {gr->g, gr->gb};
+    for (int i = 0; i < 2; i++) nb_feed(both[i], nb_input(both[i], "bench_batch", 1, &batch), gr->feed, batch);
     nb_graph_set_seed(gr->g, 42);
     for (int i = 0; i < n_in; i++) {
         in[i] = is_const[i] ? nb_constant(gr->g, t[i]) : nb_param(gr->g, t[i]);
@@ -467,7 +481,9 @@ static bool make_graphs(graphs *gr, nb_tensor **t, const bool *is_const, int n_i
 
 static void free_graphs(graphs *gr) {
     nb_graph_free(gr->g), nb_graph_free(gr->gb);
+    free(gr->feed);
     gr->g = gr->gb = NULL;
+    gr->feed = NULL;
 }
 
 /* The four jobs of a case, in this order: the op's graph forward, its
@@ -670,7 +686,7 @@ static void bench_matmul(int m, int k, int n) {
         fill_normal(t[1]->data, t[1]->size, 2);
         for (size_t i = 0; i < (size_t)m * n; i++) dy[i] = 1.0f; /* the seed's dy */
         memset(dx, 0, sizeof(float) * (size_t)m * k), memset(dw, 0, sizeof(float) * (size_t)k * n);
-        ok = make_graphs(&gr, t, (bool[]){false, false}, 2, build_matmul, NULL, label);
+        ok = make_graphs(&gr, t, (bool[]){false, false}, 2, m, build_matmul, NULL, label);
     }
     if (!ok) n_failed++;
     double flops = 2.0 * m * n * k;
@@ -708,7 +724,7 @@ static void bench_matmul(int m, int k, int n) {
         print_row(&f);
         print_row(&bw);
     }
-    if (gr.g) free_graphs(&gr);
+    free_graphs(&gr);
     free(c), free(dy), free(dx), free(dw);
     nb_tensor_free(t[0]), nb_tensor_free(t[1]);
     free_kept();
@@ -847,7 +863,7 @@ static void bench_op(const nbb_op *op, int r, int f) {
         }
     }
     graphs gr = {0};
-    if (ok) ok = make_graphs(&gr, t, is_const, n_in, op->build, op->user, label);
+    if (ok) ok = make_graphs(&gr, t, is_const, n_in, r, op->build, op->user, label);
     if (!ok) n_failed++;
     size_t n = (size_t)r * f; /* the copy limit's size: the op's largest tensor */
     if (ok && nb_shape_size(&gr.yshape) > n) n = nb_shape_size(&gr.yshape);
@@ -892,7 +908,7 @@ static void bench_op(const nbb_op *op, int r, int f) {
         print_row(&fr);
         print_row(&br);
     }
-    if (gr.g) free_graphs(&gr);
+    free_graphs(&gr);
     free(copy_buf);
     for (int i = 0; i < n_in; i++) nb_tensor_free(t[i]);
     free_kept();
