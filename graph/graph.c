@@ -66,6 +66,10 @@ nb_error_kind nb_graph_error_kind(const nb_graph *g) {
     return g->status == NB_OK ? NB_ERR_NONE : g->error_kind;
 }
 
+void nb_graph_set_sync(nb_graph *g, nb_graph_sync *sync) {
+    if (g) g->sync = sync;
+}
+
 void nb_graph_set_seed(nb_graph *g, uint64_t seed) {
     if (!g) return;
     g->seed = seed;

@@ -54,7 +54,35 @@ static size_t bn_aux(const nb_node *n) { return 2 * nb__norm_features(n) + 1; }
  * the per-feature coefficients of the elementwise pass (up to 4 floats). */
 static size_t bn_scratch(const nb_node *n) {
     const size_t F = nb__norm_features(n), R = n->in[0]->size / F;
-    return 6 * block_count(R, F) * F + 8 * F;
+    /* with processes in sync: 2F + 2 doubles to sum over them */
+    return 6 * block_count(R, F) * F + 8 * F + (n->graph->sync ? 4 * F + 4 : 0);
+}
+
+/* The sync buffer: after the coefficients. */
+static double *sync_buffer(const nb_graph *g, size_t blocks, size_t F) {
+    return (double *)(void *)(g->scratch + 6 * blocks * F + 8 * F);
+}
+
+/* Processes in sync (nb_graph_sync): m and v, the local mean and squared
+ * deviations over R rows, become those of the global batch, whose count
+ * goes into *N. Two sums: the counts and weighted means, then the squared
+ * deviations about the global mean (no cancellation). */
+static nb_status sync_stats(nb_graph *g, nb_node *n, size_t F, size_t R, double *buf, double *m, double *v,
+                            double *N) {
+    buf[0] = (double)R;
+    for (size_t j = 0; j < F; j++) buf[1 + j] = (double)R * m[j];
+    if (g->sync->sum(g->sync->user, buf, (int)(F + 1)) != NB_OK)
+        return nb__fail(g, "batchnorm '%s': summing the statistics over the processes failed", n->name);
+    *N = buf[0];
+    for (size_t j = 0; j < F; j++) {
+        const double mean = buf[1 + j] / *N, d = m[j] - mean;
+        buf[j] = v[j] + (double)R * d * d;
+        m[j] = mean;
+    }
+    if (g->sync->sum(g->sync->user, buf, (int)F) != NB_OK)
+        return nb__fail(g, "batchnorm '%s': summing the statistics over the processes failed", n->name);
+    for (size_t j = 0; j < F; j++) v[j] = buf[j];
+    return NB_OK;
 }
 
 static nb_status check_running(nb_graph *g, const nb_node *x, const nb_tensor *t, const char *what) {
@@ -227,7 +255,9 @@ static nb_status bn_forward(nb_graph *g, nb_node *n) {
             m = part + 3 * blocks * F, v = m + F;
             combine_stats(part, R, F, rb, blocks, m, v);
         }
-        finish_stats(F, R, m, v, eps, MOMENTUM(n), mean, inv_std, RUNNING_MEAN(n)->data,
+        double N = (double)R;
+        if (g->sync && sync_stats(g, n, F, R, sync_buffer(g, blocks, F), m, v, &N) != NB_OK) return NB_ERROR;
+        finish_stats(F, (size_t)N, m, v, eps, MOMENTUM(n), mean, inv_std, RUNNING_MEAN(n)->data,
                      RUNNING_VAR(n)->data);
     } else {
         const float *rm = RUNNING_MEAN(n)->data, *rv = RUNNING_VAR(n)->data;
@@ -368,7 +398,20 @@ static void bn_backward(nb_graph *g, nb_node *n) {
     } else {
         for (size_t j = 0; j < F; j++) ca[j] = inv_std[j];
     }
-    if (training) {
+    if (training && g->sync) {
+        /* the global batch's sums, in its loss's units (each share's
+         * weighed), brought back to this process's: dx is of its own loss */
+        double *buf = sync_buffer(g, blocks, F);
+        const double w = g->sync->share;
+        buf[0] = (double)R;
+        for (size_t j = 0; j < F; j++) buf[1 + j] = w * sdy[j], buf[1 + F + j] = w * sdyx[j];
+        if (g->sync->sum(g->sync->user, buf, (int)(2 * F + 1)) != NB_OK) {
+            nb__fail(g, "batchnorm '%s': summing the gradients over the processes failed", n->name);
+            return;
+        }
+        for (size_t j = 0; j < F; j++) buf[1 + j] /= w, buf[1 + F + j] /= w;
+        grad_coefs(F, (size_t)buf[0], buf + 1, buf + 1 + F, inv_std, ca, cb, cc);
+    } else if (training) {
         grad_coefs(F, R, sdy, sdyx, inv_std, ca, cb, cc);
     } else {
         for (size_t j = 0; j < F; j++) cb[j] = 0.0f, cc[j] = 0.0f;

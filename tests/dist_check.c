@@ -1,6 +1,7 @@
 /* tests/dist_check.c — run under mpirun by test_dist_mpi.c.
  *   dist_check equal   2 processes, one epoch on 2,000 examples at a global
- *                      batch of 32, the weights checked alike every epoch;
+ *                      batch of 32, batch norm synchronized, the weights
+ *                      checked alike every epoch;
  *                      rank 0 then trains the same model alone and prints
  *                      the largest difference (exit 1 above 1e-5)
  *   dist_check kill    rank 1 kills itself (SIGKILL) in the middle of the
@@ -17,7 +18,9 @@ static float xs[2000 * 8], ys[2000];
 
 static nb_model *net(void) {
     nb_model *m = nb_model_new(1, (int[]){8}, 11);
-    nb_model_add(m, &(nb_layer_spec){.kind = NB_LAYER_DENSE, .units = 32, .activation = "relu"});
+    nb_model_add(m, &(nb_layer_spec){.kind = NB_LAYER_DENSE, .units = 32, .no_bias = true});
+    nb_model_add(m, &(nb_layer_spec){.kind = NB_LAYER_BATCH_NORM});
+    nb_model_add(m, &(nb_layer_spec){.kind = NB_LAYER_ACTIVATION, .activation = "relu"});
     nb_model_add(m, &(nb_layer_spec){.kind = NB_LAYER_DENSE, .units = 4});
     return m;
 }
@@ -45,10 +48,13 @@ int main(int argc, char **argv) {
     nb_dataset data = {.x = xs, .y = ys, .n = 2000, .dim = 8, .rows = 1, .cols = 8, .n_classes = 4};
     nb_fit_opts o = nb_fit_defaults();
     o.epochs = 1, o.batch_size = 32, o.verbose = 0, o.seed = 5, o.optimizer = nb_optimizer_defaults(NB_NADAM);
-    o.dist = real = nb_dist_fit(d, true);
-    if (!o.dist) return fprintf(stderr, "dist_check: run me under mpirun -np 2\n"), 2;
+    real = nb_dist_fit(d, true);
+    if (!real) return fprintf(stderr, "dist_check: run me under mpirun -np 2\n"), 2;
+    nb_fit_dist synced = *real;
+    synced.sync_batchnorm = true;
+    o.dist = &synced;
     if (!strcmp(argv[1], "kill")) {
-        dying = *real;
+        dying = synced;
         dying.sum_floats = sum_floats_then_die;
         o.dist = &dying;
     }

@@ -102,14 +102,17 @@ static nb_fit_opts opts(void) {
 }
 
 /* Runs RANKS fits at once on models from seeds[r]; j[r] holds each result. */
+static bool sync_bn; /* the next run_ranks's: synchronized batch norm */
+static nb_model *(*make)(uint64_t seed);
+
 static void run_ranks(job *j, const uint64_t *seeds, nb_dataset *d, bool check) {
     static comm c;
     pthread_barrier_init(&c.barrier, NULL, RANKS);
     pthread_t t[RANKS];
     for (int r = 0; r < RANKS; r++) {
         j[r].ctx = (rank_ctx){&c, r};
-        j[r].dist = (nb_fit_dist){r, RANKS, &j[r].ctx, sum_doubles, sum_floats, check};
-        j[r].m = net(seeds[r]);
+        j[r].dist = (nb_fit_dist){r, RANKS, &j[r].ctx, sum_doubles, sum_floats, check, sync_bn};
+        j[r].m = (make ? make : net)(seeds[r]);
         j[r].d = d;
         j[r].o = opts();
         j[r].o.dist = &j[r].dist;
@@ -175,7 +178,7 @@ Test(dist_core, a_failure_on_one_process_stops_both_naming_it) {
     pthread_t t[RANKS];
     for (int r = 0; r < RANKS; r++) {
         j[r].ctx = (rank_ctx){&c, r};
-        j[r].dist = (nb_fit_dist){r, RANKS, &j[r].ctx, sum_doubles, sum_floats, false};
+        j[r].dist = (nb_fit_dist){r, RANKS, &j[r].ctx, sum_doubles, sum_floats, false, false};
         j[r].m = net(3);
         j[r].d = r == 1 ? &bad : &d;
         j[r].o = opts();
@@ -190,4 +193,61 @@ Test(dist_core, a_failure_on_one_process_stops_both_naming_it) {
     cr_assert(strstr(j[0].error, "process 1 failed at epoch 1, step 1"), "%s", j[0].error);
     cr_assert(strstr(j[1].error, "label"), "rank 1 names its own fault: %s", j[1].error);
     for (int r = 0; r < RANKS; r++) nb_model_free(j[r].m);
+}
+
+/* Dense, batch norm, ReLU, Dense: with synchronized statistics, two shares
+ * of every batch of 32 end with one process's weights and moving
+ * statistics; with each share's own statistics they do not. */
+static nb_model *bn_net(uint64_t seed) {
+    nb_model *m = nb_model_new(1, (int[]){6}, seed);
+    nb_model_add(m, &(nb_layer_spec){.kind = NB_LAYER_DENSE, .units = 16, .no_bias = true});
+    nb_model_add(m, &(nb_layer_spec){.kind = NB_LAYER_BATCH_NORM});
+    nb_model_add(m, &(nb_layer_spec){.kind = NB_LAYER_ACTIVATION, .activation = "relu"});
+    nb_model_add(m, &(nb_layer_spec){.kind = NB_LAYER_DENSE, .units = 3});
+    return m;
+}
+
+static double largest_difference(nb_model *a, nb_model *b) {
+    nb_tensor *const *ta, *const *tb;
+    int n = nb_model_tensors(a, &ta);
+    nb_model_tensors(b, &tb);
+    double worst = 0;
+    for (int i = 0; i < n; i++)
+        for (size_t k = 0; k < ta[i]->size; k++) worst = fmax(worst, fabs((double)ta[i]->data[k] - tb[i]->data[k]));
+    return worst;
+}
+
+Test(dist_core, synchronized_batch_norm_over_two_shares_ends_with_one_process_s_weights) {
+    nb_dataset d = blobs();
+    d.n = 192; /* 6 batches of 32: every share has rows */
+    nb_model *one = bn_net(3);
+    nb_fit_opts o = opts();
+    cr_assert_eq(nb_fit(one, &d, &o, NULL), NB_OK, "%s", nb_last_error());
+    job j[RANKS];
+    make = bn_net;
+    for (int s = 1; s >= 0; s--) {
+        sync_bn = s;
+        run_ranks(j, (uint64_t[]){3, 3}, &d, true);
+        for (int r = 0; r < RANKS; r++) cr_assert_eq(j[r].st, NB_OK, "rank %d: %s", r, j[r].error);
+        const double worst = largest_difference(one, j[0].m);
+        if (s) cr_assert(worst < 1e-5, "synchronized: weights differ by %g from one process's", worst);
+        else cr_assert(worst > 1e-4, "each share's own statistics: weights differ by only %g", worst);
+        for (int r = 0; r < RANKS; r++) nb_history_free(&j[r].h), nb_model_free(j[r].m);
+    }
+    make = NULL, sync_bn = false;
+    nb_model_free(one);
+}
+
+Test(dist_core, synchronized_batch_norm_refuses_a_batch_that_leaves_a_process_without_rows) {
+    nb_dataset d = blobs();
+    d.n = 161; /* the last batch holds 1 example */
+    job j[RANKS];
+    make = bn_net, sync_bn = true;
+    run_ranks(j, (uint64_t[]){3, 3}, &d, false);
+    for (int r = 0; r < RANKS; r++) {
+        cr_assert_eq(j[r].st, NB_ERROR);
+        cr_assert(strstr(j[r].error, "synchronized batch norm needs rows of every batch"), "%s", j[r].error);
+        nb_model_free(j[r].m);
+    }
+    make = NULL, sync_bn = false;
 }

@@ -47,6 +47,7 @@ typedef struct config {
     nb_schedule_kind schedule;
     float clip_value, clip_norm, clip_global_norm, l1, l2, max_norm;
     int patience, epochs, batch_size, threads, train_size, mc_samples, diagnose_every;
+    bool sync_batch_norm;
     uint64_t seed;
     const char *save, *history, *plot, *data, *resume, *diagnose;
 } config;
@@ -82,7 +83,8 @@ static void usage(FILE *out) {
             "                         saturation, dead ReLUs, gradient norm, update ratio) at step 0\n"
             "                         and each epoch's first step, with warnings of vanishing and\n"
             "                         exploding gradients; with --plot F.png, also F.diagnostics.png\n"
-            "  --diagnose-every N     every N steps instead\n");
+            "  --diagnose-every N     every N steps instead\n"
+            "  --sync-batch-norm      under mpirun: batch statistics of the whole global batch\n");
 }
 
 static int fail(const char *fmt, const char *a, const char *b) {
@@ -192,7 +194,7 @@ enum {
     O_PRESET = 256, O_LAYERS, O_ACTIVATION, O_INIT, O_BN, O_NO_BN, O_DROPOUT, O_ALPHA_DROPOUT, O_OPTIMIZER,
     O_LR, O_MOMENTUM, O_BETA1, O_BETA2, O_WD, O_SCHEDULE, O_CLIP_VALUE, O_CLIP_NORM, O_CLIP_GLOBAL, O_L1,
     O_L2, O_MAX_NORM, O_PATIENCE, O_EPOCHS, O_BATCH, O_THREADS, O_SEED, O_STANDARDIZE, O_SAVE, O_HISTORY,
-    O_PLOT, O_QUIET, O_JSON, O_DATA, O_TRAIN_SIZE, O_MC, O_MODEL, O_HELP, O_RESUME, O_DIAGNOSE, O_DIAGNOSE_EVERY
+    O_PLOT, O_QUIET, O_JSON, O_DATA, O_TRAIN_SIZE, O_MC, O_MODEL, O_HELP, O_RESUME, O_DIAGNOSE, O_DIAGNOSE_EVERY, O_SYNC_BN
 };
 
 static const struct option options[] = {
@@ -215,7 +217,8 @@ static const struct option options[] = {
     {"train-size", required_argument, 0, O_TRAIN_SIZE}, {"mc-samples", required_argument, 0, O_MC},
     {"model", required_argument, 0, O_MODEL}, {"help", no_argument, 0, O_HELP},
     {"resume", required_argument, 0, O_RESUME}, {"diagnose", required_argument, 0, O_DIAGNOSE},
-    {"diagnose-every", required_argument, 0, O_DIAGNOSE_EVERY}, {0, 0, 0, 0},
+    {"diagnose-every", required_argument, 0, O_DIAGNOSE_EVERY}, {"sync-batch-norm", no_argument, 0, O_SYNC_BN},
+    {0, 0, 0, 0},
 };
 
 /* Applies one option; returns 0, or 2 after printing what is wrong. */
@@ -286,6 +289,7 @@ static int apply_option(config *c, int opt, const char *arg, const char **model)
     case O_PLOT: c->plot = arg; break;
     case O_RESUME: c->resume = arg; break;
     case O_DIAGNOSE: c->diagnose = arg; break;
+    case O_SYNC_BN: c->sync_batch_norm = true; break;
     case O_DIAGNOSE_EVERY: INT(diagnose_every, 1, 0x7fffffff); break;
     case O_QUIET: c->quiet = true; break;
     case O_JSON: c->json = true; break;
@@ -537,7 +541,12 @@ static int cmd_train(int argc, char **argv) {
     o.diagnose = c.diagnose, o.diagnose_every = c.diagnose_every;
     o.verbose = !c.quiet, o.out = out;
 #ifdef NABLA_HAVE_DIST
-    o.dist = nb_dist_fit(dist, false);
+    nb_fit_dist fd = {0};
+    if (nb_dist_fit(dist, false)) {
+        fd = *nb_dist_fit(dist, false);
+        fd.sync_batchnorm = c.sync_batch_norm;
+        o.dist = &fd;
+    }
 #endif
     if (!root_process()) { /* the others train in silence and write nothing */
         c.quiet = true, c.json = false, c.save = c.history = c.plot = NULL;

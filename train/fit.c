@@ -44,6 +44,7 @@ typedef struct session {
     out_slot out[NB_MODEL_MAX_IO];
     nb_node *loss; /* the weighted sum and the penalty */
     nb_node **layer_out; /* each layer's output node (nb_model_apply_traced) */
+    nb_graph_sync sync;  /* batch statistics over processes (nb_fit_dist.sync_batchnorm) */
     int batch, first; /* first: the first output with a loss, whose metric is the epoch's */
 } session;
 
@@ -434,6 +435,17 @@ static bool dist_gradients(const nb_fit_dist *d, nb_model *m, int n_local, int b
     nb_tensor *const *t;
     int n = nb_model_tensors(m, &t);
     const float w = (float)n_local / (float)b;
+    for (int i = 0; !d->sync_batchnorm && i < n; i++) {
+        /* the tensors no gradient moves but a pass may (moving statistics):
+         * rank 0's everywhere, exactly (a sum with zeros), as PyTorch DDP's
+         * broadcast_buffers, so every process keeps the same model */
+        if (t[i]->trainable) continue;
+        if (d->rank != 0) memset(t[i]->data, 0, t[i]->size * sizeof(float));
+        if (d->sum_floats(d->user, t[i]->data, t[i]->size) != NB_OK) {
+            if (!nb_last_error()[0]) nb__set_last_error("fit: sharing rank 0's moving statistics failed");
+            return false;
+        }
+    }
     for (int i = 0; i < n; i++) {
         if (!t[i]->trainable || !t[i]->grad) continue;
         float *g = t[i]->grad;
@@ -653,6 +665,9 @@ static void report_divergence(session *s, nb_model *m, double loss, int epoch, l
     const char *bad = nonfinite_tensor(m);
     if (bad) {
         snprintf(where, sizeof where, "the weights of '%s' are not finite (the last update diverged)", bad);
+    } else if (step > 0 && s->g->sync) { /* the others would not run the pass again with it */
+        snprintf(where, sizeof where, "the step ran with synchronized batch norm, so it is not run again to find "
+                 "the node");
     } else if (step > 0) {
         nb_graph_check_finite(s->g, true);
         if (nb__forward_at(s->g, NB_TRAINING, s->g->step - 1) != NB_OK)
@@ -770,7 +785,18 @@ nb_status nb_fit_data(nb_model *m, const nb_data *train_all, const nb_fit_opts *
     }
     /* with processes, each runs the graph on its share of a batch */
     const int local_batch = dist ? (o.batch_size + dist->size - 1) / dist->size : o.batch_size;
+    if (dist && dist->sync_batchnorm && ((train.n % o.batch_size && train.n % o.batch_size < dist->size) ||
+                                         o.batch_size < dist->size)) {
+        nb__set_last_error("fit: synchronized batch norm needs rows of every batch on each of the %d processes; "
+                           "a batch of %d (the last of %d examples) leaves one without: choose another batch size",
+                           dist->size, train.n % o.batch_size ? train.n % o.batch_size : o.batch_size, train.n);
+        goto fail;
+    }
     if (session_open(&f.s, m, &train, local_batch, false, o.seed, &o, true, "fit") != NB_OK) goto fail;
+    if (dist && dist->sync_batchnorm) {
+        f.s.sync = (nb_graph_sync){dist->sum, dist->user, 1.0};
+        nb_graph_set_sync(f.s.g, &f.s.sync);
+    }
     const nb_loss_kind first_kind = f.s.out[f.s.first].lc.kind;
     const nb_metric_kind first_metric = metric_of(first_kind, f.s.out[f.s.first].metric);
     hist.metric = metric_name(first_kind, f.s.out[f.s.first].metric);
@@ -852,6 +878,7 @@ nb_status nb_fit_data(nb_model *m, const nb_data *train_all, const nb_fit_opts *
             if (!o.schedule_per_epoch) apply_schedule(&f, (double)step_count, base_momentum);
             int lo, n_local;
             share_of(dist, start, b, &lo, &n_local);
+            if (f.s.g->sync) f.s.sync.share = (double)n_local / b;
             if (n_local > 0) {
                 session_feed(&f.s, &train, f.perm, lo, n_local);
                 nb_forward(f.s.g, NB_TRAINING);
@@ -899,6 +926,7 @@ nb_status nb_fit_data(nb_model *m, const nb_data *train_all, const nb_fit_opts *
         em.seconds = nb__now() - t0;
         em.step_seconds = em.seconds / steps;
         sums_store(&u, &f.s, train.n, false, &em);
+        /* (inference: batch norm uses its running statistics, nothing is summed) */
         if (val && session_evaluate_shared(&f.s, val, true, &em, dist) != NB_OK) {
             session_error(&f.s, "fit: validation");
             goto fail;

@@ -74,6 +74,23 @@ nb_status nb_graph_fail(nb_graph *g, const char *fmt, ...) __attribute__((format
  * threads. Also rewinds the step counter to 0. */
 void nb_graph_set_seed(nb_graph *g, uint64_t seed);
 
+/* Batch statistics shared between processes training together (data
+ * parallelism, nabla/train.h's nb_fit_dist): with a sync set, every batch
+ * normalization of the graph normalizes with the mean and variance of the
+ * whole global batch, summing its per-feature sums through sum (the same
+ * call on every process, in the same order), and its backward pass sums
+ * its gradient sums the same way. share is this process's rows over the
+ * global batch's, set before each training pass: each process's gradient
+ * is of its own mean loss, and the shares weigh them into the global
+ * batch's. Every process must run every pass (no process with no rows).
+ * sync is borrowed; NULL turns it off. */
+typedef struct nb_graph_sync {
+    nb_status (*sum)(void *user, double *v, int n);
+    void *user;
+    double share;
+} nb_graph_sync;
+void nb_graph_set_sync(nb_graph *g, nb_graph_sync *sync);
+
 /* When on, every forward and backward pass scans each value and gradient it
  * writes, and the first NaN or infinity puts the graph in error naming the
  * node, e.g. "forward: non-finite value in node 'log#3' (op log) at index 5".

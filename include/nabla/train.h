@@ -146,8 +146,13 @@ typedef enum nb_monitor {
  * backups and diagnostics; every process returns the same history. A
  * failure on one process stops all of them at the same step, with a
  * message naming the rank. Batch normalization uses each process's own
- * share's statistics (PyTorch DDP's default), and dropout masks are keyed
- * by the process's rows: both differ from one process's run. */
+ * share's statistics (PyTorch DDP's default, which also takes rank 0's
+ * moving statistics everywhere after each step), or with sync_batchnorm those
+ * of the whole global batch (one sum of per-feature sums forward, one
+ * backward), so that N processes compute what one computes with the same
+ * global batch, up to the order of floating-point sums. Dropout masks are
+ * keyed by each process's own rows, so a model with dropout still differs
+ * from one process's run. */
 typedef struct nb_fit_dist {
     int rank, size;         /* 0 <= rank < size */
     void *user;
@@ -157,6 +162,9 @@ typedef struct nb_fit_dist {
     nb_status (*sum_floats)(void *user, float *v, size_t n);
     bool check_weights;     /* after every epoch, check that the weights are the same bits
                                on every process (a debug mode: costs one hash of them) */
+    bool sync_batchnorm;    /* batch statistics of the global batch (PyTorch's SyncBatchNorm);
+                               every process must get rows of every batch: refused when the
+                               last batch has fewer examples than there are processes */
 } nb_fit_dist;
 
 typedef struct nb_fit_opts {
