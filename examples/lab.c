@@ -196,7 +196,8 @@ static void panel_script(FILE *gp, const lab_fig *f, int n, const lab_curve *c) 
     if (strspn(style, "abcdefghijklmnopqrstuvwxyz ") != strlen(style)) style = "lines";
     fputs("plot ", gp);
     for (int i = 0; i < n; i++) {
-        fprintf(gp, "%s'-' using 1:2 with %s lw 1.5 title ", i ? ", " : "", style);
+        /* 8 colours, then the same colours dashed */
+        fprintf(gp, "%s'-' using 1:2 with %s lw 1.5 lc %d dt %d title ", i ? ", " : "", style, i % 8 + 1, i / 8 % 4 + 1);
         quoted(gp, c[i].title);
     }
     fputc('\n', gp);
@@ -269,7 +270,7 @@ int lab_plot_panels(const lab_args *a, const char *file, int rows, int cols, int
     size_t len = 0;
     FILE *gp = open_memstream(&script, &len);
     if (!gp) return LAB_PLOT_FAILED;
-    fprintf(gp, "set terminal pngcairo size %d,%d font 'sans,9'\nset output\nset multiplot layout %d,%d\n", width,
+    fprintf(gp, "set terminal pngcairo noenhanced size %d,%d font 'sans,9'\nset output\nset multiplot layout %d,%d\n", width,
             height, rows, cols);
     for (int p = 0; p < rows * cols; p++) panel_script(gp, &figs[p], n[p], c[p]);
     fputs("unset multiplot\n", gp);
