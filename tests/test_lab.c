@@ -98,3 +98,11 @@ Test(lab, momentum_and_adaptive_optimizers_beat_plain_sgd_early, .timeout = 120)
 Test(lab, schedules_have_their_shapes_and_decay_beats_a_constant_rate, .timeout = 120) {
     check("ch11_schedules", "Learning-rate schedules");
 }
+
+Test(lab, batch_norm_trains_a_deep_sigmoid_net_and_clipping_tames_an_exploding_one, .timeout = 120) {
+    check("ch11_batchnorm", "Batch normalization and gradient clipping");
+}
+
+Test(lab, l2_and_dropout_shrink_the_gap_and_mc_dropout_calibrates_better, .timeout = 120) {
+    check("ch11_regularization", "Regularization");
+}
