@@ -58,7 +58,7 @@ int main(int argc, char **argv) {
     if (!lab_parse(argc, argv, "ch11_selu", &a)) return 2;
     if (a.seeds > MAX_SEEDS) a.seeds = MAX_SEEDS;
     /* full mode trains as the book does: 55,000 images, 5 epochs */
-    int n_probe = a.quick ? 256 : 1000, n_train = a.quick ? 1000 : 55000, n_valid = a.quick ? 500 : 5000;
+    int n_probe = a.quick ? 128 : 1000, n_train = a.quick ? 300 : 55000, n_valid = a.quick ? 300 : 5000;
     int epochs = a.quick ? 1 : 5;
     nb_dataset train[2], valid[2], test;
     for (int s = 0; s < 2; s++)

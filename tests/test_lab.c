@@ -81,28 +81,28 @@ static void check(const char *prog, const char *title) {
     tidy(dir);
 }
 
-Test(lab, vanishing_gradients_sigmoid_saturates_and_he_relu_does_not, .timeout = 120) {
+Test(lab, vanishing_gradients_sigmoid_saturates_and_he_relu_does_not, .timeout = 600) {
     check("ch11_vanishing", "Vanishing gradients");
 }
 
-Test(lab, activations_match_their_derivatives_and_nonsaturating_ones_beat_sigmoid, .timeout = 120) {
+Test(lab, activations_match_their_derivatives_and_nonsaturating_ones_beat_sigmoid, .timeout = 600) {
     check("ch11_activations", "Activation functions");
 }
 
-Test(lab, selu_self_normalizes_a_100_layer_net, .timeout = 120) { check("ch11_selu", "self-normalization"); }
+Test(lab, selu_self_normalizes_a_100_layer_net, .timeout = 600) { check("ch11_selu", "self-normalization"); }
 
-Test(lab, momentum_and_adaptive_optimizers_beat_plain_sgd_early, .timeout = 120) {
+Test(lab, momentum_and_adaptive_optimizers_beat_plain_sgd_early, .timeout = 600) {
     check("ch11_optimizers", "Faster optimizers");
 }
 
-Test(lab, schedules_have_their_shapes_and_decay_beats_a_constant_rate, .timeout = 120) {
+Test(lab, schedules_have_their_shapes_and_decay_beats_a_constant_rate, .timeout = 600) {
     check("ch11_schedules", "Learning-rate schedules");
 }
 
-Test(lab, batch_norm_trains_a_deep_sigmoid_net_and_clipping_tames_an_exploding_one, .timeout = 120) {
+Test(lab, batch_norm_trains_a_deep_sigmoid_net_and_clipping_tames_an_exploding_one, .timeout = 600) {
     check("ch11_batchnorm", "Batch normalization and gradient clipping");
 }
 
-Test(lab, l2_and_dropout_shrink_the_gap_and_mc_dropout_calibrates_better, .timeout = 120) {
+Test(lab, l2_and_dropout_shrink_the_gap_and_mc_dropout_calibrates_better, .timeout = 600) {
     check("ch11_regularization", "Regularization");
 }
