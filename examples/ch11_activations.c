@@ -137,7 +137,7 @@ int main(int argc, char **argv) {
                   lab_plot(&a, "ch11_activations_derivatives.png", &fd, N_ACT, cd), "their derivatives");
 
     /* ---- part 2: the ranking on one deep net ---- */
-    int depth = a.quick ? 6 : 10, n_train = a.quick ? 2000 : 20000, n_valid = a.quick ? 1000 : 5000;
+    int depth = a.quick ? 6 : 10, n_train = a.quick ? 1000 : 20000, n_valid = a.quick ? 500 : 5000;
     int epochs = a.quick ? 2 : 5;
     nb_dataset train[2], valid[2], test;
     for (int s = 0; s < 2; s++)

@@ -36,7 +36,7 @@ int main(int argc, char **argv) {
     lab_args a;
     if (!lab_parse(argc, argv, "ch11_optimizers", &a)) return 2;
     if (a.seeds > MAX_SEEDS) a.seeds = MAX_SEEDS;
-    int n_train = a.quick ? 2000 : 20000, n_valid = a.quick ? 1000 : 5000, epochs = a.quick ? 3 : 10;
+    int n_train = a.quick ? 1500 : 20000, n_valid = a.quick ? 500 : 5000, epochs = a.quick ? 2 : 10;
     double target = a.quick ? 0.75 : 0.86;
     int hidden[2] = {a.quick ? 100 : 300, 100};
     nb_dataset train, valid, test;

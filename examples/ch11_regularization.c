@@ -154,7 +154,7 @@ int main(int argc, char **argv) {
     }
     lab_curve c[2] = {{"training", N_REG, x, ytr}, {"validation", N_REG, x, yva}};
     lab_fig f = {"accuracy by regularizer: 1 none, 2 l1, 3 l2, 4 dropout, 5 max-norm, 6 SELU, 7 alpha dropout",
-                 "regularizer", "accuracy", .style = "linespoints", .key = "bottom right"};
+                 "regularizer", "accuracy", .style = "points", .key = "outside"};
     lab_md_figure(&md, &a, "ch11_regularization_gap.png", lab_plot(&a, "ch11_regularization_gap.png", &f, 2, c),
                   "training and validation accuracy per regularizer");
 

@@ -103,7 +103,7 @@ int main(int argc, char **argv) {
     long peak = 0;
     for (long t = 0; t < total; t++)
         if (lr[5][t] > lr[5][peak]) peak = t;
-    shape = shape && fabs(lr[5][peak] - 2 * lr0) < 1e-4 && fabs((double)peak - 0.45 * T) < 0.02 * T &&
+    shape = shape && fabs(lr[5][peak] - 2 * lr0) < 0.02 * 2 * lr0 && fabs((double)peak - 0.45 * T) < 0.02 * T &&
             lr[5][total - 1] < lr[5][0] / 10;
 
     lab_md md;

@@ -61,7 +61,7 @@ static int run(const lab_args *a, const cfg *c, uint64_t seed, const nb_dataset 
                       .in_dim = train->dim, .classes = 10, .seed = seed};
     nb_model *m = lab_net(&nc, out, dense);
     if (!m) return lab_fail(a, "model");
-    int probe_n = train->n < 512 ? train->n : 512, batch = 32;
+    int probe_n = a->quick ? 256 : 512, batch = 32;
     lab_probe big, step;
     if (!lab_probe_new(&big, m, DEPTH, out, dense, probe_n, train->dim) ||
         !lab_probe_new(&step, m, DEPTH, out, dense, batch, train->dim))
@@ -126,7 +126,7 @@ int main(int argc, char **argv) {
     lab_args a;
     if (!lab_parse(argc, argv, "ch11_vanishing", &a)) return 2;
     if (a.seeds > MAX_SEEDS) a.seeds = MAX_SEEDS;
-    int n_train = a.quick ? 1000 : 20000, n_valid = a.quick ? 1000 : 5000, epochs = a.quick ? 1 : 5;
+    int n_train = a.quick ? 1000 : 20000, n_valid = a.quick ? 500 : 5000, epochs = a.quick ? 1 : 5;
     int n_cfg = a.quick ? 5 : MAX_CFG;
     nb_dataset train[2], valid[2], test;
     for (int s = 0; s < 2; s++)
@@ -148,7 +148,7 @@ int main(int argc, char **argv) {
                   "Nesterov momentum 0.9 at lr 0.005, %d epoch(s), seeds 42..%d. Gradient norms are the L2 norms of "
                   "each hidden Dense kernel's gradient on one batch of %d images before any update; the ratio is "
                   "layer 1's over layer 20's (during epoch 1: the geometric mean over its steps).\n\n",
-                  n_train, n_valid, epochs, 41 + a.seeds, n_train < 512 ? n_train : 512);
+                  n_train, n_valid, epochs, 41 + a.seeds, a.quick ? 256 : 512);
     const char *cols[] = {"activation, init",     "‖∇W₁‖/‖∇W₂₀‖, step 0", "‖∂L/∂h₁‖/‖∂L/∂h₂₀‖, step 0",
                           "‖∇W₁‖/‖∇W₂₀‖, epoch 1", "act. std, layer 1",   "act. std, layer 20",
                           "saturated, layer 20",   "val. accuracy"};

@@ -104,9 +104,9 @@ typedef struct lab_net_cfg {
 } lab_net_cfg;
 
 /* input [in_dim] -> depth x hidden block -> Dense(classes) logits. NULL
- * with nb_last_error() set on a bad config. hidden_out[i] (if given, depth
- * entries) gets the layer whose output is block i's output, and kernel[i]
- * block i's Dense layer. */
+ * with nb_last_error() set on a bad config. block_out[i] (if given, depth
+ * entries) gets the layer whose output is block i's output, and
+ * block_dense[i] block i's Dense layer. */
 nb_model *lab_net(const lab_net_cfg *c, nb_layer **block_out, nb_layer **block_dense);
 
 /* A probe graph over the model's layers that keeps every hidden block's
@@ -123,8 +123,9 @@ bool lab_probe_new(lab_probe *p, nb_model *m, int depth, nb_layer *const *block_
 void lab_probe_free(lab_probe *p);
 /* Runs forward (training mode) and backward on one batch. */
 bool lab_probe_run(lab_probe *p, const float *x, const float *y, int batch);
-/* Mean and std of block i's output values; the L2 norm of its kernel's gradient. */
+/* Mean and (population) std of block i's output values, all units pooled. */
 void lab_probe_stats(const lab_probe *p, int i, double *mean, double *std);
+/* The L2 norm of t's gradient (NaN when it has none). */
 double lab_grad_norm(const nb_tensor *t);
 
 #endif
