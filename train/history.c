@@ -170,8 +170,8 @@ static bool run_gnuplot(const char *script, size_t len, FILE *out) {
 
 /* The terminal for path's extension, or NULL. */
 static const char *terminal(const char *path) {
-    return ends_with(path, ".png")   ? "pngcairo size 1000,420 font 'sans,10'"
-           : ends_with(path, ".svg") ? "svg size 1000,420 dynamic font 'sans,10'"
+    return ends_with(path, ".png")   ? "pngcairo size 1000,420 font 'sans,10' noenhanced"
+           : ends_with(path, ".svg") ? "svg size 1000,420 dynamic font 'sans,10' noenhanced"
                                      : NULL;
 }
 
