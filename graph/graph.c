@@ -66,6 +66,10 @@ nb_error_kind nb_graph_error_kind(const nb_graph *g) {
     return g->status == NB_OK ? NB_ERR_NONE : g->error_kind;
 }
 
+void nb_graph_set_row_offset(nb_graph *g, uint64_t rows) {
+    if (g) g->row_offset = rows;
+}
+
 void nb_graph_set_sync(nb_graph *g, nb_graph_sync *sync) {
     if (g) g->sync = sync;
 }

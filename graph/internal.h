@@ -66,6 +66,13 @@ void nb__random4(const nb_graph *g, const nb_node *n, uint64_t block, uint32_t o
  * n's stream in the current pass, into out[4·count]: the words
  * nb__random4 gives, many blocks at once. */
 void nb__random_blocks(const nb_graph *g, const nb_node *n, uint64_t first, size_t count, uint32_t *out);
+/* The index in the node's stream of its element 0: the graph's row offset
+ * times the elements per row (n's dim 0 is the batch). */
+static inline uint64_t nb__random_offset(const nb_graph *g, const nb_node *n) {
+    return g->row_offset && n->shape.rank > 0 && n->shape.dim[0] > 0
+               ? g->row_offset * (uint64_t)(n->size / (size_t)n->shape.dim[0])
+               : 0;
+}
 void nb__philox_blocks(const uint32_t key[2], uint32_t c2, uint32_t c3, uint64_t first, size_t count,
                        uint32_t *out);
 

@@ -111,6 +111,7 @@ struct nb_graph {
     uint64_t seed;
     uint64_t step;        /* forward passes run so far: the random stream's counter */
     nb_graph_sync *sync;  /* batch statistics summed over processes, or NULL */
+    uint64_t row_offset;  /* rows before this batch's, for random ops' keys */
     int batch;            /* batch of the last forward pass */
     bool team;            /* at this batch, passes run in one parallel region (graph/run.c) */
     nb_pace pace[2];      /* thread counts of training and inference steps (graph/pace.h) */

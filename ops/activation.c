@@ -385,11 +385,15 @@ static nb_status rrelu_forward(nb_graph *g, nb_node *n) {
     /* One Philox call gives the slopes of four consecutive elements; every
      * element's slope depends only on (seed, step, node, index). */
     const float lo = LOWER(n), width = UPPER(n) - LOWER(n);
-    NB_PARALLEL_FOR(i, (size + 3) / 4, {
+    const uint64_t off = nb__random_offset(g, n); /* a share of a global batch: its rows' place */
+    const size_t b0 = (size_t)(off / 4), blocks = (size_t)((off + size + 3) / 4) - b0;
+    NB_PARALLEL_FOR(i, blocks, {
         uint32_t r[4];
-        nb__random4(g, n, i, r);
-        for (size_t k = 0; k < 4 && 4 * i + k < size; k++) {
-            const size_t e = 4 * i + k;
+        nb__random4(g, n, b0 + i, r);
+        for (size_t k = 0; k < 4; k++) {
+            const uint64_t ge = 4 * (b0 + i) + k; /* the element's place in the stream */
+            if (ge < off || ge >= off + size) continue;
+            const size_t e = (size_t)(ge - off);
             const float s = lo + width * nb_u32_to_unit(r[k]), x = xv[e];
             slope[e] = s;
             y[e] = x > 0.0f ? x : s * x;

@@ -73,7 +73,7 @@ static inline uint32_t half_of(const uint32_t *words, size_t k) {
  * vector body, and a tail's length depends on the batch, so an element would
  * round differently at another batch (and on another CPU). */
 NB_KERNEL_CLONES __attribute__((optimize("fp-contract=off")))
-static void apply_mask(size_t m, const uint32_t *restrict words, int32_t threshold, masked_map f,
+static void apply_mask(size_t m, const uint32_t *restrict words, size_t skip, int32_t threshold, masked_map f,
                        const float *restrict x, float *restrict y, float *restrict mask) {
     /* Selects as bit masks, so the loop has no branch and vectorizes. */
     uint32_t mul_bits, dropped_bits;
@@ -83,10 +83,10 @@ static void apply_mask(size_t m, const uint32_t *restrict words, int32_t thresho
     /* half k % 2 of word k / 2 is the k-th 16-bit unit in memory: a plain
      * zero-extending load, where the shifts would cost a shuffle */
     typedef uint16_t __attribute__((may_alias)) u16_alias;
-    const u16_alias *h = (const u16_alias *)words;
+    const u16_alias *h = (const u16_alias *)words + skip;
 #define HALF(k) ((uint32_t)h[k])
 #else
-#define HALF(k) half_of(words, k)
+#define HALF(k) half_of(words, (k) + skip)
 #endif
     for (size_t k = 0; k < m; k++) {
         const uint32_t sel = 0u - (uint32_t)((int32_t)HALF(k) >= threshold);
@@ -105,11 +105,14 @@ static void masked_chunks(const nb_graph *g, const nb_node *n, masked_map f, siz
                           float rate, const float *x, float *y, float *mask) {
     const size_t size = n->size;
     const int32_t threshold = keep_threshold(rate);
-    uint32_t words[CHUNK / 2];
+    const uint64_t off = nb__random_offset(g, n); /* a share of a global batch: its rows' place */
+    uint32_t words[CHUNK / 2 + 4];
     for (size_t c = lo; c < hi; c++) {
         const size_t e0 = c * CHUNK, m = size - e0 < CHUNK ? size - e0 : CHUNK;
-        nb__random_blocks(g, n, e0 / 8, (m + 7) / 8, words);
-        apply_mask(m, words, threshold, f, x + e0, y + e0, mask + e0);
+        const uint64_t first = off + e0;
+        const size_t skip = (size_t)(first % 8);
+        nb__random_blocks(g, n, first / 8, (skip + m + 7) / 8, words);
+        apply_mask(m, words, skip, threshold, f, x + e0, y + e0, mask + e0);
     }
 }
 

@@ -251,3 +251,54 @@ Test(dist_core, synchronized_batch_norm_refuses_a_batch_that_leaves_a_process_wi
     }
     make = NULL, sync_bn = false;
 }
+
+/* Dropout and RReLU between the layers: the masks of each share are those
+ * one process draws for its rows, so two shares end with its weights. */
+static nb_model *dropout_net(uint64_t seed) {
+    nb_model *m = nb_model_new(1, (int[]){6}, seed);
+    nb_model_add(m, &(nb_layer_spec){.kind = NB_LAYER_DENSE, .units = 16, .activation = "rrelu"});
+    nb_model_add(m, &(nb_layer_spec){.kind = NB_LAYER_DROPOUT, .rate = 0.3f});
+    nb_model_add(m, &(nb_layer_spec){.kind = NB_LAYER_DENSE, .units = 3});
+    return m;
+}
+
+Test(dist_core, dropout_and_rrelu_over_two_shares_draw_one_process_s_masks) {
+    nb_dataset d = blobs();
+    nb_model *one = dropout_net(3);
+    nb_fit_opts o = opts();
+    cr_assert_eq(nb_fit(one, &d, &o, NULL), NB_OK, "%s", nb_last_error());
+    job j[RANKS];
+    make = dropout_net;
+    run_ranks(j, (uint64_t[]){3, 3}, &d, true);
+    for (int r = 0; r < RANKS; r++) cr_assert_eq(j[r].st, NB_OK, "rank %d: %s", r, j[r].error);
+    const double worst = largest_difference(one, j[0].m);
+    cr_assert(worst < 1e-5, "weights differ by %g from one process's", worst);
+    for (int r = 0; r < RANKS; r++) nb_history_free(&j[r].h), nb_model_free(j[r].m);
+    make = NULL;
+    nb_model_free(one);
+}
+
+/* A graph of rows 4..7 with row offset 4 draws the masks a graph of rows
+ * 0..7 draws for them (5 features: the offset falls inside a Philox block). */
+Test(dist_core, a_row_offset_draws_the_masks_of_those_rows) {
+    float x[8 * 5];
+    for (int i = 0; i < 40; i++) x[i] = 1.0f + 0.01f * (float)i;
+    for (int op = 0; op < 2; op++) {
+        float whole[40];
+        for (int part = 0; part < 2; part++) {
+            const int rows = part ? 4 : 8;
+            nb_graph *g = nb_graph_new();
+            nb_graph_set_seed(g, 77);
+            nb_node *in = nb_input(g, "x", 2, (int[]){rows, 5});
+            nb_node *y = op ? nb_rrelu(g, nb_scale(g, in, -1.0f), 0.1f, 0.4f) : nb_dropout(g, in, 0.5f);
+            nb_graph_set_row_offset(g, part ? 4 : 0);
+            nb_feed(g, in, part ? x + 20 : x, rows);
+            cr_assert_eq(nb_forward(g, NB_TRAINING), NB_OK, "%s", nb_graph_error(g));
+            if (!part) memcpy(whole, nb_node_value(y), sizeof whole);
+            else
+                for (int i = 0; i < 20; i++)
+                    cr_assert_eq(nb_node_value(y)[i], whole[20 + i], "%s: element %d", op ? "rrelu" : "dropout", i);
+            nb_graph_free(g);
+        }
+    }
+}

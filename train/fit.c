@@ -879,6 +879,7 @@ nb_status nb_fit_data(nb_model *m, const nb_data *train_all, const nb_fit_opts *
             int lo, n_local;
             share_of(dist, start, b, &lo, &n_local);
             if (f.s.g->sync) f.s.sync.share = (double)n_local / b;
+            if (dist) nb_graph_set_row_offset(f.s.g, (uint64_t)(lo - start)); /* dropout as one process draws it */
             if (n_local > 0) {
                 session_feed(&f.s, &train, f.perm, lo, n_local);
                 nb_forward(f.s.g, NB_TRAINING);

@@ -91,6 +91,13 @@ typedef struct nb_graph_sync {
 } nb_graph_sync;
 void nb_graph_set_sync(nb_graph *g, nb_graph_sync *sync);
 
+/* Random ops (dropout, alpha dropout, rrelu) key each element by its place
+ * in the batch; with an offset, as if `rows` rows came before this batch's
+ * first. A process that runs its share of a global batch (data
+ * parallelism) then draws the masks one process draws for those rows. 0 by
+ * default; set before a forward pass. */
+void nb_graph_set_row_offset(nb_graph *g, uint64_t rows);
+
 /* When on, every forward and backward pass scans each value and gradient it
  * writes, and the first NaN or infinity puts the graph in error naming the
  * node, e.g. "forward: non-finite value in node 'log#3' (op log) at index 5".

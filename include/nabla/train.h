@@ -150,9 +150,8 @@ typedef enum nb_monitor {
  * moving statistics everywhere after each step), or with sync_batchnorm those
  * of the whole global batch (one sum of per-feature sums forward, one
  * backward), so that N processes compute what one computes with the same
- * global batch, up to the order of floating-point sums. Dropout masks are
- * keyed by each process's own rows, so a model with dropout still differs
- * from one process's run. */
+ * global batch, up to the order of floating-point sums. Dropout and RReLU
+ * draw for each row what one process draws for it (nb_graph_set_row_offset). */
 typedef struct nb_fit_dist {
     int rank, size;         /* 0 <= rank < size */
     void *user;
