@@ -397,6 +397,15 @@ static bool dist_sum(const nb_fit_dist *d, double *v, int n) {
     return false;
 }
 
+/* Processes flag themselves by summing 2^rank (ranks from 52 on share
+ * 2^52, exact in a double): the lowest rank flagged in such a sum. */
+static double flag_of(const nb_fit_dist *d) { return ldexp(1, d->rank < 52 ? d->rank : 52); }
+static int lowest_flagged(double sum) {
+    int r = 0;
+    while (r < 52 && fmod(floor(sum / ldexp(1, r)), 2) != 1) r++;
+    return r;
+}
+
 /* Whether every process holds the value rank 0 holds; false (with the
  * error naming the lowest rank that differs, and what) when not. */
 static bool dist_same(const nb_fit_dist *d, uint64_t h, const char *what) {
@@ -404,12 +413,11 @@ static bool dist_same(const nb_fit_dist *d, uint64_t h, const char *what) {
     double v[2] = {d->rank == 0 ? (double)(h >> 32) : 0, d->rank == 0 ? (double)(h & 0xffffffffu) : 0};
     if (!dist_sum(d, v, 2)) return false;
     const bool same = (uint64_t)v[0] == h >> 32 && (uint64_t)v[1] == (h & 0xffffffffu);
-    double differ[1] = {same ? 0 : ldexp(1, d->rank < 52 ? d->rank : 52)};
+    double differ[1] = {same ? 0 : flag_of(d)};
     if (!dist_sum(d, differ, 1)) return false;
     if (differ[0] == 0) return true;
-    int first = 0;
-    while (first < 52 && !(fmod(floor(differ[0] / ldexp(1, first)), 2) == 1)) first++;
-    nb__set_last_error("fit: %s differ between the processes: rank %d's are not rank 0's", what, first);
+    nb__set_last_error("fit: %s differ between the processes: rank %d's are not rank 0's", what,
+                       lowest_flagged(differ[0]));
     return false;
 }
 
@@ -890,13 +898,11 @@ nb_status nb_fit_data(nb_model *m, const nb_data *train_all, const nb_fit_opts *
             sums step = {0};
             if (n_local > 0 && !failed) sums_add(&step, &f.s, n_local);
             if (dist) { /* the batch's sums, and whether any process failed, everywhere */
-                double bad[1] = {failed ? ldexp(1, dist->rank < 52 ? dist->rank : 52) : 0};
+                double bad[1] = {failed ? flag_of(dist) : 0};
                 if (!dist_sum(dist, bad, 1)) goto fail;
                 if (bad[0] > 0 && !failed) {
-                    int r = 0;
-                    while (r < 52 && fmod(floor(bad[0] / ldexp(1, r)), 2) != 1) r++;
-                    nb__set_last_error("fit: process %d failed at epoch %d, step %d; this one stops with it", r, epoch,
-                                       k + 1);
+                    nb__set_last_error("fit: process %d failed at epoch %d, step %d; this one stops with it",
+                                       lowest_flagged(bad[0]), epoch, k + 1);
                     goto fail;
                 }
                 if (!failed && !sums_reduce(dist, &step, f.s.n_out)) goto fail;
