@@ -8,12 +8,18 @@
 #include "graph/internal.h"
 #include "nabla/dist.h"
 
+enum { MAX_PENDING = 64 }; /* sums in flight; more wait for these first */
+
 struct nb_dist {
     int rank, size;
     bool mpi, owns_mpi;
     MPI_Comm comm;
     nb_fit_dist fit;
-    double reduce_seconds;
+    bool blocking;        /* nb_dist_set_buckets: sums after backward only */
+    size_t bucket_bytes;
+    MPI_Request pending[MAX_PENDING];
+    int n_pending;
+    double reduce_seconds; /* spent in the gradients' sums' calls: what backward did not hide */
     long reduce_calls;
 };
 
@@ -59,6 +65,45 @@ static nb_status sum_floats(void *user, float *v, size_t n) {
     return NB_OK;
 }
 
+static nb_status wait_sums(void *user) {
+    nb_dist *d = user;
+    if (!d->n_pending) return NB_OK;
+    const double t0 = now();
+    int rc = MPI_Waitall(d->n_pending, d->pending, MPI_STATUSES_IGNORE);
+    d->n_pending = 0;
+    d->reduce_seconds += now() - t0;
+    return rc == MPI_SUCCESS ? NB_OK : mpi_fail("allreduce of the gradients", rc);
+}
+
+/* MPI_Iallreduce: the sum goes on while backward does, moved on by
+ * progress's tests (Open MPI progresses nonblocking collectives inside
+ * MPI calls). */
+static nb_status start_sum(void *user, float *v, size_t n) {
+    nb_dist *d = user;
+    if (n > (size_t)INT_MAX) { /* beyond one call's count: after the ones in flight, at once */
+        if (wait_sums(d) != NB_OK) return NB_ERROR;
+        return sum_floats(d, v, n);
+    }
+    if (d->n_pending == MAX_PENDING && wait_sums(d) != NB_OK) return NB_ERROR;
+    const double t0 = now();
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, v, (int)n, MPI_FLOAT, MPI_SUM, d->comm, &d->pending[d->n_pending]);
+    d->reduce_seconds += now() - t0;
+    if (rc != MPI_SUCCESS) return mpi_fail("allreduce of the gradients", rc);
+    d->n_pending++;
+    d->reduce_calls++;
+    return NB_OK;
+}
+
+static void progress(void *user) {
+    nb_dist *d = user;
+    if (!d->n_pending) return;
+    const double t0 = now();
+    int done = 0;
+    MPI_Testall(d->n_pending, d->pending, &done, MPI_STATUSES_IGNORE);
+    if (done) d->n_pending = 0;
+    d->reduce_seconds += now() - t0;
+}
+
 nb_dist *nb_dist_init(int *argc, char ***argv) {
     nb_dist *d = calloc(1, sizeof *d);
     if (!d) {
@@ -95,8 +140,14 @@ int nb_dist_size(const nb_dist *d) { return d ? d->size : 1; }
 const nb_fit_dist *nb_dist_fit(nb_dist *d, bool check_weights) {
     if (!d || !d->mpi || d->size < 2) return NULL;
     d->fit = (nb_fit_dist){.rank = d->rank, .size = d->size, .user = d, .sum = sum_doubles,
-                           .sum_floats = sum_floats, .check_weights = check_weights};
+                           .sum_floats = sum_floats, .check_weights = check_weights,
+                           .bucket_bytes = d->bucket_bytes};
+    if (!d->blocking) d->fit.start_sum_floats = start_sum, d->fit.progress = progress, d->fit.wait_sums = wait_sums;
     return &d->fit;
+}
+
+void nb_dist_set_buckets(nb_dist *d, bool overlap, size_t bucket_bytes) {
+    if (d) d->blocking = !overlap, d->bucket_bytes = bucket_bytes;
 }
 
 double nb_dist_allreduce_seconds(const nb_dist *d, long *calls) {

@@ -87,11 +87,16 @@ struct nb_node {
     bool stochastic;      /* random in inference too (MC dropout) */
     bool force_inference; /* runs as in inference in training passes too (frozen) */
     bool live;            /* scratch for backward planning */
+    bool need;            /* backward planning: gets a gradient (live, leads to a trainable parameter) */
     bool claimed;         /* backward planning: the first writer overwrites grad */
     bool written;         /* backward planning: the first writer is known */
     bool aliased;         /* backward planning: a view shares grad */
     unsigned assign;      /* bit k: backward overwrites in[k]->grad, its first
                              writer, rather than adding to it (nb_op.assigns) */
+    nb_node *ready;       /* backward planning, with a grad-ready hook: the first of
+                             the parameters whose gradient this op's backward completes */
+    nb_node *ready_next;  /* parameters: the next one the same op completes */
+    int ready_at;         /* parameters: the id of that op (-1: none yet) */
     char name[64];
 };
 
@@ -112,6 +117,9 @@ struct nb_graph {
     uint64_t step;        /* forward passes run so far: the random stream's counter */
     nb_graph_sync *sync;  /* batch statistics summed over processes, or NULL */
     uint64_t row_offset;  /* rows before this batch's, for random ops' keys */
+    nb_grad_ready_fn grad_ready; /* called as backward completes each gradient, or NULL */
+    void *grad_ready_user;
+    nb_node *ready_last;  /* backward planning: parameters no op writes (graph/run.c) */
     int batch;            /* batch of the last forward pass */
     bool team;            /* at this batch, passes run in one parallel region (graph/run.c) */
     nb_pace pace[2];      /* thread counts of training and inference steps (graph/pace.h) */

@@ -262,11 +262,10 @@ static void claim_first_writers(nb_graph *g, nb_node *loss) {
     }
 }
 
-/* Decides which nodes get a gradient: those the loss depends on (live) that
- * lead to a trainable parameter (need). Points their grad at their buffer
- * and zeroes it; everything else gets grad = NULL and is skipped. */
-static nb_status prepare_grads(nb_graph *g, nb_node *loss) {
-    for (int i = 0; i < g->n_nodes; i++) g->nodes[i]->live = false;
+/* Marks the nodes that get a gradient (need): those the loss depends on
+ * (live) that lead to a trainable parameter. Touches no buffer. */
+static void mark_needs(nb_graph *g, nb_node *loss) {
+    for (int i = 0; i < g->n_nodes; i++) g->nodes[i]->live = g->nodes[i]->need = false;
     loss->live = true;
     for (int i = loss->id; i >= 0; i--) {
         nb_node *n = g->nodes[i];
@@ -275,24 +274,72 @@ static nb_status prepare_grads(nb_graph *g, nb_node *loss) {
     }
     for (int i = 0; i <= loss->id; i++) {
         nb_node *n = g->nodes[i];
-        bool need = false;
+        if (n->kind == NB_KIND_PARAM) n->need = n->live && n->tensor->trainable;
+        else if (n->kind == NB_KIND_OP && n->live)
+            for (int k = 0; k < n->n_in && !n->need; k++) n->need = n->in[k]->need;
+    }
+}
+
+static bool backward_runs(const nb_node *n) { return n->kind == NB_KIND_OP && n->need && !n->op->view; }
+
+/* For the grad-ready hook: hangs each trainable parameter on the op whose
+ * backward completes its gradient, the lowest-numbered op that writes it
+ * (through views too), since backward runs from the loss down. Nodes that
+ * hold one tensor (a layer called twice) complete together, at the lowest
+ * of their ops, on the first such node. A parameter no op writes goes on
+ * g->ready_last. Needs mark_needs first. */
+static void plan_ready(nb_graph *g, nb_node *loss) {
+    g->ready_last = NULL;
+    for (int i = 0; i <= loss->id; i++) g->nodes[i]->ready = g->nodes[i]->ready_next = NULL, g->nodes[i]->ready_at = -1;
+    for (int i = 0; i <= loss->id; i++) {
+        nb_node *n = g->nodes[i];
+        if (!backward_runs(n)) continue;
+        for (int k = 0; k < n->n_in; k++) {
+            nb_node *x = n->in[k];
+            while (x->kind == NB_KIND_OP && x->op->view) x = x->in[0];
+            if (x->kind == NB_KIND_PARAM && x->need && x->ready_at < 0) x->ready_at = i;
+        }
+    }
+    for (int i = loss->id; i >= 0; i--) {
+        nb_node *p = g->nodes[i];
+        if (p->kind != NB_KIND_PARAM || !p->need) continue;
+        int at = p->ready_at;
+        bool first = true;
+        for (int j = 0; j < p->id; j++) {
+            nb_node *q = g->nodes[j];
+            if (q->kind != NB_KIND_PARAM || !q->need || q->tensor != p->tensor) continue;
+            first = false; /* q hangs it, at the lower of the two */
+            if (at >= 0 && (q->ready_at < 0 || at < q->ready_at)) q->ready_at = at;
+        }
+        if (!first) continue;
+        nb_node **list = p->ready_at >= 0 ? &g->nodes[p->ready_at]->ready : &g->ready_last;
+        p->ready_next = *list;
+        *list = p;
+    }
+}
+
+/* Points the gradients of the nodes that need one at their buffers and
+ * zeroes them; everything else gets grad = NULL and is skipped. */
+static nb_status prepare_grads(nb_graph *g, nb_node *loss) {
+    mark_needs(g, loss);
+    for (int i = 0; i <= loss->id; i++) {
+        nb_node *n = g->nodes[i];
         if (n->kind == NB_KIND_PARAM) {
-            need = n->live && n->tensor->trainable;
-            if (need && nb__tensor_ensure_grad(n->tensor) != 0)
+            if (n->need && nb__tensor_ensure_grad(n->tensor) != 0)
                 return nb__fail_kind(g, NB_ERR_OUT_OF_MEMORY, "backward: out of memory for the gradient of '%s'",
                                      n->name);
-            n->grad = need ? n->tensor->grad : NULL;
+            n->grad = n->need ? n->tensor->grad : NULL;
             /* a trainable parameter this loss does not reach has a zero
              * gradient, not the last loss's */
-            if (!need && n->tensor->trainable && n->tensor->grad)
+            if (!n->need && n->tensor->trainable && n->tensor->grad)
                 memset(n->tensor->grad, 0, n->tensor->size * sizeof(float));
-        } else if (n->kind == NB_KIND_OP && n->live) {
-            for (int k = 0; k < n->n_in && !need; k++) need = n->in[k]->grad != NULL;
-            n->grad = !need ? NULL : n->op->view ? n->in[0]->grad : n->grad_buf;
+        } else if (n->kind == NB_KIND_OP && n->need) {
+            n->grad = n->op->view ? n->in[0]->grad : n->grad_buf;
         } else {
             n->grad = NULL;
         }
     }
+    if (g->grad_ready) plan_ready(g, loss);
     claim_first_writers(g, loss);
     for (int i = 0; i <= loss->id; i++) {
         nb_node *n = g->nodes[i];
@@ -318,9 +365,27 @@ static nb_status backward_one(nb_graph *g, nb_node *n) {
     return NB_OK;
 }
 
+/* The hook's calls once n's backward is done: each parameter it completes,
+ * or NULL. */
+static void fire_ready(nb_graph *g, const nb_node *n) {
+    if (!g->grad_ready) return;
+    if (!n->ready) g->grad_ready(g->grad_ready_user, NULL);
+    for (const nb_node *p = n->ready; p; p = p->ready_next) g->grad_ready(g->grad_ready_user, p->tensor);
+}
+
+static void fire_last(nb_graph *g) {
+    for (const nb_node *p = g->grad_ready ? g->ready_last : NULL; p; p = p->ready_next)
+        g->grad_ready(g->grad_ready_user, p->tensor);
+}
+
 static nb_status backward_serial(nb_graph *g, nb_node *loss) {
-    for (int i = loss->id; i >= 0; i--)
-        if (has_backward(g->nodes[i]) && backward_one(g, g->nodes[i]) != NB_OK) return NB_ERROR;
+    for (int i = loss->id; i >= 0; i--) {
+        nb_node *n = g->nodes[i];
+        if (!has_backward(n)) continue;
+        if (backward_one(g, n) != NB_OK) return NB_ERROR;
+        fire_ready(g, n);
+    }
+    fire_last(g);
     return NB_OK;
 }
 
@@ -348,12 +413,15 @@ static nb_status team_pass(nb_graph *g, const nb_node *loss, int nt) {
                 (backward ? n->op->backward_team : n->op->forward_team)(g, n, tid, team);
                 nb__team_sync();
                 dirty = false;
+                if (backward && tid == 0) fire_ready(g, n);
             } else {
                 if (tid == 0 && !failed && (backward ? backward_one(g, n) : forward_one(g, n)) != NB_OK)
                     failed = true;
+                if (backward && tid == 0 && !failed) fire_ready(g, n);
                 dirty = true;
             }
         }
+        if (backward && tid == 0 && !failed) fire_last(g);
         /* leave together: OpenMP's own barrier at the end of the region
          * spins for milliseconds, ours sleeps soon */
         if (team > 1) nb__team_sync();
@@ -379,6 +447,25 @@ nb_status nb_backward(nb_graph *g, nb_node *loss) {
     nb__threads_for_pass(threads, false);
     const int nt = team_size(g, threads);
     return pass_end(nt > 1 ? team_pass(g, loss, nt) : backward_serial(g, loss));
+}
+
+void nb_graph_on_grad_ready(nb_graph *g, nb_grad_ready_fn fn, void *user) {
+    if (g) g->grad_ready = fn, g->grad_ready_user = user;
+}
+
+int nb_graph_grad_order(nb_graph *g, nb_node *loss, nb_tensor **out, int max) {
+    if (!g) return -1;
+    if (!loss || loss->graph != g) {
+        nb__fail(g, "grad order: loss is NULL or belongs to another graph");
+        return -1;
+    }
+    mark_needs(g, loss);
+    plan_ready(g, loss);
+    int count = 0;
+    for (int i = loss->id; i >= -1; i--)
+        for (const nb_node *p = i >= 0 ? g->nodes[i]->ready : g->ready_last; p; p = p->ready_next, count++)
+            if (count < max && out) out[count] = p->tensor;
+    return count;
 }
 
 /* Counter {block, step, node id}, key {seed + high half of step}: a node's

@@ -25,7 +25,8 @@ static nb_model *net(void) {
     return m;
 }
 
-/* The real sums, and rank 1 dying at its 20th gradient sum. */
+/* The real sums, and rank 1 dying at its 20th gradient sum (started in
+ * backward, or not). */
 static const nb_fit_dist *real;
 static nb_fit_dist dying;
 static int calls;
@@ -33,6 +34,11 @@ static int calls;
 static nb_status sum_floats_then_die(void *user, float *v, size_t n) {
     if (dying.rank == 1 && ++calls == 20) raise(SIGKILL);
     return real->sum_floats(user, v, n);
+}
+
+static nb_status start_sum_then_die(void *user, float *v, size_t n) {
+    if (dying.rank == 1 && ++calls == 20) raise(SIGKILL);
+    return real->start_sum_floats(user, v, n);
 }
 
 int main(int argc, char **argv) {
@@ -56,6 +62,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "kill")) {
         dying = synced;
         dying.sum_floats = sum_floats_then_die;
+        if (dying.start_sum_floats) dying.start_sum_floats = start_sum_then_die;
         o.dist = &dying;
     }
     nb_model *m = net();

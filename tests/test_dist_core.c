@@ -55,6 +55,21 @@ static nb_status sum_floats(void *user, float *v, size_t n) {
     return NB_OK;
 }
 
+/* The overlapped calls (nb_fit_dist's start_sum_floats, progress,
+ * wait_sums): a start sums at once, so the two ranks must start the same
+ * buckets in the same order from inside their backward passes. */
+static _Thread_local int starts, waits;
+static nb_status start_sum(void *user, float *v, size_t n) {
+    starts++;
+    return sum_floats(user, v, n);
+}
+static void progress(void *user) { (void)user; }
+static nb_status wait_sums(void *user) {
+    (void)user;
+    waits++;
+    return NB_OK;
+}
+
 /* 200 examples of 6 features, 3 classes. */
 static nb_dataset blobs(void) {
     static float x[200 * 6], y[200];
@@ -75,6 +90,7 @@ static nb_model *net(uint64_t seed) {
 }
 
 typedef struct job {
+    int starts, waits; /* the overlapped calls this rank made */
     rank_ctx ctx;
     nb_fit_dist dist;
     nb_model *m;
@@ -89,8 +105,10 @@ typedef struct job {
 static void *run(void *arg) {
     job *j = arg;
     nb_set_num_threads(1);
+    starts = waits = 0;
     j->st = nb_fit(j->m, j->d, &j->o, &j->h);
     snprintf(j->error, sizeof j->error, "%s", nb_last_error());
+    j->starts = starts, j->waits = waits;
     return NULL;
 }
 
@@ -101,8 +119,17 @@ static nb_fit_opts opts(void) {
     return o;
 }
 
+static nb_fit_dist dist_of(rank_ctx *ctx, bool check, bool sync, bool overlap) {
+    nb_fit_dist d = {.rank = ctx->rank, .size = RANKS, .user = ctx, .sum = sum_doubles, .sum_floats = sum_floats,
+                     .check_weights = check, .sync_batchnorm = sync};
+    if (overlap) /* a bucket per tensor or two */
+        d.start_sum_floats = start_sum, d.progress = progress, d.wait_sums = wait_sums, d.bucket_bytes = 64;
+    return d;
+}
+
 /* Runs RANKS fits at once on models from seeds[r]; j[r] holds each result. */
 static bool sync_bn; /* the next run_ranks's: synchronized batch norm */
+static bool overlap; /* the next run_ranks's: sums started in backward */
 static nb_model *(*make)(uint64_t seed);
 
 static void run_ranks(job *j, const uint64_t *seeds, nb_dataset *d, bool check) {
@@ -111,7 +138,7 @@ static void run_ranks(job *j, const uint64_t *seeds, nb_dataset *d, bool check) 
     pthread_t t[RANKS];
     for (int r = 0; r < RANKS; r++) {
         j[r].ctx = (rank_ctx){&c, r};
-        j[r].dist = (nb_fit_dist){r, RANKS, &j[r].ctx, sum_doubles, sum_floats, check, sync_bn};
+        j[r].dist = dist_of(&j[r].ctx, check, sync_bn, overlap);
         j[r].m = (make ? make : net)(seeds[r]);
         j[r].d = d;
         j[r].o = opts();
@@ -122,7 +149,7 @@ static void run_ranks(job *j, const uint64_t *seeds, nb_dataset *d, bool check) 
     pthread_barrier_destroy(&c.barrier);
 }
 
-Test(dist_core, two_shares_of_each_batch_end_with_one_process_s_weights) {
+static void two_shares_end_with_one_process_s_weights(void) {
     nb_dataset d = blobs();
     nb_model *one = net(3);
     nb_fit_opts o = opts();
@@ -149,6 +176,22 @@ Test(dist_core, two_shares_of_each_batch_end_with_one_process_s_weights) {
     for (int r = 0; r < RANKS; r++) nb_history_free(&j[r].h), nb_model_free(j[r].m);
     nb_history_free(&h1);
     nb_model_free(one);
+    for (int r = 0; r < RANKS && overlap; r++) { /* 4 tensors of 12 to 384 bytes: a bucket each */
+        const int steps = 3 * ((160 + 31) / 32);
+        cr_assert_eq(j[r].starts, 4 * steps, "rank %d started %d sums in %d steps", r, j[r].starts, steps);
+        cr_assert_eq(j[r].waits, steps, "rank %d waited %d times in %d steps", r, j[r].waits, steps);
+    }
+}
+
+Test(dist_core, two_shares_of_each_batch_end_with_one_process_s_weights) {
+    two_shares_end_with_one_process_s_weights();
+}
+
+/* Buckets of at most 64 bytes, each summed as backward completes it. */
+Test(dist_core, sums_started_during_backward_end_with_one_process_s_weights) {
+    overlap = true;
+    two_shares_end_with_one_process_s_weights();
+    overlap = false;
 }
 
 Test(dist_core, models_that_differ_are_refused_at_the_start) {
@@ -165,7 +208,7 @@ Test(dist_core, models_that_differ_are_refused_at_the_start) {
 
 /* Rank 1's data holds a NaN label from the start: its graph fails at a
  * step (a label out of range), and both ranks stop at that step. */
-Test(dist_core, a_failure_on_one_process_stops_both_naming_it) {
+static void a_failure_on_one_stops_both(bool overlapped) {
     nb_dataset d = blobs();
     static float bad_y[200];
     memcpy(bad_y, d.y, sizeof bad_y);
@@ -178,7 +221,7 @@ Test(dist_core, a_failure_on_one_process_stops_both_naming_it) {
     pthread_t t[RANKS];
     for (int r = 0; r < RANKS; r++) {
         j[r].ctx = (rank_ctx){&c, r};
-        j[r].dist = (nb_fit_dist){r, RANKS, &j[r].ctx, sum_doubles, sum_floats, false, false};
+        j[r].dist = dist_of(&j[r].ctx, false, false, overlapped);
         j[r].m = net(3);
         j[r].d = r == 1 ? &bad : &d;
         j[r].o = opts();
@@ -194,6 +237,11 @@ Test(dist_core, a_failure_on_one_process_stops_both_naming_it) {
     cr_assert(strstr(j[1].error, "label"), "rank 1 names its own fault: %s", j[1].error);
     for (int r = 0; r < RANKS; r++) nb_model_free(j[r].m);
 }
+
+Test(dist_core, a_failure_on_one_process_stops_both_naming_it) { a_failure_on_one_stops_both(false); }
+
+/* rank 1 fails in forward and starts its sums after; rank 0 in backward */
+Test(dist_core, a_failure_with_sums_started_in_backward_stops_both) { a_failure_on_one_stops_both(true); }
 
 /* Dense, batch norm, ReLU, Dense: with synchronized statistics, two shares
  * of every batch of 32 end with one process's weights and moving

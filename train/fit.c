@@ -9,6 +9,7 @@
 #include "nabla/train.h"
 #include "train/backup.h"
 #include "train/diagnose.h"
+#include "train/grad_sync.h"
 #include "train/progress.h"
 
 nb_fit_opts nb_fit_defaults(void) {
@@ -436,32 +437,18 @@ static uint64_t weights_hash(nb_model *m) {
     return h;
 }
 
-/* Averages the gradients over the processes: each share's gradient is of
- * its own mean loss, so weighted by its share of the batch they add up to
- * the gradient of the whole batch's mean. A process without rows adds 0. */
-static bool dist_gradients(const nb_fit_dist *d, nb_model *m, int n_local, int b) {
+/* Without synchronized batch norm, the tensors no gradient moves but a
+ * pass may (moving statistics): rank 0's everywhere, exactly (a sum with
+ * zeros), as PyTorch DDP's broadcast_buffers, so every process keeps the
+ * same model. (The gradients are summed by train/grad_sync.c.) */
+static bool dist_moving_stats(const nb_fit_dist *d, nb_model *m) {
     nb_tensor *const *t;
     int n = nb_model_tensors(m, &t);
-    const float w = (float)n_local / (float)b;
     for (int i = 0; !d->sync_batchnorm && i < n; i++) {
-        /* the tensors no gradient moves but a pass may (moving statistics):
-         * rank 0's everywhere, exactly (a sum with zeros), as PyTorch DDP's
-         * broadcast_buffers, so every process keeps the same model */
         if (t[i]->trainable) continue;
         if (d->rank != 0) memset(t[i]->data, 0, t[i]->size * sizeof(float));
         if (d->sum_floats(d->user, t[i]->data, t[i]->size) != NB_OK) {
             if (!nb_last_error()[0]) nb__set_last_error("fit: sharing rank 0's moving statistics failed");
-            return false;
-        }
-    }
-    for (int i = 0; i < n; i++) {
-        if (!t[i]->trainable || !t[i]->grad) continue;
-        float *g = t[i]->grad;
-        if (n_local == 0) memset(g, 0, t[i]->size * sizeof(float));
-        else if (w != 1.0f)
-            for (size_t k = 0; k < t[i]->size; k++) g[k] *= w;
-        if (d->sum_floats(d->user, g, t[i]->size) != NB_OK) {
-            if (!nb_last_error()[0]) nb__set_last_error("fit: averaging the gradients over the processes failed");
             return false;
         }
     }
@@ -637,6 +624,7 @@ static void snapshot(nb_model *m, float *buf, bool to) {
 
 typedef struct fit_state {
     nb__diag *diag;
+    nb__grad_sync *grads; /* with processes: the gradients' sums */
     nb_optimizer *opt;
     nb_schedule *sched;
     float *best_weights;
@@ -647,6 +635,7 @@ typedef struct fit_state {
 static void fit_state_free(fit_state *f) {
     if (f->diag) nb__diag_close(f->diag); /* what was measured, even of a failed run */
     nb__diag_free(f->diag);
+    nb__grad_sync_free(f->grads);
     nb_optimizer_free(f->opt);
     nb_schedule_free(f->sched);
     free(f->best_weights);
@@ -805,6 +794,7 @@ nb_status nb_fit_data(nb_model *m, const nb_data *train_all, const nb_fit_opts *
         f.s.sync = (nb_graph_sync){dist->sum, dist->user, 1.0};
         nb_graph_set_sync(f.s.g, &f.s.sync);
     }
+    if (dist && !(f.grads = nb__grad_sync_new(dist, f.s.g, f.s.loss))) goto fail;
     const nb_loss_kind first_kind = f.s.out[f.s.first].lc.kind;
     const nb_metric_kind first_metric = metric_of(first_kind, f.s.out[f.s.first].metric);
     hist.metric = metric_name(first_kind, f.s.out[f.s.first].metric);
@@ -880,6 +870,7 @@ nb_status nb_fit_data(nb_model *m, const nb_data *train_all, const nb_fit_opts *
         sums u = {0};
         nb__progress_epoch(&prog, epoch, o.epochs, t0);
         nb_shuffle(f.perm, train.n, o.seed, (uint64_t)epoch);
+        if (f.grads && !nb__grad_sync_refresh(f.grads)) goto fail; /* a callback may have (un)frozen layers */
         if (o.schedule_per_epoch) apply_schedule(&f, epoch - 1, base_momentum);
         for (int k = 0; k < steps; k++) {
             int start = k * o.batch_size, b = train.n - start < o.batch_size ? train.n - start : o.batch_size;
@@ -888,11 +879,13 @@ nb_status nb_fit_data(nb_model *m, const nb_data *train_all, const nb_fit_opts *
             share_of(dist, start, b, &lo, &n_local);
             if (f.s.g->sync) f.s.sync.share = (double)n_local / b;
             if (dist) nb_graph_set_row_offset(f.s.g, (uint64_t)(lo - start)); /* dropout as one process draws it */
+            if (f.grads) nb__grad_sync_begin(f.grads, (float)n_local / (float)b);
             if (n_local > 0) {
                 session_feed(&f.s, &train, f.perm, lo, n_local);
                 nb_forward(f.s.g, NB_TRAINING);
-                nb_backward(f.s.g, f.s.loss);
+                nb_backward(f.s.g, f.s.loss); /* starts the gradients' sums as it goes */
             }
+            if (f.grads && !nb__grad_sync_end(f.grads)) goto fail;
             bool failed = nb_graph_status(f.s.g) != NB_OK;
             float step_loss = n_local > 0 && !failed ? nb_node_value(f.s.loss)[0] : 0;
             sums step = {0};
@@ -918,7 +911,7 @@ nb_status nb_fit_data(nb_model *m, const nb_data *train_all, const nb_fit_opts *
                 diverged_step = k + 1;
                 goto diverged;
             }
-            if (dist && !dist_gradients(dist, m, n_local, b)) goto fail;
+            if (dist && !dist_moving_stats(dist, m)) goto fail;
             const bool diag_step = nb__diag_due(f.diag, step_count);
             if (diag_step) nb__diag_before_update(f.diag);
             nb_optimizer_step(f.opt);

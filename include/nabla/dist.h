@@ -13,9 +13,11 @@
  *   }
  *
  * Run with `mpirun -np N program` (CI: --oversubscribe --allow-run-as-root).
- * Each process takes its share of every global batch; gradients are summed
- * with MPI_Allreduce once backward is done (not yet overlapped with it), so
- * every process takes the same optimizer step. A process that dies ends
+ * Each process takes its share of every global batch. The gradients are
+ * summed in buckets of about 256 KiB in the order backward completes them,
+ * each with MPI_Iallreduce as soon as backward has completed it, so the
+ * sums overlap with the rest of backward (as PyTorch DDP's and Horovod's),
+ * and every process takes the same optimizer step. A process that dies ends
  * the job through mpirun, which names its rank; a process whose fit fails
  * makes the others stop at the same step with a message naming it.
  */
@@ -52,7 +54,15 @@ int nb_dist_size(const nb_dist *d);
  * hash of the weights between the processes after every epoch. */
 const nb_fit_dist *nb_dist_fit(nb_dist *d, bool check_weights);
 
-/* Seconds spent in the gradients' allreduces so far, and their count. */
+/* Before nb_dist_fit: overlap false sums every bucket with a blocking
+ * MPI_Allreduce once backward is done (to measure what overlapping
+ * gains); bucket_bytes 0 is the default, 256 KiB. Overlap is on unless
+ * this turns it off. */
+void nb_dist_set_buckets(nb_dist *d, bool overlap, size_t bucket_bytes);
+
+/* Seconds spent in the gradients' sums' MPI calls so far (with overlap,
+ * the time backward did not hide: starting, testing and waiting), and the
+ * count of sums. */
 double nb_dist_allreduce_seconds(const nb_dist *d, long *calls);
 
 /* Waits for every process. NB_ERROR with nb_last_error() when MPI fails. */

@@ -98,6 +98,24 @@ void nb_graph_set_sync(nb_graph *g, nb_graph_sync *sync);
  * default; set before a forward pass. */
 void nb_graph_set_row_offset(nb_graph *g, uint64_t rows);
 
+/* Called on the thread that runs nb_backward, during the pass: with a
+ * trainable tensor as soon as its gradient is complete (no op still to run
+ * in this pass writes it), and with NULL after each op that completes none,
+ * so that work started on earlier gradients can make progress. Data
+ * parallelism starts summing gradients over processes here, overlapping
+ * the sums with the rest of backward (nabla/train.h's nb_fit_dist). The
+ * order of the calls depends on the graph only, so it is the same on every
+ * process running the same graph; nb_graph_grad_order gives it ahead. A
+ * tensor backward does not reach is not named. fn NULL removes the hook. */
+typedef void (*nb_grad_ready_fn)(void *user, nb_tensor *t);
+void nb_graph_on_grad_ready(nb_graph *g, nb_grad_ready_fn fn, void *user);
+
+/* The trainable tensors whose gradients nb_backward(g, loss) computes, in
+ * the order the hook above is called with them: up to max into out (out
+ * may be NULL with max 0). Returns their count, or -1 with the graph's
+ * error set (loss NULL or of another graph). */
+int nb_graph_grad_order(nb_graph *g, nb_node *loss, nb_tensor **out, int max);
+
 /* When on, every forward and backward pass scans each value and gradient it
  * writes, and the first NaN or infinity puts the graph in error naming the
  * node, e.g. "forward: non-finite value in node 'log#3' (op log) at index 5".

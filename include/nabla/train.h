@@ -164,6 +164,20 @@ typedef struct nb_fit_dist {
     bool sync_batchnorm;    /* batch statistics of the global batch (PyTorch's SyncBatchNorm);
                                every process must get rows of every batch: refused when the
                                last batch has fewer examples than there are processes */
+    /* Optional (all three or none): sums that overlap with backward, as
+     * PyTorch DDP's and Horovod's. The gradients are summed in buckets of
+     * about bucket_bytes, in the order backward completes them; with these,
+     * each bucket's sum starts as soon as backward has completed it.
+     * start_sum_floats starts summing v[0..n) in place and returns at once;
+     * progress is called between backward's ops, to let started sums move
+     * on; wait_sums returns once every started sum is done. fit starts the
+     * sums in the same order on every process and reads no v before
+     * wait_sums. Without them, each bucket is summed with sum_floats once
+     * backward is done. */
+    nb_status (*start_sum_floats)(void *user, float *v, size_t n);
+    void (*progress)(void *user);
+    nb_status (*wait_sums)(void *user);
+    size_t bucket_bytes;    /* 0: 256 KiB */
 } nb_fit_dist;
 
 typedef struct nb_fit_opts {
