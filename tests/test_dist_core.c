@@ -7,7 +7,9 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include "nabla/nabla.h"
@@ -130,6 +132,8 @@ static nb_fit_dist dist_of(rank_ctx *ctx, bool check, bool sync, bool overlap) {
 /* Runs RANKS fits at once on models from seeds[r]; j[r] holds each result. */
 static bool sync_bn; /* the next run_ranks's: synchronized batch norm */
 static bool overlap; /* the next run_ranks's: sums started in backward */
+static const char *backup;  /* the next run_ranks's nb_fit_opts.backup */
+static nb_epoch_callback on_epoch; /* the next run_ranks's, on rank 0 */
 static nb_model *(*make)(uint64_t seed);
 
 static void run_ranks(job *j, const uint64_t *seeds, nb_dataset *d, bool check) {
@@ -143,6 +147,8 @@ static void run_ranks(job *j, const uint64_t *seeds, nb_dataset *d, bool check) 
         j[r].d = d;
         j[r].o = opts();
         j[r].o.dist = &j[r].dist;
+        j[r].o.backup = backup;
+        if (r == 0) j[r].o.on_epoch = on_epoch;
         pthread_create(&t[r], NULL, run, &j[r]);
     }
     for (int r = 0; r < RANKS; r++) pthread_join(t[r], NULL);
@@ -349,4 +355,71 @@ Test(dist_core, a_row_offset_draws_the_masks_of_those_rows) {
             nb_graph_free(g);
         }
     }
+}
+
+/* ---- resuming with another number of processes ---- */
+
+static char run_backup[64], spare[64];
+
+static void copy_file(const char *from, const char *to) {
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    cr_assert(a && b, "copying %s to %s", from, to);
+    char buf[1 << 16];
+    for (size_t n; (n = fread(buf, 1, sizeof buf, a)) > 0;) fwrite(buf, 1, n, b);
+    fclose(a), fclose(b);
+}
+
+/* after epoch 2 the backup of epoch 2 is on disk: kept aside, as a crash there would leave it */
+static bool keep_backup(const nb_epoch_metrics *m, void *user) {
+    (void)user;
+    if (m->epoch == 2) copy_file(run_backup, spare);
+    return true;
+}
+
+static void assert_close(nb_model *x, nb_model *y, const char *what) {
+    nb_tensor *const *a, *const *b;
+    int n = nb_model_tensors(x, &a);
+    cr_assert_eq(nb_model_tensors(y, &b), n);
+    for (int i = 0; i < n; i++)
+        for (size_t k = 0; k < a[i]->size; k++)
+            cr_assert_float_eq(a[i]->data[k], b[i]->data[k], 1e-5f, "%s: %s[%zu] %g against %g", what, a[i]->name, k,
+                               a[i]->data[k], b[i]->data[k]);
+}
+
+/* The backup holds the global state (weights, optimizer, step, history),
+ * so a run of 2 processes stopped after epoch 2 goes on with 1, and one of
+ * 1 goes on with 2, each ending where the run it continues would. */
+Test(dist_core, a_backup_resumes_with_another_number_of_processes) {
+    nb_dataset d = blobs();
+    char dir[] = "/tmp/nabla-dist-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(run_backup, sizeof run_backup, "%s/run.backup", dir);
+    snprintf(spare, sizeof spare, "%s/spare.backup", dir);
+
+    job j[RANKS]; /* 2 processes straight through, epoch 2's backup kept */
+    backup = run_backup, on_epoch = keep_backup;
+    run_ranks(j, (uint64_t[]){3, 3}, &d, false);
+    for (int r = 0; r < RANKS; r++) cr_assert_eq(j[r].st, NB_OK, "rank %d: %s", r, j[r].error);
+    cr_assert_neq(access(run_backup, F_OK), 0, "the backup outlived the run");
+    copy_file(spare, run_backup); /* 1 process goes on from it */
+    nb_model *one = net(99);      /* other weights: the backup's replace them */
+    nb_fit_opts o = opts();
+    o.backup = run_backup;
+    cr_assert_eq(nb_fit(one, &d, &o, NULL), NB_OK, "%s", nb_last_error());
+    assert_close(one, j[0].m, "2 processes resumed on 1");
+    for (int r = 0; r < RANKS; r++) nb_history_free(&j[r].h), nb_model_free(j[r].m);
+    nb_model_free(one);
+
+    one = net(3); /* 1 process straight through, epoch 2's backup kept */
+    o.on_epoch = keep_backup;
+    cr_assert_eq(nb_fit(one, &d, &o, NULL), NB_OK, "%s", nb_last_error());
+    copy_file(spare, run_backup); /* 2 processes go on from it */
+    on_epoch = NULL;
+    run_ranks(j, (uint64_t[]){99, 99}, &d, true);
+    for (int r = 0; r < RANKS; r++) cr_assert_eq(j[r].st, NB_OK, "rank %d: %s", r, j[r].error);
+    assert_close(j[0].m, one, "1 process resumed on 2");
+    for (int r = 0; r < RANKS; r++) nb_history_free(&j[r].h), nb_model_free(j[r].m);
+    nb_model_free(one);
+    backup = NULL;
+    unlink(spare), rmdir(dir);
 }
