@@ -128,4 +128,30 @@ void lab_probe_stats(const lab_probe *p, int i, double *mean, double *std);
 /* The L2 norm of t's gradient (NaN when it has none). */
 double lab_grad_norm(const nb_tensor *t);
 
+/* ---- reusing layers (transfer, pretraining) ---- */
+
+/* A new Sequential model for inputs [in_dim] holding copies, with tensors
+ * of their own, of src's first n layers (src is left unchanged), or NULL
+ * with nb_last_error() set. */
+nb_model *lab_reuse(const nb_model *src, int n, int in_dim, uint64_t seed);
+/* Freezes (false) or unfreezes m's first n layers. */
+void lab_set_trainable(nb_model *m, int n, bool trainable);
+/* nb_fit (h NULL), appending each epoch's validation accuracy to
+ * curve[*n..], at most cap entries in all. */
+nb_status lab_fit(nb_model *m, const nb_dataset *train, const nb_fit_opts *o, double *curve, int *n, int cap);
+
+/* The few-label classifier of ch11_pretraining and ch11_auxiliary: the
+ * first n_reuse layers of a pretrained net, then Dense(10, softmax),
+ * trained with Nadam (lr 0.001, batch 32) for `epochs` epochs on the
+ * labeled images. LAB_SCRATCH: the same layers (same configs) freshly
+ * initialized; LAB_FROZEN: the reused layers stay frozen, only the head
+ * learns; LAB_FINETUNED: frozen for `frozen_epochs`, then all layers
+ * train for the rest. Gets the test accuracy and the validation accuracy
+ * per epoch (curve: epochs entries). */
+enum { LAB_SCRATCH, LAB_FROZEN, LAB_FINETUNED, LAB_ARMS };
+extern const char *const lab_arm_name[LAB_ARMS];
+bool lab_few_labels(const nb_model *pre, int n_reuse, int arm, const nb_dataset *labeled, const nb_dataset *valid,
+                    const nb_dataset *test, int epochs, int frozen_epochs, uint64_t seed, double *curve,
+                    double *test_acc);
+
 #endif
