@@ -116,3 +116,7 @@ Test(lab, batch_norm_trains_a_deep_sigmoid_net_and_clipping_tames_an_exploding_o
 Test(lab, l2_and_dropout_shrink_the_gap_and_mc_dropout_calibrates_better, .timeout = 600) {
     check("ch11_regularization", "Regularization");
 }
+
+Test(lab, transfer_from_model_a_leaves_a_unchanged_and_does_no_harm_on_200_images, .timeout = 600) {
+    check("ch11_transfer", "Transfer learning");
+}
