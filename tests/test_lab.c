@@ -120,3 +120,7 @@ Test(lab, l2_and_dropout_shrink_the_gap_and_mc_dropout_calibrates_better, .timeo
 Test(lab, transfer_from_model_a_leaves_a_unchanged_and_does_no_harm_on_200_images, .timeout = 600) {
     check("ch11_transfer", "Transfer learning");
 }
+
+Test(lab, autoencoder_pretraining_does_no_harm_with_500_labels, .timeout = 600) {
+    check("ch11_pretraining", "Unsupervised pretraining");
+}
