@@ -124,3 +124,7 @@ Test(lab, transfer_from_model_a_leaves_a_unchanged_and_does_no_harm_on_200_image
 Test(lab, autoencoder_pretraining_does_no_harm_with_500_labels, .timeout = 600) {
     check("ch11_pretraining", "Unsupervised pretraining");
 }
+
+Test(lab, rotation_pretraining_learns_its_task_and_does_no_harm_with_500_labels, .timeout = 600) {
+    check("ch11_auxiliary", "auxiliary task");
+}
