@@ -28,7 +28,7 @@ meson compile -C "$build" || exit 2
 mkdir -p "$out" || exit 2
 status=0
 for prog in ch11_vanishing ch11_activations ch11_selu ch11_optimizers ch11_schedules ch11_batchnorm ch11_regularization \
-    ch11_transfer ch11_pretraining ch11_auxiliary; do
+    ch11_transfer ch11_pretraining ch11_auxiliary ch11_table113; do
     [ -x "$build/examples/$prog" ] || { echo "$prog: not built" >&2; status=2; continue; }
     start=$(date +%s)
     # shellcheck disable=SC2086 # $quick and $seeds are words or nothing

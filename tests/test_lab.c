@@ -128,3 +128,7 @@ Test(lab, autoencoder_pretraining_does_no_harm_with_500_labels, .timeout = 600) 
 Test(lab, rotation_pretraining_learns_its_task_and_does_no_harm_with_500_labels, .timeout = 600) {
     check("ch11_auxiliary", "auxiliary task");
 }
+
+Test(lab, table_11_3_default_and_self_normalizing_nets_train_to_early_stopping, .timeout = 600) {
+    check("ch11_table113", "Table 11-3");
+}
