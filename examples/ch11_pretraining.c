@@ -24,7 +24,7 @@ int main(int argc, char **argv) {
     if (!lab_parse(argc, argv, "ch11_pretraining", &a)) return 2;
     if (a.seeds > MAX_SEEDS) a.seeds = MAX_SEEDS;
     int n_unlabeled = a.quick ? 5000 : 55000, n_valid = a.quick ? 1000 : 5000, n_test = a.quick ? 2000 : 10000;
-    int ae_epochs = a.quick ? 2 : 5, epochs = a.quick ? 10 : 30, frozen = 5, n_labels = 500;
+    int ae_epochs = a.quick ? 2 : 5, epochs = a.quick ? 15 : 30, frozen = a.quick ? 2 : 5, n_labels = 500;
     nb_dataset train, valid, test, unlabeled;
     if (!lab_load(&a, n_unlabeled, n_valid, n_test, false, &train, &valid, &test) ||
         nb_dataset_concat(&train, &valid, &unlabeled)) /* every training image, labels unused */

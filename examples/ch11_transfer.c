@@ -48,7 +48,7 @@ int main(int argc, char **argv) {
     if (!lab_parse(argc, argv, "ch11_transfer", &a)) return 2;
     if (a.seeds > MAX_SEEDS) a.seeds = MAX_SEEDS;
     int n_train = a.quick ? 6000 : 55000, n_valid = a.quick ? 1000 : 5000, n_test = a.quick ? 2000 : 10000;
-    int epochs_a = a.quick ? 5 : EPOCHS;
+    int epochs_a = a.quick ? 10 : EPOCHS;
     nb_dataset train, valid, test, train_a, test_a, b_all, valid_b, test_b;
     const int a_classes[8] = {0, 1, 2, 3, 4, 7, 8, 9}, b_classes[2] = {5, 6}; /* B: sandal 0, shirt 1 */
     if (!lab_load(&a, n_train, n_valid, n_test, false, &train, &valid, &test) ||
