@@ -440,12 +440,13 @@ bool lab_few_labels(const nb_model *pre, int n_reuse, int arm, const nb_dataset 
     bool ok = true;
     if (first > 0) { /* the reused layers frozen */
         lab_set_trainable(m, n_reuse, false);
-        o.epochs = first;
+        o.epochs = first, o.optimizer.lr = 0.01f;
         ok = lab_fit(m, labeled, &o, curve, &n, epochs) == NB_OK;
         lab_set_trainable(m, n_reuse, true);
     }
     if (ok && first < epochs) {
         o.epochs = epochs - first, o.seed = seed + 1000; /* another shuffle than the first phase's */
+        o.optimizer.lr = 0.001f;
         ok = lab_fit(m, labeled, &o, curve, &n, epochs) == NB_OK;
     }
     ok = ok && nb_evaluate(m, test, 256, NULL, test_acc) == NB_OK;
