@@ -95,7 +95,8 @@ int main(int argc, char **argv) {
                   "0.25). Classifier: its two hidden layers (copied) or fresh ones of the same configs, + Dense(10, "
                   "softmax), trained with Nadam for %d epochs on %d labeled images drawn per seed from the first %d "
                   "(the same for every arm; validation: the last %d); \"frozen then fine-tuned\" is frozen for the "
-                  "first %d. Test accuracy on %d test images; seeds 42..%d.\n\n",
+                  "first %d. The head alone learns at lr 0.01 while the reused layers are frozen, everything else "
+                  "at 0.001. Test accuracy on %d test images; seeds 42..%d.\n\n",
                   unlabeled.n, aux_epochs, rot_test.n, lab_pm(b, 64, rot_acc, a.seeds, 4), epochs, n_labels, train.n,
                   valid.n, frozen, test.n, 41 + a.seeds);
     const char *cols[] = {"classifier", "test accuracy", "gain over scratch (points)"};

@@ -66,8 +66,9 @@ int main(int argc, char **argv) {
                   "training images, labels unused; its test reconstruction loss %s. Classifier: the encoder's two "
                   "layers (copied) or fresh ones of the same configs, + Dense(10, softmax), trained with Nadam "
                   "for %d epochs on %d labeled images drawn per seed from the first %d (the same for every arm; "
-                  "validation: the last %d); \"frozen then fine-tuned\" is frozen for the first %d. Test accuracy "
-                  "on %d test images; seeds 42..%d.\n\n",
+                  "validation: the last %d); \"frozen then fine-tuned\" is frozen for the first %d. The head "
+                  "alone learns at lr 0.01 while the reused layers are frozen, everything else at 0.001. Test "
+                  "accuracy on %d test images; seeds 42..%d.\n\n",
                   ae_epochs, unlabeled.n, lab_pm(b, 64, ae_bce, a.seeds, 4), epochs, n_labels, train.n, valid.n,
                   frozen, test.n, 41 + a.seeds);
     const char *cols[] = {"classifier", "test accuracy", "gain over scratch (points)"};
