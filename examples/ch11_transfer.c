@@ -9,7 +9,7 @@
  * draws its own 200 images (the same ones for every B arm). Reports the
  * test error rates, mean ± std, and the relative error reduction.
  *
- *   ch11_transfer [--quick] [--data DIR] [--seeds N] OUTDIR
+ *   ch11_transfer [--quick] [--data DIR] [--seeds N (5)] OUTDIR
  *
  * Claims checked: A's test accuracy is the same bits after B on A trained
  * (the reused layers were copies), and B on A's (notebook recipe) mean test error is at most
@@ -45,7 +45,7 @@ static nb_model *net(int in_dim, const char *out_act, int out_units, uint64_t se
 
 int main(int argc, char **argv) {
     lab_args a;
-    if (!lab_parse(argc, argv, "ch11_transfer", &a)) return 2;
+    if (!lab_parse_seeds(argc, argv, "ch11_transfer", 5, &a)) return 2;
     if (a.seeds > MAX_SEEDS) a.seeds = MAX_SEEDS;
     int n_train = a.quick ? 6000 : 55000, n_valid = a.quick ? 1000 : 5000, n_test = a.quick ? 2000 : 10000;
     int epochs_a = a.quick ? 10 : EPOCHS;

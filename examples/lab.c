@@ -28,8 +28,10 @@ static bool mkdirs(const char *path) {
     return mkdir(buf, 0777) == 0 || errno == EEXIST;
 }
 
-bool lab_parse(int argc, char **argv, const char *prog, lab_args *a) {
-    *a = (lab_args){.prog = prog, .seeds = 3};
+bool lab_parse(int argc, char **argv, const char *prog, lab_args *a) { return lab_parse_seeds(argc, argv, prog, 3, a); }
+
+bool lab_parse_seeds(int argc, char **argv, const char *prog, int seeds, lab_args *a) {
+    *a = (lab_args){.prog = prog, .seeds = seeds};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) a->quick = true;
         else if (!strcmp(argv[i], "--data") && i + 1 < argc) a->data = argv[++i];

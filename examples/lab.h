@@ -29,6 +29,9 @@ typedef struct lab_args {
 /* Parses the command line above; prints the usage and returns false on a
  * mistake (exit with 2 then). Makes the output folder. */
 bool lab_parse(int argc, char **argv, const char *prog, lab_args *a);
+/* The same with another number of seeds when --seeds is not given (the
+ * issue asks 5 for transfer learning). */
+bool lab_parse_seeds(int argc, char **argv, const char *prog, int seeds, lab_args *a);
 
 /* Prints "<prog>: <what>: <nb_last_error()>" and returns 3. */
 int lab_fail(const lab_args *a, const char *what);
