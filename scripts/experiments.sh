@@ -7,7 +7,7 @@
 #   scripts/experiments.sh [--quick] [--build DIR] [--out DIR] [--seeds N]
 #
 # Builds first (meson compile -C BUILD, default build/). The full run takes
-# about 21 minutes on the 2-core development machine (see docs/chapter11.md);
+# about 18 minutes on the 2-core development machine (see docs/chapter11.md);
 # each program's time is printed. Exits non-zero if any program fails its
 # claim (1) or cannot run (2, 3); the others still run.
 set -u
