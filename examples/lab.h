@@ -153,9 +153,9 @@ nb_status lab_fit(nb_model *m, const nb_dataset *train, const nb_fit_opts *o, do
  * gets 0.01 because the reused features are large (std about 2), and at
  * 0.001 it was still far from converged after 30 epochs (a head trained
  * alone on precomputed features, outside the model, gave the same
- * validation accuracy at every epoch:
- * not an artefact of freezing). Gets the test accuracy and the validation accuracy
- * per epoch (curve: epochs entries). */
+ * validation accuracy at every epoch: not an artefact of freezing). Gets
+ * the test accuracy and the validation accuracy per epoch (curve: epochs
+ * entries). */
 enum { LAB_SCRATCH, LAB_FROZEN, LAB_FINETUNED, LAB_ARMS };
 extern const char *const lab_arm_name[LAB_ARMS];
 bool lab_few_labels(const nb_model *pre, int n_reuse, int arm, const nb_dataset *labeled, const nb_dataset *valid,
