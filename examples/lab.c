@@ -28,8 +28,10 @@ static bool mkdirs(const char *path) {
     return mkdir(buf, 0777) == 0 || errno == EEXIST;
 }
 
-bool lab_parse(int argc, char **argv, const char *prog, lab_args *a) {
-    *a = (lab_args){.prog = prog, .seeds = 3};
+bool lab_parse(int argc, char **argv, const char *prog, lab_args *a) { return lab_parse_seeds(argc, argv, prog, 3, a); }
+
+bool lab_parse_seeds(int argc, char **argv, const char *prog, int seeds, lab_args *a) {
+    *a = (lab_args){.prog = prog, .seeds = seeds};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) a->quick = true;
         else if (!strcmp(argv[i], "--data") && i + 1 < argc) a->data = argv[++i];
@@ -397,4 +399,59 @@ double lab_grad_norm(const nb_tensor *t) {
     double s = 0;
     for (size_t k = 0; k < t->size; k++) s += (double)t->grad[k] * t->grad[k];
     return sqrt(s);
+}
+
+/* ---- reusing layers ---- */
+
+nb_model *lab_reuse(const nb_model *src, int n, int in_dim, uint64_t seed) {
+    nb_model *m = nb_model_new(1, (int[]){in_dim}, seed);
+    for (int i = 0; m && i < n; i++)
+        if (!nb_model_add_from(m, nb_model_layer(src, i), false)) return nb_model_free(m), NULL;
+    return m;
+}
+
+void lab_set_trainable(nb_model *m, int n, bool trainable) {
+    for (int i = 0; i < n; i++) nb_layer_set_trainable(nb_model_layer(m, i), trainable);
+}
+
+nb_status lab_fit(nb_model *m, const nb_dataset *train, const nb_fit_opts *o, double *curve, int *n, int cap) {
+    nb_history h;
+    nb_status rc = nb_fit(m, train, o, &h);
+    if (rc != NB_OK) return rc;
+    for (int e = 0; e < h.n_epochs && *n < cap; e++) curve[(*n)++] = h.epochs[e].val_accuracy;
+    nb_history_free(&h);
+    return NB_OK;
+}
+
+const char *const lab_arm_name[LAB_ARMS] = {"from scratch", "reused, frozen", "reused, frozen then fine-tuned"};
+
+bool lab_few_labels(const nb_model *pre, int n_reuse, int arm, const nb_dataset *labeled, const nb_dataset *valid,
+                    const nb_dataset *test, int epochs, int frozen_epochs, uint64_t seed, double *curve,
+                    double *test_acc) {
+    nb_model *m;
+    if (arm == LAB_SCRATCH) { /* the same configs, fresh weights */
+        m = nb_model_new(1, (int[]){labeled->dim}, seed);
+        for (int i = 0; m && i < n_reuse; i++)
+            if (!nb_model_add(m, nb_layer_spec_of(nb_model_layer(pre, i)))) nb_model_free(m), m = NULL;
+    } else m = lab_reuse(pre, n_reuse, labeled->dim, seed);
+    nb_layer_spec head = nb_dense_spec(10, "softmax", NULL);
+    if (!m || !nb_model_add(m, &head)) return nb_model_free(m), false;
+    nb_fit_opts o = nb_fit_defaults();
+    o.seed = seed, o.verbose = 0, o.validation = valid, o.optimizer = nb_optimizer_defaults(NB_NADAM);
+    int n = 0, first = arm == LAB_FROZEN ? epochs : arm == LAB_FINETUNED ? frozen_epochs : 0;
+    bool ok = true;
+    if (first > 0) { /* the reused layers frozen */
+        lab_set_trainable(m, n_reuse, false);
+        o.epochs = first, o.optimizer.lr = 0.01f;
+        ok = lab_fit(m, labeled, &o, curve, &n, epochs) == NB_OK;
+        lab_set_trainable(m, n_reuse, true);
+    }
+    if (ok && first < epochs) {
+        o.epochs = epochs - first, o.seed = seed + 1000; /* another shuffle than the first phase's */
+        o.optimizer.lr = 0.001f;
+        ok = lab_fit(m, labeled, &o, curve, &n, epochs) == NB_OK;
+    }
+    ok = ok && nb_evaluate(m, test, 256, NULL, test_acc) == NB_OK;
+    nb_model_free(m);
+    return ok;
 }

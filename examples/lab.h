@@ -29,6 +29,9 @@ typedef struct lab_args {
 /* Parses the command line above; prints the usage and returns false on a
  * mistake (exit with 2 then). Makes the output folder. */
 bool lab_parse(int argc, char **argv, const char *prog, lab_args *a);
+/* The same with another number of seeds when --seeds is not given (the
+ * issue asks 5 for transfer learning). */
+bool lab_parse_seeds(int argc, char **argv, const char *prog, int seeds, lab_args *a);
 
 /* Prints "<prog>: <what>: <nb_last_error()>" and returns 3. */
 int lab_fail(const lab_args *a, const char *what);
@@ -127,5 +130,36 @@ bool lab_probe_run(lab_probe *p, const float *x, const float *y, int batch);
 void lab_probe_stats(const lab_probe *p, int i, double *mean, double *std);
 /* The L2 norm of t's gradient (NaN when it has none). */
 double lab_grad_norm(const nb_tensor *t);
+
+/* ---- reusing layers (transfer, pretraining) ---- */
+
+/* A new Sequential model for inputs [in_dim] holding copies, with tensors
+ * of their own, of src's first n layers (src is left unchanged), or NULL
+ * with nb_last_error() set. */
+nb_model *lab_reuse(const nb_model *src, int n, int in_dim, uint64_t seed);
+/* Freezes (false) or unfreezes m's first n layers. */
+void lab_set_trainable(nb_model *m, int n, bool trainable);
+/* nb_fit (h NULL), appending each epoch's validation accuracy to
+ * curve[*n..], at most cap entries in all. */
+nb_status lab_fit(nb_model *m, const nb_dataset *train, const nb_fit_opts *o, double *curve, int *n, int cap);
+
+/* The few-label classifier of ch11_pretraining and ch11_auxiliary: the
+ * first n_reuse layers of a pretrained net, then Dense(10, softmax),
+ * trained with Nadam (batch 32) for `epochs` epochs on the labeled
+ * images. LAB_SCRATCH: the same layers (same configs) freshly
+ * initialized, lr 0.001; LAB_FROZEN: the reused layers stay frozen, only
+ * the head learns, at lr 0.01; LAB_FINETUNED: frozen for `frozen_epochs`
+ * at lr 0.01, then all layers train at 0.001 for the rest. The head alone
+ * gets 0.01 because the reused features are large (std about 2), and at
+ * 0.001 it was still far from converged after 30 epochs (a head trained
+ * alone on precomputed features, outside the model, gave the same
+ * validation accuracy at every epoch: not an artefact of freezing). Gets
+ * the test accuracy and the validation accuracy per epoch (curve: epochs
+ * entries). */
+enum { LAB_SCRATCH, LAB_FROZEN, LAB_FINETUNED, LAB_ARMS };
+extern const char *const lab_arm_name[LAB_ARMS];
+bool lab_few_labels(const nb_model *pre, int n_reuse, int arm, const nb_dataset *labeled, const nb_dataset *valid,
+                    const nb_dataset *test, int epochs, int frozen_epochs, uint64_t seed, double *curve,
+                    double *test_acc);
 
 #endif

@@ -7,7 +7,7 @@
 #   scripts/experiments.sh [--quick] [--build DIR] [--out DIR] [--seeds N]
 #
 # Builds first (meson compile -C BUILD, default build/). The full run takes
-# about 14 minutes on the 2-core development machine (see docs/chapter11.md);
+# about 18 minutes on the 2-core development machine (see docs/chapter11.md);
 # each program's time is printed. Exits non-zero if any program fails its
 # claim (1) or cannot run (2, 3); the others still run.
 set -u
@@ -27,7 +27,8 @@ done
 meson compile -C "$build" || exit 2
 mkdir -p "$out" || exit 2
 status=0
-for prog in ch11_vanishing ch11_activations ch11_selu ch11_optimizers ch11_schedules ch11_batchnorm ch11_regularization; do
+for prog in ch11_vanishing ch11_activations ch11_selu ch11_optimizers ch11_schedules ch11_batchnorm ch11_regularization \
+    ch11_transfer ch11_pretraining ch11_auxiliary ch11_table113; do
     [ -x "$build/examples/$prog" ] || { echo "$prog: not built" >&2; status=2; continue; }
     start=$(date +%s)
     # shellcheck disable=SC2086 # $quick and $seeds are words or nothing

@@ -116,3 +116,19 @@ Test(lab, batch_norm_trains_a_deep_sigmoid_net_and_clipping_tames_an_exploding_o
 Test(lab, l2_and_dropout_shrink_the_gap_and_mc_dropout_calibrates_better, .timeout = 600) {
     check("ch11_regularization", "Regularization");
 }
+
+Test(lab, transfer_from_model_a_leaves_a_unchanged_and_does_no_harm_on_200_images, .timeout = 600) {
+    check("ch11_transfer", "Transfer learning");
+}
+
+Test(lab, autoencoder_pretraining_does_no_harm_with_500_labels, .timeout = 600) {
+    check("ch11_pretraining", "Unsupervised pretraining");
+}
+
+Test(lab, rotation_pretraining_learns_its_task_and_does_no_harm_with_500_labels, .timeout = 600) {
+    check("ch11_auxiliary", "auxiliary task");
+}
+
+Test(lab, table_11_3_default_and_self_normalizing_nets_train_to_early_stopping, .timeout = 600) {
+    check("ch11_table113", "Table 11-3");
+}
