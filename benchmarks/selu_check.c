@@ -21,8 +21,8 @@
  * With STEPS 0 it instead trains the net as examples/ch11_selu.c does
  * (nb_fit: 55,000 images shuffled per epoch, the last 5,000 of the 60,000
  * for validation, EPOCHS epochs) and prints each epoch's validation
- * accuracy:
- *   selu-check OUTDIR 0 SEED [EPOCHS (5)]
+ * accuracy, at the chapter's rate or another:
+ *   selu-check OUTDIR 0 SEED [EPOCHS (5)] [LR (0.001)]
  */
 #include <math.h>
 #include <stdio.h>
@@ -44,18 +44,18 @@ static bool write_floats(const char *dir, const char *name, const float *v, size
     return ok;
 }
 
-static int fit(const lab_args *a, nb_dataset *train, nb_dataset *valid, uint64_t seed, int epochs) {
+static int fit(const lab_args *a, nb_dataset *train, nb_dataset *valid, uint64_t seed, int epochs, float lr) {
     lab_net_cfg nc = {.depth = DEPTH, .width = 100, .activation = "selu", .init = "lecun_normal",
                       .in_dim = train->dim, .classes = 10, .seed = seed};
     nb_model *m = lab_net(&nc, NULL, NULL);
     if (!m) return lab_fail(a, "model");
     nb_fit_opts o = nb_fit_defaults();
     o.epochs = epochs, o.seed = seed, o.verbose = 0, o.validation = valid;
-    o.optimizer = nb_optimizer_defaults(NB_NESTEROV), o.optimizer.lr = 0.001f;
+    o.optimizer = nb_optimizer_defaults(NB_NESTEROV), o.optimizer.lr = lr;
     nb_history h;
     nb_status rc = nb_fit(m, train, &o, &h);
     for (int e = 0; e < h.n_epochs; e++)
-        printf("seed %llu epoch %d: loss %.4f val_loss %.4f val_accuracy %.4f\n", (unsigned long long)seed, e + 1,
+        printf("lr %g seed %llu epoch %d: loss %.4f val_loss %.4f val_accuracy %.4f\n", (double)lr, (unsigned long long)seed, e + 1,
                h.epochs[e].loss, h.epochs[e].val_loss, h.epochs[e].val_accuracy);
     if (rc != NB_OK) printf("seed %llu: %s\n", (unsigned long long)seed, nb_last_error());
     nb_history_free(&h);
@@ -77,7 +77,7 @@ int main(int argc, char **argv) {
     lab_args a = {.prog = "selu-check", .out = dir, .seeds = 1};
     nb_dataset train, valid, test;
     if (!lab_load(&a, 55000, steps ? 0 : 5000, 0, true, &train, &valid, &test)) return lab_fail(&a, "data");
-    if (steps == 0) return fit(&a, &train, &valid, seed, argc > 4 ? atoi(argv[4]) : 5);
+    if (steps == 0) return fit(&a, &train, &valid, seed, argc > 4 ? atoi(argv[4]) : 5, argc > 5 ? strtof(argv[5], NULL) : 0.001f);
     size_t n = (size_t)steps * BATCH, dim = (size_t)train.dim;
     if (!write_floats(dir, "x.f32", train.x, n * dim) || !write_floats(dir, "y.f32", train.y, n)) return 3;
 

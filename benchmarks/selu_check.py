@@ -8,6 +8,8 @@
   /usr/bin/python3 benchmarks/selu_check.py compare /tmp/selu
   # PyTorch with its own draw of Keras's LeCun normal, the chapter's recipe
   /usr/bin/python3 benchmarks/selu_check.py train --seed 0 --epochs 2
+  # the same with the per-pixel std floored at 0.1 (inputs within +-10)
+  /usr/bin/python3 benchmarks/selu_check.py train --seed 0 --epochs 2 --min-std 0.1
 
 The net: 784 -> 100 x [Dense(100), SELU] -> Dense(10), kernels [in, out]
 as nabla and Keras store them, softmax cross-entropy averaged over the
@@ -158,7 +160,7 @@ def compare(d):
               f"f64 {np.mean(t64[lo:hi]):.4f}, f32 perturbed {np.mean(tp[lo:hi]):.4f}")
 
 
-def train(seed, epochs, threads, init):
+def train(seed, epochs, threads, init, lr, min_std):
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     x = load_idx("train-images-idx3-ubyte.gz").astype(np.float32) / 255
@@ -167,6 +169,7 @@ def train(seed, epochs, threads, init):
     mu = xtr.astype(np.float64).mean(0)
     sd = xtr.astype(np.float64).std(0)
     sd[sd == 0] = 1
+    sd = np.maximum(sd, min_std)  # 0: as the book; 0.1 bounds |x| by 10
     mu32, sd32 = mu.astype(np.float32), sd.astype(np.float32)
     xtr = torch.from_numpy((xtr - mu32) / sd32)
     xva = torch.from_numpy((xva - mu32) / sd32)
@@ -181,7 +184,7 @@ def train(seed, epochs, threads, init):
         else:  # plain normal with std sqrt(1/fan_in), as PyTorch's SELU docs advise
             torch.nn.init.normal_(w, std=math.sqrt(1.0 / dims[i]))
         params.append((w.requires_grad_(), torch.zeros(dims[i + 1], requires_grad=True)))
-    opt = torch.optim.SGD([t for p in params for t in p], lr=1e-3, momentum=0.9, nesterov=True)
+    opt = torch.optim.SGD([t for p in params for t in p], lr=lr, momentum=0.9, nesterov=True)
     g = torch.Generator().manual_seed(seed)
     for e in range(epochs):
         t0 = time.time()
@@ -199,7 +202,7 @@ def train(seed, epochs, threads, init):
             lv = forward(params, xva)[0]
             acc = (lv.argmax(1) == yva).float().mean().item()
             vl = torch.nn.functional.cross_entropy(lv, yva).item()
-        print(f"seed {seed} init {init} epoch {e + 1}: loss {tot / nb:.4f} val_loss {vl:.4f} "
+        print(f"seed {seed} init {init} lr {lr:g} min_std {min_std:g} |x| max {xtr.abs().max():.0f} epoch {e + 1}: loss {tot / nb:.4f} val_loss {vl:.4f} "
               f"val_accuracy {acc:.4f} ({time.time() - t0:.0f} s)", flush=True)
 
 
@@ -213,12 +216,14 @@ def main():
     t.add_argument("--epochs", type=int, default=2)
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--init", choices=["keras", "normal"], default="keras")
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--min-std", type=float, default=0.0, help="floor on the per-pixel std (0: none, as the book)")
     a = ap.parse_args()
     torch.set_num_threads(1)
     if a.cmd == "compare":
         compare(a.dir)
     else:
-        train(a.seed, a.epochs, a.threads, a.init)
+        train(a.seed, a.epochs, a.threads, a.init, a.lr, a.min_std)
 
 
 if __name__ == "__main__":
