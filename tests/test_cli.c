@@ -211,3 +211,47 @@ Test(cli, resume_backs_up_each_epoch_and_clears_the_backup_when_done, .timeout =
     cr_assert_neq(access(backup, F_OK), 0, "the backup outlived a finished run");
     rmdir(dir);
 }
+
+/* Issue 11: nabla lr-find runs the range test on train's model, prints the
+ * suggested rate and writes the CSV; its own options are checked before
+ * any data is read, and train's that make no sense for it are refused. */
+Test(cli, lr_find_prints_the_suggested_rate_and_writes_the_csv, .timeout = 120) {
+    char dir[] = "/tmp/nabla-lrfind-XXXXXX", args[512], csv[96], line[256];
+    static char out[1 << 16];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(csv, sizeof csv, "%s/lr.csv", dir);
+    snprintf(args, sizeof args, "lr-find --layers 30 --train-size 1100 --steps 40 --lr-min 1e-4 --lr-max 1 "
+                                "--threads 1 --csv %s", csv);
+    cr_assert_eq(run(args, out, sizeof out), 0, "%s", out);
+    const char *at = strstr(out, "suggested learning rate: ");
+    cr_assert_not_null(at, "%s", out);
+    double lr = 0;
+    cr_assert_eq(sscanf(at + 25, "%lf", &lr), 1, "%s", out);
+    cr_assert(lr >= 1e-5 && lr <= 0.1, "suggested %g: the minimum's rate / 10 lies in [1e-5, 0.1]\n%s", lr, out);
+    cr_assert(strstr(out, "of 40 steps"), "%s", out);
+    FILE *f = fopen(csv, "r");
+    cr_assert_not_null(f, "no CSV at %s", csv);
+    cr_assert(fgets(line, sizeof line, f) && !strcmp(line, "step,lr,loss,smoothed\n"), "%s", line);
+    int rows = 0;
+    double first = 0;
+    while (fgets(line, sizeof line, f)) {
+        long step;
+        double r, loss, sm;
+        cr_assert_eq(sscanf(line, "%ld,%lf,%lf,%lf", &step, &r, &loss, &sm), 4, "%s", line);
+        if (rows == 0) first = r;
+        rows++;
+    }
+    fclose(f);
+    cr_assert(rows >= 2 && rows <= 40, "%d rows", rows);
+    cr_assert(fabs(first - 1e-4) < 1e-10, "first rate %g", first);
+    unlink(csv), rmdir(dir);
+
+    expect("lr-find --lr-min 1 --lr-max 0.1", 2, "--lr-min 1 must be below --lr-max 0.1");
+    expect("lr-find --lr-min 0", 2, "--lr-min: '0' is not a number in range");
+    expect("lr-find --steps 1", 2, "--steps: '1' is not a whole number of steps, 2 or more");
+    expect("lr-find --epochs 3", 2, "option '--epochs' does not apply here");
+    expect("lr-find --lr 0.1", 2, "option '--lr' does not apply here");
+    expect("train --lr-max 3", 2, "option '--lr-max' does not apply here");
+    expect("lr-find --csv ''", 2, "--csv: the file name is empty");
+    expect("--help", 0, "nabla lr-find");
+}

@@ -3,6 +3,7 @@
  *   nabla train [--preset baseline|default|selu] [flags]   train, then test
  *   nabla eval --model FILE [--mc-samples N] [--json]       test a saved model
  *   nabla summary --model FILE                              its layers and sizes
+ *   nabla lr-find [--preset ...] [--lr-min X] [--lr-max X]  the learning-rate range test
  *
  * Only the public API is used: this program composes the library. */
 #include <errno.h>
@@ -50,6 +51,9 @@ typedef struct config {
     bool sync_batch_norm;
     uint64_t seed;
     const char *save, *history, *plot, *data, *resume, *diagnose;
+    float lr_min, lr_max; /* lr-find */
+    long steps;           /* lr-find: 0 = one epoch */
+    const char *csv;      /* lr-find */
 } config;
 
 static void usage(FILE *out) {
@@ -58,6 +62,8 @@ static void usage(FILE *out) {
             "       nabla eval --model FILE [--mc-samples N] [--data DIR] [--batch-size N] [--threads N]\n"
             "                  [--seed N] [--json]\n"
             "       nabla summary --model FILE\n"
+            "       nabla lr-find [--preset baseline|default|selu] [--lr-min X] [--lr-max X] [--steps N]\n"
+            "                     [--csv FILE] [--plot FILE.png|svg] [train's model and data options]\n"
             "\n"
             "train options (each overrides the preset):\n"
             "  --layers 300,100       hidden layer sizes; 100x20 means twenty layers of 100\n"
@@ -84,7 +90,16 @@ static void usage(FILE *out) {
             "                         and each epoch's first step, with warnings of vanishing and\n"
             "                         exploding gradients; with --plot F.png, also F.diagnostics.png\n"
             "  --diagnose-every N     every N steps instead\n"
-            "  --sync-batch-norm      under mpirun: batch statistics of the whole global batch\n");
+            "  --sync-batch-norm      under mpirun: batch statistics of the whole global batch\n"
+            "\n"
+            "lr-find: trains a copy of the model with the rate growing exponentially from --lr-min\n"
+            "to --lr-max, stops once the smoothed loss passes 4x its best, and suggests the rate at\n"
+            "the smoothed loss's minimum / 10. It takes train's options except --lr, --epochs,\n"
+            "--schedule, --patience, --save, --history, --resume, --diagnose, --mc-samples, --json.\n"
+            "  --lr-min X  --lr-max X the range (1e-5 and 10)\n"
+            "  --steps N              steps of the test (2 or more; default: one epoch)\n"
+            "  --csv FILE             step,lr,loss,smoothed per step\n"
+            "  --plot FILE.png|svg    the loss against the rate, log x axis\n");
 }
 
 static int fail(const char *fmt, const char *a, const char *b) {
@@ -160,7 +175,7 @@ static bool one_of(const char *s, const char *const *names, size_t n) {
 
 static bool apply_preset(config *c, const char *name) {
     config d = {.preset = name, .lr = -1, .momentum = -1, .beta1 = -1, .beta2 = -1, .weight_decay = -1,
-                .epochs = 10, .batch_size = 32, .seed = 42, .threads = 0};
+                .epochs = 10, .batch_size = 32, .seed = 42, .threads = 0, .lr_min = 1e-5f, .lr_max = 10};
     if (strcmp(name, "baseline") == 0) {
         /* 784-300-100-10, ReLU, He init, SGD lr 0.01, batch 32 */
         d.n_layers = 2, d.layers[0] = 300, d.layers[1] = 100;
@@ -194,7 +209,8 @@ enum {
     O_PRESET = 256, O_LAYERS, O_ACTIVATION, O_INIT, O_BN, O_NO_BN, O_DROPOUT, O_ALPHA_DROPOUT, O_OPTIMIZER,
     O_LR, O_MOMENTUM, O_BETA1, O_BETA2, O_WD, O_SCHEDULE, O_CLIP_VALUE, O_CLIP_NORM, O_CLIP_GLOBAL, O_L1,
     O_L2, O_MAX_NORM, O_PATIENCE, O_EPOCHS, O_BATCH, O_THREADS, O_SEED, O_STANDARDIZE, O_SAVE, O_HISTORY,
-    O_PLOT, O_QUIET, O_JSON, O_DATA, O_TRAIN_SIZE, O_MC, O_MODEL, O_HELP, O_RESUME, O_DIAGNOSE, O_DIAGNOSE_EVERY, O_SYNC_BN
+    O_PLOT, O_QUIET, O_JSON, O_DATA, O_TRAIN_SIZE, O_MC, O_MODEL, O_HELP, O_RESUME, O_DIAGNOSE, O_DIAGNOSE_EVERY, O_SYNC_BN,
+    O_LR_MIN, O_LR_MAX, O_STEPS, O_CSV
 };
 
 static const struct option options[] = {
@@ -218,6 +234,8 @@ static const struct option options[] = {
     {"model", required_argument, 0, O_MODEL}, {"help", no_argument, 0, O_HELP},
     {"resume", required_argument, 0, O_RESUME}, {"diagnose", required_argument, 0, O_DIAGNOSE},
     {"diagnose-every", required_argument, 0, O_DIAGNOSE_EVERY}, {"sync-batch-norm", no_argument, 0, O_SYNC_BN},
+    {"lr-min", required_argument, 0, O_LR_MIN}, {"lr-max", required_argument, 0, O_LR_MAX},
+    {"steps", required_argument, 0, O_STEPS}, {"csv", required_argument, 0, O_CSV},
     {0, 0, 0, 0},
 };
 
@@ -300,6 +318,13 @@ static int apply_option(config *c, int opt, const char *arg, const char **model)
     case O_TRAIN_SIZE: INT(train_size, 110, 60000); break; /* 1/11 of it for validation */
     case O_MC: INT(mc_samples, 1, 100000); break;
     case O_MODEL: *model = arg; break;
+    case O_LR_MIN: FLOAT(lr_min, 1e-12f, 1e6f); break;
+    case O_LR_MAX: FLOAT(lr_max, 1e-12f, 1e6f); break;
+    case O_STEPS:
+        if (!parse_int(arg, 2, 100000000, &v)) return fail("--steps: '%s' is not a whole number of steps, 2 or more%s", arg, "");
+        c->steps = v;
+        break;
+    case O_CSV: c->csv = arg; break;
     default: return 2;
     }
     return 0;
@@ -328,12 +353,12 @@ static bool same_file(const char *a, const char *b) {
     return realpath(da, ra) && realpath(db, rb) && strcmp(ra, rb) == 0 && strcmp(na, nb) == 0;
 }
 
-/* --save, --history, --plot, --resume and --diagnose: distinct files, in folders that exist and
- * can be written, an empty name refused; all before hours of training. */
+/* --save, --history, --plot, --resume, --diagnose and --csv: distinct files, in folders that exist
+ * and can be written, an empty name refused; all before hours of training. */
 static int check_outputs(const config *c) {
-    const char *names[5] = {c->save, c->history, c->plot, c->resume, c->diagnose},
-               *flags[5] = {"--save", "--history", "--plot", "--resume", "--diagnose"};
-    for (int i = 0; i < 5; i++) {
+    const char *names[6] = {c->save, c->history, c->plot, c->resume, c->diagnose, c->csv},
+               *flags[6] = {"--save", "--history", "--plot", "--resume", "--diagnose", "--csv"};
+    for (int i = 0; i < 6; i++) {
         if (!names[i]) continue;
         if (!*names[i]) return fail("%s: the file name is empty%s", flags[i], "");
         char dir[4096];
@@ -352,9 +377,16 @@ static int check_outputs(const config *c) {
     return 0;
 }
 
-/* Options eval and summary take; train takes all but --model. */
+/* Options eval and summary take; train takes all but --model and lr-find's own; lr-find takes
+ * train's that shape the model, the data and the optimizer, and its own. */
 static bool allowed(const char *cmd, int opt) {
-    if (!strcmp(cmd, "train")) return opt != O_MODEL;
+    bool lr_find_own = opt == O_LR_MIN || opt == O_LR_MAX || opt == O_STEPS || opt == O_CSV;
+    if (!strcmp(cmd, "train")) return opt != O_MODEL && !lr_find_own;
+    if (!strcmp(cmd, "lr-find"))
+        return lr_find_own || !(opt == O_MODEL || opt == O_LR || opt == O_EPOCHS || opt == O_SCHEDULE ||
+                                opt == O_PATIENCE || opt == O_SAVE || opt == O_HISTORY || opt == O_RESUME ||
+                                opt == O_DIAGNOSE || opt == O_DIAGNOSE_EVERY || opt == O_MC || opt == O_JSON ||
+                                opt == O_SYNC_BN);
     if (!strcmp(cmd, "summary")) return opt == O_MODEL || opt == O_HELP;
     return opt == O_MODEL || opt == O_MC || opt == O_DATA || opt == O_BATCH || opt == O_THREADS ||
            opt == O_SEED || opt == O_JSON || opt == O_HELP;
@@ -494,32 +526,54 @@ static nb_status plot_diagnostics(const config *c) {
     return st;
 }
 
+/* The data and the model of train's options, for train and lr-find: all
+ * the training images and the test set loaded (the caller frees both),
+ * train and val views into all, and the model; NULL after printing why
+ * (nothing to free then). */
+static nb_model *prepare(const config *c, nb_dataset *all, nb_dataset *test, nb_dataset *train, nb_dataset *val) {
+    *all = *test = (nb_dataset){0};
+    if (load_data(c, all, test)) return NULL;
+    /* 55,000 for training and the last 5,000 for validation */
+    int n = c->train_size && c->train_size < all->n ? c->train_size : all->n;
+    int n_val = n == all->n && n > 11 * 5000 ? 5000 : n / 11; /* Fashion-MNIST's 5,000 of 60,000, else 1/11 */
+    *train = *val = *all;
+    train->n = n - n_val;
+    val->x = all->x + (size_t)train->n * all->dim, val->y = all->y + train->n, val->n = n_val;
+    nb_standardizer st = {0};
+    nb_model *m = NULL;
+    if (!c->standardize || nb_standardizer_fit(&st, train) == NB_OK) m = build_model(c, c->standardize ? &st : NULL);
+    nb_standardizer_free(&st);
+    if (!m) {
+        fprintf(stderr, "nabla: %s\n", nb_last_error());
+        nb_dataset_free(all), nb_dataset_free(test);
+    }
+    return m;
+}
+
+/* fit's options from train's: epochs, batches, seed, optimizer, schedule,
+ * early stopping, backup and diagnostics (lr-find uses those it needs). */
+static nb_fit_opts fit_options(const config *c, const nb_dataset *val, FILE *out) {
+    nb_fit_opts o = nb_fit_defaults();
+    o.epochs = c->epochs, o.batch_size = c->batch_size, o.seed = c->seed, o.validation = val->n > 0 ? val : NULL;
+    o.optimizer = optimizer_config(c);
+    o.use_schedule = c->schedule != NB_SCHEDULE_CONSTANT;
+    o.schedule = schedule_config(c, o.optimizer.lr, &o.schedule_per_epoch);
+    o.patience = c->patience, o.restore_best = c->patience > 0;
+    o.backup = c->resume;
+    o.diagnose = c->diagnose, o.diagnose_every = c->diagnose_every;
+    o.verbose = !c->quiet, o.out = out;
+    return o;
+}
+
 static int cmd_train(int argc, char **argv) {
     config c;
     const char *model_path = NULL;
     int rc = parse_args(argc, argv, &c, &model_path, "train");
     if (rc) return rc == 1 ? 0 : rc;
     if (c.threads) nb_set_num_threads(c.threads);
-    nb_dataset all = {0}, test = {0};
-    if (load_data(&c, &all, &test)) return 1;
-    /* 55,000 for training and the last 5,000 for validation */
-    int n = c.train_size && c.train_size < all.n ? c.train_size : all.n;
-    int n_val = n == all.n && n > 11 * 5000 ? 5000 : n / 11; /* Fashion-MNIST's 5,000 of 60,000, else 1/11 */
-    nb_dataset train = all, val = all;
-    train.n = n - n_val;
-    val.x = all.x + (size_t)train.n * all.dim, val.y = all.y + train.n, val.n = n_val;
-    nb_standardizer st = {0};
-    if (c.standardize && nb_standardizer_fit(&st, &train) != NB_OK) {
-        fprintf(stderr, "nabla: %s\n", nb_last_error());
-        return 1;
-    }
-    nb_model *m = build_model(&c, c.standardize ? &st : NULL);
-    nb_standardizer_free(&st);
-    if (!m) {
-        fprintf(stderr, "nabla: %s\n", nb_last_error());
-        nb_dataset_free(&all), nb_dataset_free(&test);
-        return 1;
-    }
+    nb_dataset all, test, train, val;
+    nb_model *m = prepare(&c, &all, &test, &train, &val);
+    if (!m) return 1;
     FILE *out = c.json ? stderr : stdout; /* with --json, stdout ends with the JSON line */
     if (!c.quiet && root_process()) {
         fprintf(out, "nabla train: preset %s, %d training / %d validation / %d test images, %d threads, seed %llu\n",
@@ -531,15 +585,7 @@ static int cmd_train(int argc, char **argv) {
 #endif
         nb_model_summary(m, out);
     }
-    nb_fit_opts o = nb_fit_defaults();
-    o.epochs = c.epochs, o.batch_size = c.batch_size, o.seed = c.seed, o.validation = val.n > 0 ? &val : NULL;
-    o.optimizer = optimizer_config(&c);
-    o.use_schedule = c.schedule != NB_SCHEDULE_CONSTANT;
-    o.schedule = schedule_config(&c, o.optimizer.lr, &o.schedule_per_epoch);
-    o.patience = c.patience, o.restore_best = c.patience > 0;
-    o.backup = c.resume;
-    o.diagnose = c.diagnose, o.diagnose_every = c.diagnose_every;
-    o.verbose = !c.quiet, o.out = out;
+    nb_fit_opts o = fit_options(&c, &val, out);
 #ifdef NABLA_HAVE_DIST
     nb_fit_dist fd = {0};
     if (nb_dist_fit(dist, false)) {
@@ -588,6 +634,55 @@ static int cmd_train(int argc, char **argv) {
         printf("\"seed\":%llu}\n", (unsigned long long)c.seed);
     }
     nb_history_free(&h);
+    nb_model_free(m);
+    nb_dataset_free(&all), nb_dataset_free(&test);
+    return status;
+}
+
+/* The learning-rate range test of train's model on train's data
+ * (nb_lr_find): the model is built as train builds it and left untrained. */
+static int cmd_lr_find(int argc, char **argv) {
+    config c;
+    const char *model_path = NULL;
+    int rc = parse_args(argc, argv, &c, &model_path, "lr-find");
+    if (rc) return rc == 1 ? 0 : rc;
+    if (!(c.lr_min < c.lr_max)) {
+        fprintf(stderr, "nabla lr-find: --lr-min %g must be below --lr-max %g\n", (double)c.lr_min, (double)c.lr_max);
+        return 2;
+    }
+    if (c.threads) nb_set_num_threads(c.threads);
+    nb_dataset all, test, train, val;
+    nb_model *m = prepare(&c, &all, &test, &train, &val);
+    if (!m) return 1;
+    nb_fit_opts fo = fit_options(&c, &val, stdout);
+    nb_lr_find_opts o = nb_lr_find_defaults();
+    o.lr_min = c.lr_min, o.lr_max = c.lr_max, o.steps = c.steps, o.fit = &fo;
+    if (!c.quiet) {
+        printf("nabla lr-find: preset %s, %s, %d training images, batch %d, seed %llu, lr %g to %g over ", c.preset,
+               nb_optimizer_name(fo.optimizer.kind), train.n, c.batch_size, (unsigned long long)c.seed, o.lr_min,
+               o.lr_max);
+        if (c.steps) printf("%ld steps\n", c.steps);
+        else printf("one epoch\n");
+    }
+    nb_lr_find_result r;
+    int status = 0;
+    if (nb_lr_find(m, &train, &o, &r) != NB_OK) {
+        fprintf(stderr, "nabla: %s\n", nb_last_error());
+        status = nb_last_error_kind() == NB_ERR_INVALID_ARGUMENT ? 2 : 1;
+    } else {
+        if (!c.quiet) {
+            printf("%ld of %ld steps", r.n, r.steps);
+            if (r.diverged) printf(", stopped at lr %.3g: the smoothed loss passed 4x its best", r.lr[r.n - 1]);
+            printf("\nsmoothed loss: %.4f at the start, lowest %.4f at lr %.3g; steepest descent at lr %.3g\n",
+                   r.smoothed[0], r.smoothed[r.best], r.min_lr, r.steepest_lr);
+        }
+        printf("suggested learning rate: %.3g (the rate of the lowest smoothed loss / 10)\n", r.suggested_lr);
+        if ((c.csv && nb_lr_find_write_csv(&r, c.csv) != NB_OK) || (c.plot && nb_lr_find_plot(&r, c.plot) != NB_OK)) {
+            fprintf(stderr, "nabla: %s\n", nb_last_error());
+            status = 1;
+        }
+        nb_lr_find_result_free(&r);
+    }
     nb_model_free(m);
     nb_dataset_free(&all), nb_dataset_free(&test);
     return status;
@@ -715,6 +810,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "summary")) return cmd_summary(argc - 1, argv + 1);
+    if (!strcmp(cmd, "lr-find")) return cmd_lr_find(argc - 1, argv + 1);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

@@ -15,6 +15,7 @@
 #include "graph/file.h"
 #include "graph/internal.h"
 #include "nabla/train.h"
+#include "train/plot.h"
 
 nb_status nb_history_write_csv(const nb_history *h, const char *path) {
     if (!h || !path) {
@@ -343,4 +344,12 @@ nb_status nb_diagnostics_plot(const char *csv, const char *path) {
         return NB_ERROR;
     }
     return draw("diagnostics plot", path, script, len);
+}
+
+/* ---- for train/'s other plots (train/plot.h) ---- */
+
+const char *nb__plot_terminal(const char *path) { return terminal(path); }
+
+nb_status nb__plot_draw(const char *who, const char *path, char *script, size_t len) {
+    return draw(who, path, script, len);
 }

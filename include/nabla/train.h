@@ -367,6 +367,77 @@ nb_status nb_history_plot(const nb_history *h, const char *path);
  * fit's diagnostics (the line is named), and nb_history_plot's. */
 nb_status nb_diagnostics_plot(const char *csv, const char *path);
 
+/* ---- Learning-rate finder ----
+ * Smith's range test ("Cyclical Learning Rates", 2017), as Géron's
+ * Hands-On ML (ch. 11) and fast.ai's lr_find run it: train a copy of the
+ * model for T steps with the rate growing exponentially,
+ *     lr_t = lr_min · (lr_max / lr_min)^(t / (T - 1)),   t = 0 .. T-1,
+ * record each step's batch loss and its smoothed value (fast.ai's
+ * debiased exponential average: a_t = β·a_{t-1} + (1-β)·loss_t,
+ * smoothed_t = a_t / (1 - β^(t+1))), and stop early once the loss has
+ * diverged: smoothed_t > diverge · min(smoothed_0..t), or a loss that is
+ * not finite (that step is recorded, then the run ends).
+ * The suggestion: the rate at the minimum of the smoothed loss divided by
+ * 10, the book's "about 10 times lower than the point where the loss
+ * starts to climb" (fast.ai v1's rule "minimum / 10"). The rate of the
+ * steepest descent of the smoothed loss against log(lr) (the most negative
+ * central difference over T/25 steps, before the minimum) is given beside
+ * it: fast.ai's other suggestion.
+ * The model passed in is not changed: the test trains a clone
+ * (nb_model_clone) through an nb_trainer, so dropout and batch norm run as
+ * in fit, and its moving statistics stay those of the original too. */
+typedef struct nb_lr_find_opts {
+    double lr_min, lr_max; /* 0 < lr_min < lr_max, finite (defaults 1e-5 and 10) */
+    long steps;            /* T >= 2, or 0 for one epoch: ceil(n / batch size) steps */
+    double smoothing;      /* β in [0, 1) (0.98; 0 smooths nothing) */
+    double diverge;        /* > 1 (4): the stop when the loss passes this times its best */
+    /* the training setup: optimizer (its lr is ignored), clipping, batch
+     * size, seed (shuffle and dropout), loss; epochs, validation, schedule,
+     * early stopping, checkpoints, backups, diagnostics and verbosity are
+     * ignored. NULL: nb_fit_defaults() (SGD). Not owned. */
+    const nb_fit_opts *fit;
+} nb_lr_find_opts;
+
+/* lr_min 1e-5, lr_max 10, steps 0 (one epoch), smoothing 0.98, diverge 4,
+ * fit NULL. */
+nb_lr_find_opts nb_lr_find_defaults(void);
+
+typedef struct nb_lr_find_result {
+    long n;                 /* steps recorded (n <= the steps asked for) */
+    long steps;             /* T, the steps asked for (one epoch resolved) */
+    double *lr, *loss, *smoothed; /* n each, owned: free with nb_lr_find_result_free */
+    bool diverged;          /* stopped early: the loss passed diverge × its best, or was not finite */
+    long best;              /* the step of the smallest smoothed loss */
+    double min_lr;          /* lr[best] */
+    double steepest_lr;     /* the rate of the steepest descent (min_lr when there is none) */
+    double suggested_lr;    /* min_lr / 10 */
+} nb_lr_find_result;
+
+/* Runs the range test of m on train (as nb_fit takes it: classes in y, or
+ * with fit->loss.target_is_input the inputs themselves) and fills *r, which
+ * the caller frees with nb_lr_find_result_free (on error *r is left
+ * zeroed and needs no free). m is only read. Errors (nb_last_error(),
+ * NB_ERR_INVALID_ARGUMENT by nb_last_error_kind): NULL m, train or r;
+ * lr_min or lr_max not finite, lr_min <= 0 or lr_min >= lr_max; steps
+ * below 2 (also one epoch of a single batch); smoothing outside [0,1);
+ * diverge <= 1 or not finite; and nb_trainer_new's and nb_train_step's
+ * errors (mismatched data, a graph error); NB_ERR_OUT_OF_MEMORY. A
+ * diverging loss is not an error: it is what ends most runs. */
+nb_status nb_lr_find(nb_model *m, const nb_dataset *train, const nb_lr_find_opts *opts, nb_lr_find_result *r);
+void nb_lr_find_result_free(nb_lr_find_result *r);
+
+/* Writes r as CSV with the header step,lr,loss,smoothed (step from 0),
+ * atomically, like a model save. Errors: NULL arguments, an empty result,
+ * a failed write (the kind from errno). */
+nb_status nb_lr_find_write_csv(const nb_lr_find_result *r, const char *path);
+
+/* Draws the smoothed loss (and the raw loss, lighter) against the rate on
+ * a log x axis, the suggestion marked, with gnuplot into path (PNG or SVG
+ * by its extension), as nb_history_plot draws: the name never enters
+ * gnuplot's script and the file is replaced atomically. Errors: as
+ * nb_history_plot's, and an empty result. */
+nb_status nb_lr_find_plot(const nb_lr_find_result *r, const char *path);
+
 #ifdef __cplusplus
 }
 #endif
