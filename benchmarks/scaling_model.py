@@ -15,6 +15,11 @@ share of the parameters, which is its share of the multiply-adds here):
 
     exposed = T_ar(G_first) + max(0, T_ar(G - G_first) - 2/3 * b*c * G_first/G)
 
+Splitting the sum in two pays the latency twice; where that costs more than
+it hides (many machines, little compute), one bucket of everything is the
+better plan, so the overlapped step takes the smaller of the two exposed
+times (nb_fit_dist's bucket_bytes chooses between them).
+
 The efficiency is b*c over the step; the batch each machine needs for 90%
 is the smallest b with efficiency >= 0.9.
 
@@ -46,8 +51,8 @@ def efficiency(b, c_s, model, n, gbits, latency_s, overlap):
     g, first = 4 * PARAMS[model], 4 * FIRST[model]
     if overlap:
         hidden_behind = 2 / 3 * compute * first / g
-        exposed = allreduce_s(n, first, gbits, latency_s) + max(
-            0.0, allreduce_s(n, g - first, gbits, latency_s) - hidden_behind)
+        exposed = min(allreduce_s(n, first, gbits, latency_s) + max(
+            0.0, allreduce_s(n, g - first, gbits, latency_s) - hidden_behind), allreduce_s(n, g, gbits, latency_s))
     else:
         exposed = allreduce_s(n, g, gbits, latency_s)
     return compute / (compute + exposed)
