@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs the chapter-11 lab (examples/ch11_*.c) in full mode, writing each
 # program's markdown table and PNG figures into docs/chapter11/ (or the
-# folder given with --out); --quick runs the quick mode instead (a few
+# folder given with --out), then the two learning-rate range tests drawn
+# there (nabla lr-find); --quick runs the quick mode instead (a few
 # seconds each; the claim checks then decide the exit status).
 #
 #   scripts/experiments.sh [--quick] [--build DIR] [--out DIR] [--seeds N]
@@ -37,4 +38,19 @@ for prog in ch11_vanishing ch11_activations ch11_selu ch11_optimizers ch11_sched
     echo "$prog: exit $rc, $(( $(date +%s) - start )) s (log: $out/$prog.log)"
     [ $rc -eq 0 ] || status=1
 done
+# The learning-rate range tests drawn in docs/chapter11.md (sections 3 and 6),
+# by the nabla command; quick mode runs them on a few steps.
+lrfind() { # figure name, nabla lr-find's options...
+    name=$1
+    shift
+    [ -n "$quick" ] && set -- "$@" --steps 60
+    "$build/tools/nabla" lr-find "$@" --plot "$out/$name.png" > "$out/$name.log" 2>&1
+    rc=$?
+    echo "lr-find $name: exit $rc (log: $out/$name.log)"
+    [ $rc -eq 0 ] || status=1
+}
+lrfind ch11_selu_lrfind --layers 100x100 --activation selu --init lecun_normal --standardize \
+    --optimizer nesterov --momentum 0.9 --batch-size 32 --lr-min 1e-6 --lr-max 1 --seed 42
+lrfind ch11_schedules_lrfind --layers 300,100 --activation relu --init he_normal \
+    --optimizer momentum --momentum 0.9 --batch-size 32 --train-size 22000 --seed 42
 exit $status
