@@ -16,8 +16,8 @@
 
 #include "lab.h"
 
-#define MAX_SEEDS 16
-#define MAX_EPOCHS 64
+#define MAX_SEEDS LAB_FEW_SEEDS
+#define MAX_EPOCHS LAB_FEW_EPOCHS
 
 int main(int argc, char **argv) {
     lab_args a;
@@ -71,32 +71,8 @@ int main(int argc, char **argv) {
                   "accuracy on %d test images; seeds 42..%d.\n\n",
                   ae_epochs, unlabeled.n, lab_pm(b, 64, ae_bce, a.seeds, 4), epochs, n_labels, train.n, valid.n,
                   frozen, test.n, 41 + a.seeds);
-    const char *cols[] = {"classifier", "test accuracy", "gain over scratch (points)"};
-    lab_md_header(&md, 3, cols);
-    for (int k = 0; k < LAB_ARMS; k++) {
-        double gain[MAX_SEEDS];
-        for (int s = 0; s < a.seeds; s++) gain[s] = 100 * (acc[k][s] - acc[0][s]);
-        char b1[64], b2[64];
-        lab_md_printf(&md, "| %s | %s | %s |\n", lab_arm_name[k], lab_pm(b1, 64, acc[k], a.seeds, 4),
-                      k ? lab_pm(b2, 64, gain, a.seeds, 2) : "");
-    }
-    lab_md_printf(&md, "\n");
-
-    static double mean_curve[LAB_ARMS][MAX_EPOCHS], ep[MAX_EPOCHS];
-    lab_curve c[LAB_ARMS];
-    for (int k = 0; k < LAB_ARMS; k++) {
-        for (int e = 0; e < epochs; e++) {
-            double v[MAX_SEEDS];
-            for (int s = 0; s < a.seeds; s++) v[s] = curve[k][s][e];
-            lab_mean_std(v, a.seeds, &mean_curve[k][e], NULL);
-            ep[e] = e + 1;
-        }
-        c[k] = (lab_curve){lab_arm_name[k], epochs, ep, mean_curve[k]};
-    }
-    lab_fig f = {"500 labels: validation accuracy (mean over seeds)", "epoch", "accuracy", .style = "linespoints",
-                 .key = "bottom right"};
-    lab_md_figure(&md, &a, "ch11_pretraining.png", lab_plot(&a, "ch11_pretraining.png", &f, LAB_ARMS, c),
-                  "learning curves");
+    lab_few_labels_report(&md, &a, acc, curve, epochs, "500 labels: validation accuracy (mean over seeds)",
+                          "ch11_pretraining.png");
 
     double m0, m2;
     lab_mean_std(acc[LAB_SCRATCH], a.seeds, &m0, NULL), lab_mean_std(acc[LAB_FINETUNED], a.seeds, &m2, NULL);

@@ -455,3 +455,32 @@ bool lab_few_labels(const nb_model *pre, int n_reuse, int arm, const nb_dataset 
     nb_model_free(m);
     return ok;
 }
+
+void lab_few_labels_report(lab_md *md, const lab_args *a, double acc[LAB_ARMS][LAB_FEW_SEEDS],
+                           double curve[LAB_ARMS][LAB_FEW_SEEDS][LAB_FEW_EPOCHS], int epochs,
+                           const char *title, const char *file) {
+    const char *cols[] = {"classifier", "test accuracy", "gain over scratch (points)"};
+    lab_md_header(md, 3, cols);
+    for (int k = 0; k < LAB_ARMS; k++) {
+        double gain[LAB_FEW_SEEDS];
+        for (int s = 0; s < a->seeds; s++) gain[s] = 100 * (acc[k][s] - acc[0][s]);
+        char b1[64], b2[64];
+        lab_md_printf(md, "| %s | %s | %s |\n", lab_arm_name[k], lab_pm(b1, 64, acc[k], a->seeds, 4),
+                      k ? lab_pm(b2, 64, gain, a->seeds, 2) : "");
+    }
+    lab_md_printf(md, "\n");
+
+    static double mean_curve[LAB_ARMS][LAB_FEW_EPOCHS], ep[LAB_FEW_EPOCHS];
+    lab_curve c[LAB_ARMS];
+    for (int k = 0; k < LAB_ARMS; k++) {
+        for (int e = 0; e < epochs; e++) {
+            double v[LAB_FEW_SEEDS];
+            for (int s = 0; s < a->seeds; s++) v[s] = curve[k][s][e];
+            lab_mean_std(v, a->seeds, &mean_curve[k][e], NULL);
+            ep[e] = e + 1;
+        }
+        c[k] = (lab_curve){lab_arm_name[k], epochs, ep, mean_curve[k]};
+    }
+    lab_fig f = {title, "epoch", "accuracy", .style = "linespoints", .key = "bottom right"};
+    lab_md_figure(md, a, file, lab_plot(a, file, &f, LAB_ARMS, c), "learning curves");
+}

@@ -162,4 +162,15 @@ bool lab_few_labels(const nb_model *pre, int n_reuse, int arm, const nb_dataset 
                     const nb_dataset *test, int epochs, int frozen_epochs, uint64_t seed, double *curve,
                     double *test_acc);
 
+/* The few-label experiments' shared report: a table of each arm's test
+ * accuracy (mean ± std over a->seeds) and its gain over scratch in points,
+ * then the arms' validation curves (mean over seeds, `epochs` of them)
+ * drawn into OUTDIR/file and linked. acc[k][s] and curve[k][s][e] are arm
+ * k's at seed s and epoch e. */
+#define LAB_FEW_SEEDS 16
+#define LAB_FEW_EPOCHS 64
+void lab_few_labels_report(lab_md *md, const lab_args *a, double acc[LAB_ARMS][LAB_FEW_SEEDS],
+                           double curve[LAB_ARMS][LAB_FEW_SEEDS][LAB_FEW_EPOCHS], int epochs,
+                           const char *title, const char *file);
+
 #endif
