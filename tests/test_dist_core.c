@@ -148,7 +148,7 @@ static void run_ranks(job *j, const uint64_t *seeds, nb_dataset *d, bool check) 
         j[r].o = opts();
         j[r].o.dist = &j[r].dist;
         j[r].o.backup = backup;
-        if (r == 0) j[r].o.on_epoch = on_epoch;
+        if (r == 0) j[r].o.on_epoch = on_epoch, j[r].o.user = j[r].m;
         pthread_create(&t[r], NULL, run, &j[r]);
     }
     for (int r = 0; r < RANKS; r++) pthread_join(t[r], NULL);
@@ -353,6 +353,32 @@ Test(dist_core, a_row_offset_draws_the_masks_of_those_rows) {
                 for (int i = 0; i < 20; i++)
                     cr_assert_eq(nb_node_value(y)[i], whole[20 + i], "%s: element %d", op ? "rrelu" : "dropout", i);
             nb_graph_free(g);
+        }
+    }
+}
+
+/* A callback on rank 0 alone freezes the first layer after epoch 1, so
+ * rank 0 would sum fewer gradients than rank 1 from epoch 2 on: both stop
+ * at epoch 2's start, naming the rank that differs, instead of adding up
+ * mismatched buckets (or, over MPI, waiting for a sum that never comes). */
+static bool freeze_first_layer(const nb_epoch_metrics *m, void *user) {
+    if (m->epoch == 1) nb_layer_set_trainable(nb_model_layer(user, 0), false);
+    return true;
+}
+
+Test(dist_core, a_layer_frozen_on_one_process_only_stops_both, .timeout = 60) {
+    nb_dataset d = blobs();
+    for (int ov = 0; ov < 2; ov++) {
+        job j[RANKS];
+        overlap = ov, on_epoch = freeze_first_layer;
+        run_ranks(j, (uint64_t[]){3, 3}, &d, false);
+        on_epoch = NULL, overlap = false;
+        for (int r = 0; r < RANKS; r++) {
+            cr_assert_eq(j[r].st, NB_ERROR, "overlap %d: rank %d trained on", ov, r);
+            cr_assert(strstr(j[r].error, "the trainable tensors differ between the processes: rank 1's are not "
+                                         "rank 0's"),
+                      "overlap %d, rank %d: %s", ov, r, j[r].error);
+            nb_model_free(j[r].m);
         }
     }
 }

@@ -422,6 +422,23 @@ static bool dist_same(const nb_fit_dist *d, uint64_t h, const char *what) {
     return false;
 }
 
+/* Plans the gradients' sums again (after a callback froze or unfroze
+ * layers), as one decision of all processes: if any could not plan, or
+ * planned other sums than rank 0 (a layer frozen on one process only), all
+ * stop here, rather than wait for a sum that never comes or add up
+ * mismatched buckets. */
+static bool replan_sums(const nb_fit_dist *d, nb__grad_sync *g, int epoch) {
+    const bool planned = nb__grad_sync_refresh(g);
+    double failed[1] = {planned ? 0 : flag_of(d)};
+    if (!dist_sum(d, failed, 1) || !planned) return false;
+    if (failed[0] > 0) {
+        nb__set_last_error("fit: process %d could not plan its gradient sums at epoch %d; this one stops with it",
+                           lowest_flagged(failed[0]), epoch);
+        return false;
+    }
+    return dist_same(d, nb__grad_sync_plan_hash(g), "the trainable tensors");
+}
+
 /* FNV-1a over bytes, continuing from h. */
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {
     const unsigned char *b = p;
@@ -870,7 +887,7 @@ nb_status nb_fit_data(nb_model *m, const nb_data *train_all, const nb_fit_opts *
         sums u = {0};
         nb__progress_epoch(&prog, epoch, o.epochs, t0);
         nb_shuffle(f.perm, train.n, o.seed, (uint64_t)epoch);
-        if (f.grads && !nb__grad_sync_refresh(f.grads)) goto fail; /* a callback may have (un)frozen layers */
+        if (f.grads && !replan_sums(dist, f.grads, epoch)) goto fail; /* a callback may have (un)frozen layers */
         if (o.schedule_per_epoch) apply_schedule(&f, epoch - 1, base_momentum);
         for (int k = 0; k < steps; k++) {
             int start = k * o.batch_size, b = train.n - start < o.batch_size ? train.n - start : o.batch_size;

@@ -139,6 +139,15 @@ bool nb__grad_sync_refresh(nb__grad_sync *s) {
     return false;
 }
 
+uint64_t nb__grad_sync_plan_hash(const nb__grad_sync *s) {
+    uint64_t h = 1469598103934665603u; /* FNV-1a over the lengths */
+    for (int k = -1; k < s->n_buckets; k++) {
+        uint64_t v = k < 0 ? (uint64_t)s->n_buckets : (uint64_t)s->b[k].floats;
+        for (int byte = 0; byte < 8; byte++) h = (h ^ ((v >> (8 * byte)) & 0xff)) * 1099511628211u;
+    }
+    return h;
+}
+
 void nb__grad_sync_begin(nb__grad_sync *s, float weight) {
     s->weight = weight, s->cursor = 0, s->next = 0, s->failed = false;
     memset(s->in, 0, (size_t)s->n * sizeof *s->in);

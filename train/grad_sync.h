@@ -7,6 +7,7 @@
 #define NABLA_TRAIN_GRAD_SYNC_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "nabla/train.h"
 
@@ -21,6 +22,11 @@ nb__grad_sync *nb__grad_sync_new(const nb_fit_dist *d, nb_graph *g, nb_node *los
  * frozen or unfrozen): call it between steps, on every process alike.
  * false with nb_last_error() set when out of memory. */
 bool nb__grad_sync_refresh(nb__grad_sync *s);
+
+/* A hash of the plan: the number of buckets and each one's length, in
+ * order, which is what the processes' sums must agree on. fit compares it
+ * between processes after each refresh. */
+uint64_t nb__grad_sync_plan_hash(const nb__grad_sync *s);
 
 /* Before a step's backward: this process's gradients are of its share's
  * mean loss, weighted by weight (its rows over the batch's) in the sum; 0
