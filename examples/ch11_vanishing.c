@@ -3,7 +3,9 @@
  * against Glorot + tanh, He + ReLU, He + ELU and LeCun + SELU, each also
  * with batch normalization (Dense -> BN -> activation). Measures, per
  * hidden layer, the L2 norm of the kernel's gradient at step 0 and the mean
- * and std of the activations at initialization, the ratio of the first
+ * and std of the activations at initialization (and histograms of layers
+ * 1, 5, 10, 15 and 20's activations, as in Glorot & Bengio's figures), the
+ * ratio of the first
  * layer's gradient norm to the last's over the first epoch, and the
  * validation accuracy after a few epochs (mean ± std over seeds).
  *
@@ -26,6 +28,10 @@
 #define MAX_CFG 10
 #define MAX_SEEDS 16
 #define MAX_TRACE 4096
+#define N_HIST 5  /* layers with a histogram */
+#define BINS 50
+
+static const int hist_layer[N_HIST] = {1, 5, 10, 15, 20};
 
 typedef struct cfg {
     const char *name, *activation, *init;
@@ -52,7 +58,42 @@ typedef struct result {
     double ratio0, ratio_epoch, acc;
     double trace_x[MAX_TRACE], trace[MAX_TRACE]; /* ratio during epoch 1 */
     int n_trace;
+    double hist_x[BINS], hist[N_HIST][BINS]; /* bin centres; each layer's share of its values per bin */
 } result;
+
+static int by_value(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Histograms of hist_layer's activations at initialization over one range
+ * for the configuration: the activation's own range for sigmoid and tanh,
+ * else the 0.1% to 99.9% quantiles of the five layers' values pooled (the
+ * rest fall outside and are not counted). */
+static bool histograms(const lab_probe *p, const cfg *c, result *r) {
+    const size_t n = nb_node_size(p->out[0]), all_n = N_HIST * n;
+    float *all = malloc(all_n * sizeof *all);
+    if (!all) return false;
+    for (int h = 0; h < N_HIST; h++) memcpy(all + h * n, nb_node_value(p->out[hist_layer[h] - 1]), n * sizeof *all);
+    qsort(all, all_n, sizeof *all, by_value);
+    double lo = all[(size_t)(0.001 * (double)(all_n - 1))], hi = all[(size_t)(0.999 * (double)(all_n - 1))];
+    free(all);
+    if (!strcmp(c->activation, "sigmoid")) lo = 0, hi = 1;
+    if (!strcmp(c->activation, "tanh")) lo = -1, hi = 1;
+    if (!(hi > lo)) hi = lo + 1;
+    const double w = (hi - lo) / BINS;
+    for (int b = 0; b < BINS; b++) r->hist_x[b] = lo + (b + 0.5) * w;
+    for (int h = 0; h < N_HIST; h++) {
+        const float *v = nb_node_value(p->out[hist_layer[h] - 1]);
+        for (int b = 0; b < BINS; b++) r->hist[h][b] = 0;
+        for (size_t k = 0; k < n; k++) {
+            int b = (int)floor((v[k] - lo) / w);
+            if (b == BINS && v[k] <= hi) b = BINS - 1; /* the range's top edge */
+            if (b >= 0 && b < BINS) r->hist[h][b] += 1.0 / (double)n;
+        }
+    }
+    return true;
+}
 
 static int run(const lab_args *a, const cfg *c, uint64_t seed, const nb_dataset *train, const nb_dataset *valid,
                int epochs, result *r) {
@@ -83,6 +124,7 @@ static int run(const lab_args *a, const cfg *c, uint64_t seed, const nb_dataset 
         r->sat[i] = sig || th ? (double)k_sat / (double)n : NAN;
     }
     r->ratio0 = r->grad[0] / r->grad[DEPTH - 1];
+    if (!histograms(&big, c, r)) return lab_fail(a, "histograms");
 
     /* training: Nesterov momentum, the same for every configuration */
     nb_tensor *const *params;
@@ -205,6 +247,24 @@ int main(int argc, char **argv) {
                   .key = "outside"};
     lab_md_figure(&md, &a, "ch11_vanishing_act_mean.png",
                   lab_plot(&a, "ch11_vanishing_act_mean.png", &fm, n_cfg, mn), "activation mean per layer");
+    /* Glorot & Bengio's picture: each configuration's activation histograms */
+    static lab_fig fh[MAX_CFG];
+    static lab_curve hc[MAX_CFG][N_HIST];
+    static char hist_name[N_HIST][16];
+    int hn[MAX_CFG];
+    const lab_curve *hp[MAX_CFG];
+    for (int h = 0; h < N_HIST; h++) snprintf(hist_name[h], sizeof hist_name[h], "layer %d", hist_layer[h]);
+    for (int c = 0; c < n_cfg; c++) {
+        fh[c] = (lab_fig){configs[c].name, "activation", "share of values", .logy = true, .ymin = 1e-4, .ymax = 1,
+                          .key = c ? "off" : "top right", .xtics = res[c][0].hist_x[BINS - 1] - res[c][0].hist_x[0] < 3 ? 0.5 : 0};
+        for (int h = 0; h < N_HIST; h++) hc[c][h] = (lab_curve){hist_name[h], BINS, res[c][0].hist_x, res[c][0].hist[h]};
+        hn[c] = N_HIST, hp[c] = hc[c];
+    }
+    const int hrows = (n_cfg + 4) / 5;
+    lab_md_figure(&md, &a, "ch11_vanishing_hist.png",
+                  lab_plot_panels(&a, "ch11_vanishing_hist.png", hrows, 5, 1600, 330 * hrows, fh, hn, hp),
+                  "activation histograms at initialization (seed 42; layers 1, 5, 10, 15, 20; share of a layer's "
+                  "values per bin, log scale)");
     lab_fig ft = {"||dW1|| / ||dW20|| during epoch 1 (geometric mean of 20 steps)", "step", "ratio", .logy = true, .key = "outside"};
     lab_md_figure(&md, &a, "ch11_vanishing_ratio.png", lab_plot(&a, "ch11_vanishing_ratio.png", &ft, n_cfg, tr),
                   "gradient ratio during the first epoch");

@@ -181,6 +181,7 @@ static void panel_script(FILE *gp, const lab_fig *f, int n, const lab_curve *c) 
     if (f->logx) fputs("set logscale x\n", gp);
     if (f->logy) fputs("set logscale y\nset format y '%g'\n", gp);
     if (f->ymin < f->ymax) fprintf(gp, "set yrange [%.9g:%.9g]\n", f->ymin, f->ymax);
+    if (f->xtics > 0) fprintf(gp, "set xtics %.9g\n", f->xtics);
     const char *key = f->key ? f->key : "top right";
     if (!strcmp(key, "off")) fputs("unset key\n", gp);
     else {

@@ -77,6 +77,7 @@ typedef struct lab_fig {
     const char *style; /* gnuplot's "with": NULL = "lines" */
     const char *key;   /* "top right" (default), "bottom right", "outside", "off", ... */
     double ymin, ymax; /* the y range when ymin < ymax */
+    double xtics;      /* the x axis's tic spacing when > 0 (else gnuplot's) */
 } lab_fig;
 
 enum { LAB_PLOT_OK = 0, LAB_PLOT_SKIPPED = 1, LAB_PLOT_FAILED = -1 };
