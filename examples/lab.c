@@ -313,6 +313,7 @@ nb_model *lab_net(const lab_net_cfg *c, nb_layer **block_out, nb_layer **block_d
     bool normal01 = c->init && !strcmp(c->init, "random_normal");
     nb_rng rng;
     nb_rng_seed(&rng, c->seed, 0x11ab);
+    if (c->input_bn && !add(m, nb_batch_norm_spec())) return nb_model_free(m), NULL;
     for (int i = 0; i < c->depth; i++) {
         bool bn_before = c->batch_norm && !c->bn_after;
         nb_layer_spec d = nb_dense_spec(c->width, bn_before ? NULL : c->activation, normal01 ? "he_normal" : c->init);

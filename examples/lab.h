@@ -100,6 +100,7 @@ typedef struct lab_net_cfg {
     float alpha;            /* leaky_relu/elu alpha (0 = default) */
     bool batch_norm;        /* Dense (no bias) -> BN -> activation */
     bool bn_after;          /* Dense+activation -> BN (with batch_norm) */
+    bool input_bn;          /* BatchNormalization on the inputs, before the first block */
     float dropout;          /* Dropout after every hidden block (0 = none) */
     float alpha_dropout;    /* AlphaDropout after every hidden block */
     float l1, l2, max_norm; /* on every Dense kernel */
