@@ -37,9 +37,15 @@ static const struct {
     {"alpha dropout 0.1 (SELU)", "selu", "lecun_normal", 0, 0, 0, 0.1f, 0, true},
 };
 
+/* The reliability diagram's sums: per confidence bin, the predictions'
+ * confidences summed, those that were right, and their count. */
+typedef struct bins {
+    double conf[BINS], right[BINS], count[BINS];
+} bins;
+
 /* accuracy, mean negative log-likelihood and expected calibration error of
- * probabilities p [n, 10] against the labels */
-static void scores(const float *p, const nb_dataset *d, double *acc, double *nll, double *ece) {
+ * probabilities p [n, 10] against the labels; the bins' sums added to *all */
+static void scores(const float *p, const nb_dataset *d, double *acc, double *nll, double *ece, bins *all) {
     double conf_sum[BINS] = {0}, right[BINS] = {0}, count[BINS] = {0}, good = 0, ll = 0;
     for (int i = 0; i < d->n; i++) {
         const float *r = p + (size_t)i * 10;
@@ -53,8 +59,10 @@ static void scores(const float *p, const nb_dataset *d, double *acc, double *nll
         ll -= log(fmax(r[label], 1e-12));
     }
     double e = 0;
-    for (int b = 0; b < BINS; b++)
+    for (int b = 0; b < BINS; b++) {
         if (count[b] > 0) e += fabs(right[b] - conf_sum[b]) / d->n;
+        all->conf[b] += conf_sum[b], all->right[b] += right[b], all->count[b] += count[b];
+    }
     *acc = good / d->n, *nll = ll / d->n, *ece = e;
 }
 
@@ -70,6 +78,7 @@ int main(int argc, char **argv) {
 
     static double tr_acc[N_REG][MAX_SEEDS], va_acc[N_REG][MAX_SEEDS], va_loss[N_REG][MAX_SEEDS];
     static double mc[2][3][MAX_SEEDS]; /* plain / MC: accuracy, NLL, ECE */
+    static bins rel[2];                /* plain / MC, every seed's predictions pooled */
     float *logits = malloc(sizeof(float) * (size_t)n_valid * 10), *probs = malloc(sizeof(float) * (size_t)n_valid * 10);
     if (!logits || !probs) return 3;
     for (int k = 0; k < N_REG; k++)
@@ -103,11 +112,11 @@ int main(int argc, char **argv) {
                     for (int c = 0; c < 10; c++) z += exp(r[c] - mx);
                     for (int c = 0; c < 10; c++) r[c] = (float)(exp(r[c] - mx) / z);
                 }
-                scores(logits, va, &mc[0][0][s], &mc[0][1][s], &mc[0][2][s]);
+                scores(logits, va, &mc[0][0][s], &mc[0][1][s], &mc[0][2][s], &rel[0]);
                 double acc_mc;
                 if (nb_predict_mc(m, va, 256, mc_samples, 7 + (uint64_t)s, probs, NULL, &acc_mc) != NB_OK)
                     return lab_fail(&a, "MC dropout");
-                scores(probs, va, &mc[1][0][s], &mc[1][1][s], &mc[1][2][s]);
+                scores(probs, va, &mc[1][0][s], &mc[1][1][s], &mc[1][2][s], &rel[1]);
             }
             fprintf(stderr, "%s seed %d: train %.4f val %.4f\n", regs[k].name, s, tr_acc[k][s], va_acc[k][s]);
             nb_model_free(m);
@@ -145,6 +154,21 @@ int main(int argc, char **argv) {
                       lab_pm(b[1], 64, mc[v][1], a.seeds, 4), lab_pm(b[2], 64, mc[v][2], a.seeds, 4));
     }
     lab_md_printf(&md, "\n");
+    /* the reliability diagram: accuracy against confidence per bin */
+    static double rx[2][BINS], ry[2][BINS];
+    int rn[2] = {0, 0};
+    for (int v = 0; v < 2; v++)
+        for (int b = 0; b < BINS; b++)
+            if (rel[v].count[b] >= 20) /* fewer would be noise */
+                rx[v][rn[v]] = rel[v].conf[b] / rel[v].count[b], ry[v][rn[v]++] = rel[v].right[b] / rel[v].count[b];
+    static const double diag[2] = {0, 1};
+    lab_curve rc[3] = {{"perfect calibration", 2, diag, diag}, {"plain", rn[0], rx[0], ry[0]},
+                       {"MC dropout", rn[1], rx[1], ry[1]}};
+    lab_fig fr = {"reliability diagram: accuracy against confidence (15 bins, seeds pooled)", "confidence",
+                  "accuracy", .style = "linespoints", .key = "top left", .ymin = 0, .ymax = 1};
+    lab_md_figure(&md, &a, "ch11_regularization_reliability.png",
+                  lab_plot(&a, "ch11_regularization_reliability.png", &fr, 3, rc),
+                  "reliability diagram of the dropout net, plain against MC dropout (bins of 20 or more predictions)");
     /* figure: training vs validation accuracy per regularizer (bars as points) */
     double x[N_REG], ytr[N_REG], yva[N_REG];
     for (int k = 0; k < N_REG; k++) {
