@@ -134,9 +134,11 @@ Test(cli, lax_values_and_clashing_or_unwritable_outputs_are_refused_before_train
     expect("train --data ''", 2, "--data: the folder name is empty");
     expect("train --save /nonexistent-nabla/m.safetensors", 2, "--save: the folder '/nonexistent-nabla' does not exist");
     expect("train --plot /nonexistent-nabla/p.png", 2, "--plot: the folder");
+    expect("train --plot /tmp/nabla-plot.txt", 2, "--plot: '/tmp/nabla-plot.txt' must end in .png or .svg");
+    expect("lr-find --plot /tmp/nabla-plot", 2, "--plot: '/tmp/nabla-plot' must end in .png or .svg");
     expect("train --save ''", 2, "--save: the file name is empty");
     expect("train --save /tmp/nabla-same.st --history /tmp/nabla-same.st", 2, "name the same file");
-    expect("train --history /tmp/nabla-same.csv --plot /tmp/../tmp/nabla-same.csv", 2, "name the same file");
+    expect("train --history /tmp/nabla-same.png --plot /tmp/../tmp/nabla-same.png", 2, "name the same file");
 }
 
 /* Writes an uncompressed IDX file: magic, dims (big-endian), then n bytes

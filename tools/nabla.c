@@ -354,13 +354,19 @@ static bool same_file(const char *a, const char *b) {
 }
 
 /* --save, --history, --plot, --resume, --diagnose and --csv: distinct files, in folders that exist
- * and can be written, an empty name refused; all before hours of training. */
+ * and can be written, an empty name refused, a picture named .png or .svg; all before hours of
+ * training. */
 static int check_outputs(const config *c) {
     const char *names[6] = {c->save, c->history, c->plot, c->resume, c->diagnose, c->csv},
                *flags[6] = {"--save", "--history", "--plot", "--resume", "--diagnose", "--csv"};
     for (int i = 0; i < 6; i++) {
         if (!names[i]) continue;
         if (!*names[i]) return fail("%s: the file name is empty%s", flags[i], "");
+        if (names[i] == c->plot) { /* gnuplot's terminal comes from the extension */
+            const char *dot = strrchr(c->plot, '.');
+            if (!dot || (strcmp(dot, ".png") && strcmp(dot, ".svg")))
+                return fail("--plot: '%s' must end in .png or .svg%s", c->plot, "");
+        }
         char dir[4096];
         struct stat st;
         folder_of(names[i], dir, sizeof dir);
