@@ -1,4 +1,5 @@
 /* dist/dist.c — nabla/dist.h: fit's sums (nb_fit_dist) as MPI allreduces. */
+#include <errno.h>
 #include <limits.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -34,6 +35,18 @@ bool nb_dist_launched(void) {
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         if (getenv(vars[i])) return true;
     return false;
+}
+
+int nb_dist_launched_rank(void) {
+    const char *vars[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        char *end;
+        errno = 0;
+        long r = v ? strtol(v, &end, 10) : -1;
+        if (v && *v && !*end && errno == 0 && r >= 0 && r <= INT_MAX) return (int)r;
+    }
+    return 0;
 }
 
 /* MPI's message for code, after what. */

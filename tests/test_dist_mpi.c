@@ -1,6 +1,7 @@
 /* Data-parallel training over MPI (built when meson finds MPI): two
  * processes under mpirun end with one process's weights, nabla train
- * under mpirun writes its files from rank 0 alone, and a process killed
+ * under mpirun writes its files from rank 0 alone (and eval and summary
+ * print once), and a process killed
  * mid-epoch ends the job with a message naming it. CI runs as root, hence
  * --allow-run-as-root; --oversubscribe lets 2 processes share fewer cores. */
 #include <criterion/criterion.h>
@@ -49,6 +50,17 @@ Test(dist_mpi, nabla_train_under_mpirun_prints_and_writes_from_rank_0_only, .tim
     nb_model *m = nb_model_load(path);
     cr_assert_not_null(m, "%s", nb_last_error());
     nb_model_free(m);
+    /* one process's commands under mpirun: rank 0 alone prints */
+    snprintf(cmd, sizeof cmd, MPIRUN NABLA_TOOL " eval --model m.safetensors --threads 1");
+    rc = run(dir, cmd, out, sizeof out);
+    cr_assert_eq(rc, 0, "eval: exit %d:\n%s", rc, out);
+    first = strstr(out, "test accuracy");
+    cr_assert(first && !strstr(first + 1, "test accuracy"), "eval printed %s:\n%s", first ? "twice" : "never", out);
+    snprintf(cmd, sizeof cmd, MPIRUN NABLA_TOOL " summary --model m.safetensors");
+    rc = run(dir, cmd, out, sizeof out);
+    cr_assert_eq(rc, 0, "summary: exit %d:\n%s", rc, out);
+    first = strstr(out, "Total params");
+    cr_assert(first && !strstr(first + 1, "Total params"), "summary printed %s:\n%s", first ? "twice" : "never", out);
     unlink(path);
     snprintf(path, sizeof path, "%s/h.csv", dir);
     cr_assert_eq(access(path, F_OK), 0);

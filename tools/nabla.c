@@ -814,6 +814,12 @@ int main(int argc, char **argv) {
         return cmd_train(argc - 1, argv + 1);
 #endif
     }
+#ifdef NABLA_HAVE_DIST
+    /* eval, summary and lr-find are one process's work: under mpirun, rank 0 does it (without
+     * MPI) and the others end at once, rather than all printing and writing the same files */
+    if ((!strcmp(cmd, "eval") || !strcmp(cmd, "summary") || !strcmp(cmd, "lr-find")) && nb_dist_launched_rank() > 0)
+        return 0;
+#endif
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "summary")) return cmd_summary(argc - 1, argv + 1);
     if (!strcmp(cmd, "lr-find")) return cmd_lr_find(argc - 1, argv + 1);

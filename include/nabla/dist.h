@@ -38,6 +38,13 @@ typedef struct nb_dist nb_dist; /* opaque */
  * launcher's environment), so that MPI should be initialized. */
 bool nb_dist_launched(void);
 
+/* The rank mpirun gave this process, read from its environment without
+ * initializing MPI (Open MPI's OMPI_COMM_WORLD_RANK, PMI_RANK, PMIX_RANK);
+ * 0 when not launched by mpirun or when none of them is a number. For
+ * programs with one process's work to do under mpirun: rank 0 does it,
+ * the others end. */
+int nb_dist_launched_rank(void);
+
 /* Joins the processes mpirun started: initializes MPI (funneled threads)
  * unless the program did, and works on a duplicate of MPI_COMM_WORLD with
  * errors returned, not fatal. Without mpirun (nb_dist_launched false) MPI
