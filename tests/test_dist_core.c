@@ -449,3 +449,167 @@ Test(dist_core, a_backup_resumes_with_another_number_of_processes) {
     backup = NULL;
     unlink(spare), rmdir(dir);
 }
+
+/* ---- custom loops: nb_trainer over processes ---- */
+
+typedef struct step_job {
+    rank_ctx ctx;
+    nb_fit_dist dist;
+    nb_model *m;
+    const nb_dataset *d;
+    int split;   /* rank 0's rows of each batch of 32 (at most); rank 1 takes the rest */
+    int bad_at;  /* > 0: at this step rank 1 feeds a row more than the trainer takes */
+    bool sync;
+    nb_status st;
+    int steps;
+    double loss[16];
+    char error[512];
+} step_job;
+
+static nb_fit_opts step_opts(void) {
+    nb_fit_opts o = opts();
+    o.optimizer = nb_optimizer_defaults(NB_ADAM);
+    return o;
+}
+
+/* This rank's part of each batch of 32 of d (in order): 7 steps. */
+static void *run_steps(void *arg) {
+    step_job *j = arg;
+    nb_set_num_threads(1);
+    nb_fit_opts o = step_opts();
+    o.dist = &j->dist;
+    static _Thread_local float x[33 * 6], y[33];
+    nb_array in = {NULL, x, 6}, tg = {NULL, y, 1};
+    nb_data batch = {0, 1, &in, 1, &tg};
+    nb_trainer *t = nb_trainer_new(j->m, &batch, &o);
+    j->st = t ? NB_OK : NB_ERROR;
+    for (int start = 0; t && start < j->d->n; start += 32) {
+        const int b = j->d->n - start < 32 ? j->d->n - start : 32, own = j->split < b ? j->split : b;
+        const int lo = j->ctx.rank == 0 ? start : start + own, n = j->ctx.rank == 0 ? own : b - own;
+        memcpy(x, j->d->x + (size_t)lo * 6, sizeof(float) * 6 * (size_t)n);
+        memcpy(y, j->d->y + lo, sizeof(float) * (size_t)n);
+        batch.n = n + (j->ctx.rank == 1 && j->steps + 1 == j->bad_at ? 33 - n : 0);
+        if ((j->st = nb_train_step(t, &batch, &j->loss[j->steps])) != NB_OK) break;
+        j->steps++;
+    }
+    snprintf(j->error, sizeof j->error, "%s", nb_last_error());
+    nb_trainer_free(t);
+    return NULL;
+}
+
+static void run_step_ranks(step_job *j, nb_model *(*model)(uint64_t), const nb_dataset *d, int split, int bad_at,
+                           bool sync) {
+    static comm c;
+    pthread_barrier_init(&c.barrier, NULL, RANKS);
+    pthread_t t[RANKS];
+    for (int r = 0; r < RANKS; r++) {
+        j[r] = (step_job){.ctx = {&c, r}, .m = model(3), .d = d, .split = split, .bad_at = bad_at, .sync = sync};
+        j[r].dist = dist_of(&j[r].ctx, false, sync, true);
+        pthread_create(&t[r], NULL, run_steps, &j[r]);
+    }
+    for (int r = 0; r < RANKS; r++) pthread_join(t[r], NULL);
+    pthread_barrier_destroy(&c.barrier);
+}
+
+/* One trainer on the whole batches of 32, as a reference. */
+static nb_model *one_process_steps(nb_model *(*model)(uint64_t), const nb_dataset *d, double *loss) {
+    nb_model *m = model(3);
+    nb_fit_opts o = step_opts();
+    float x[32 * 6], y[32];
+    nb_array in = {NULL, x, 6}, tg = {NULL, y, 1};
+    nb_data batch = {0, 1, &in, 1, &tg};
+    nb_trainer *t = nb_trainer_new(m, &batch, &o);
+    cr_assert_not_null(t, "%s", nb_last_error());
+    for (int start = 0, k = 0; start < d->n; start += 32, k++) {
+        batch.n = d->n - start < 32 ? d->n - start : 32;
+        memcpy(x, d->x + (size_t)start * 6, sizeof(float) * 6 * (size_t)batch.n);
+        memcpy(y, d->y + start, sizeof(float) * (size_t)batch.n);
+        cr_assert_eq(nb_train_step(t, &batch, &loss[k]), NB_OK, "%s", nb_last_error());
+    }
+    nb_trainer_free(t);
+    return m;
+}
+
+/* Shares of 16 and 16, and of 20 and 12 (the last batch of 8: rank 0
+ * alone, rank 1 feeds no rows), with dropout and RReLU: each ends with one
+ * process's weights and losses, and the two processes with the same bits. */
+Test(dist_core, trainers_stepping_together_on_their_shares_end_with_one_process_s_weights) {
+    nb_dataset d = blobs();
+    double ref_loss[16];
+    nb_model *one = one_process_steps(dropout_net, &d, ref_loss);
+    for (int split = 16; split <= 20; split += 4) {
+        step_job j[RANKS];
+        run_step_ranks(j, dropout_net, &d, split, 0, false);
+        for (int r = 0; r < RANKS; r++) {
+            cr_assert_eq(j[r].st, NB_OK, "split %d, rank %d: %s", split, r, j[r].error);
+            cr_assert_eq(j[r].steps, 7);
+            for (int k = 0; k < 7; k++)
+                cr_assert_float_eq(j[r].loss[k], ref_loss[k], 1e-5, "split %d, rank %d, step %d: loss %g against %g",
+                                   split, r, k + 1, j[r].loss[k], ref_loss[k]);
+        }
+        assert_close(j[0].m, one, "rank 0 against one process");
+        nb_tensor *const *a, *const *b;
+        int n = nb_model_tensors(j[0].m, &a);
+        nb_model_tensors(j[1].m, &b);
+        for (int i = 0; i < n; i++)
+            cr_assert_eq(memcmp(a[i]->data, b[i]->data, a[i]->size * sizeof(float)), 0, "split %d: %s differs", split,
+                         a[i]->name);
+        for (int r = 0; r < RANKS; r++) nb_model_free(j[r].m);
+    }
+    nb_model_free(one);
+}
+
+/* With synchronized batch norm, two shares of 16 step as one process. */
+Test(dist_core, trainers_with_synchronized_batch_norm_end_with_one_process_s_weights) {
+    nb_dataset d = blobs();
+    nb_dataset even = d;
+    even.n = 192; /* no last batch of 8, whose 16/16 split would leave rank 1 without rows */
+    double ref_loss[16];
+    nb_model *one = one_process_steps(bn_net, &even, ref_loss);
+    step_job j[RANKS];
+    run_step_ranks(j, bn_net, &even, 16, 0, true);
+    for (int r = 0; r < RANKS; r++) cr_assert_eq(j[r].st, NB_OK, "rank %d: %s", r, j[r].error);
+    assert_close(j[0].m, one, "rank 0 against one process");
+    assert_close(j[1].m, one, "rank 1 against one process");
+    for (int r = 0; r < RANKS; r++) nb_model_free(j[r].m);
+    /* the same data with its last batch of 8, all on rank 0: refused on both, at step 7 */
+    run_step_ranks(j, bn_net, &d, 16, 0, true);
+    for (int r = 0; r < RANKS; r++) {
+        cr_assert_eq(j[r].st, NB_ERROR, "rank %d stepped on", r);
+        cr_assert_eq(j[r].steps, 6);
+        cr_assert(strstr(j[r].error, "synchronized batch norm needs rows on every process; process 1 has none"),
+                  "rank %d: %s", r, j[r].error);
+        nb_model_free(j[r].m);
+    }
+    nb_model_free(one);
+}
+
+/* Rank 1 feeds a batch too large at step 3: both stop there, rank 1 with
+ * its own message, rank 0 naming it; models that differ are refused when
+ * the trainers are built. */
+Test(dist_core, a_trainer_failing_on_one_process_stops_both_naming_it) {
+    nb_dataset d = blobs();
+    step_job j[RANKS];
+    run_step_ranks(j, net, &d, 16, 3, false);
+    for (int r = 0; r < RANKS; r++) cr_assert_eq(j[r].steps, 2, "rank %d took %d steps", r, j[r].steps);
+    cr_assert(strstr(j[1].error, "a batch of 33 examples; the trainer takes 0 to 32"), "%s", j[1].error);
+    cr_assert(strstr(j[0].error, "process 1 failed at step 3"), "%s", j[0].error);
+    for (int r = 0; r < RANKS; r++) nb_model_free(j[r].m);
+
+    static comm c;
+    pthread_barrier_init(&c.barrier, NULL, RANKS);
+    pthread_t t[RANKS];
+    for (int r = 0; r < RANKS; r++) {
+        j[r] = (step_job){.ctx = {&c, r}, .m = net(3 + (uint64_t)r), .d = &d, .split = 16};
+        j[r].dist = dist_of(&j[r].ctx, false, false, false);
+        pthread_create(&t[r], NULL, run_steps, &j[r]);
+    }
+    for (int r = 0; r < RANKS; r++) pthread_join(t[r], NULL);
+    pthread_barrier_destroy(&c.barrier);
+    for (int r = 0; r < RANKS; r++) {
+        cr_assert_eq(j[r].st, NB_ERROR);
+        cr_assert(strstr(j[r].error, "the models' weights differ between the processes: rank 1's are not rank 0's"),
+                  "rank %d: %s", r, j[r].error);
+        nb_model_free(j[r].m);
+    }
+}

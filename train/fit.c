@@ -1046,25 +1046,54 @@ struct nb_trainer {
     bool allow_nonfinite;
     long steps;
     int n_inputs, n_targets, dims[2 * NB_MODEL_MAX_IO]; /* the layout every batch keeps */
+    /* with processes (opts->dist): each step is of the batches all of them
+     * feed, one global batch in rank order */
+    const nb_fit_dist *dist;
+    nb__grad_sync *grads;
+    double *shares; /* per process: its rows, its plan's hash (two halves); then the failure flags */
 };
+
+/* A trainer's setup is one decision of all its processes: any that failed
+ * (ok false, its error set) makes every one fail, and the models must be
+ * the same bits as rank 0's. */
+static bool trainer_start(nb_trainer *t, bool ok) {
+    double failed[1] = {ok ? 0 : flag_of(t->dist)};
+    if (!dist_sum(t->dist, failed, 1)) return false;
+    if (!ok) return false;
+    if (failed[0] > 0) {
+        nb__set_last_error("trainer: process %d failed to start; this one stops with it", lowest_flagged(failed[0]));
+        return false;
+    }
+    return dist_same(t->dist, weights_hash(t->m), "the models' weights");
+}
+
+/* A trainer refused before its processes meet still tells them (the
+ * first sum of trainer_start), so that none waits for it. */
+static nb_trainer *refused(const nb_fit_dist *d) {
+    if (d && d->size > 1 && d->rank >= 0 && d->rank < d->size && d->sum) {
+        double failed[1] = {flag_of(d)};
+        d->sum(d->user, failed, 1);
+    }
+    return NULL;
+}
 
 nb_trainer *nb_trainer_new(nb_model *m, const nb_data *layout, const nb_fit_opts *opts) {
     nb_fit_opts o = opts ? *opts : nb_fit_defaults();
     if (!m || !layout) {
         nb__set_last_error("trainer: %s is NULL", !m ? "model" : "layout");
-        return NULL;
+        return refused(o.dist);
     }
     if (o.batch_size < 0 || layout->n_inputs < 0 || layout->n_inputs > NB_MODEL_MAX_IO || layout->n_targets < 0 ||
         layout->n_targets > NB_MODEL_MAX_IO) {
         nb__set_last_error("trainer: batch size %d or %d input and %d target arrays out of range", o.batch_size,
                            layout->n_inputs, layout->n_targets);
-        return NULL;
+        return refused(o.dist);
     }
     if (o.batch_size == 0) o.batch_size = 32;
     nb_trainer *t = calloc(1, sizeof *t);
     if (!t) {
         nb__set_error(NB_ERR_OUT_OF_MEMORY, "trainer: out of memory");
-        return NULL;
+        return refused(o.dist);
     }
     /* the layout's arrays need not hold data yet: the graph is built from sizes */
     static const float none[1];
@@ -1082,14 +1111,96 @@ nb_trainer *nb_trainer_new(nb_model *m, const nb_data *layout, const nb_fit_opts
     for (int i = 0; i < t->n_targets; i++) t->dims[NB_MODEL_MAX_IO + i] = layout->targets[i].dim;
     nb_tensor *const *tensors;
     int n_tensors = nb_model_tensors(m, &tensors);
-    if (session_open(&t->s, m, &shape, o.batch_size, false, o.seed, &o, true, "trainer") != NB_OK ||
-        !(t->opt = nb_optimizer_new(&o.optimizer, n_tensors, tensors)) ||
-        (o.use_schedule && !(t->sched = nb_schedule_new(&o.schedule)))) {
+    const nb_fit_dist *d = o.dist;
+    if (d && (d->size < 1 || d->rank < 0 || d->rank >= d->size || !d->sum || !d->sum_floats)) {
+        nb__set_last_error("trainer: dist: rank %d of %d, or a sum callback missing", d->rank, d->size);
+        nb_trainer_free(t);
+        return NULL;
+    }
+    t->dist = d && d->size > 1 ? d : NULL;
+    bool ok = session_open(&t->s, m, &shape, o.batch_size, false, o.seed, &o, true, "trainer") == NB_OK &&
+              (t->opt = nb_optimizer_new(&o.optimizer, n_tensors, tensors)) &&
+              (!o.use_schedule || (t->sched = nb_schedule_new(&o.schedule)));
+    if (ok && t->dist) {
+        if (t->dist->sync_batchnorm) {
+            t->s.sync = (nb_graph_sync){t->dist->sum, t->dist->user, 1.0};
+            nb_graph_set_sync(t->s.g, &t->s.sync);
+        }
+        ok = (t->grads = nb__grad_sync_new(t->dist, t->s.g, t->s.loss)) != NULL;
+        if (ok && !(t->shares = calloc(3 * (size_t)t->dist->size + 1, sizeof *t->shares))) {
+            nb__set_error(NB_ERR_OUT_OF_MEMORY, "trainer: out of memory");
+            ok = false;
+        }
+    }
+    if (t->dist ? !trainer_start(t, ok) : !ok) {
         nb_trainer_free(t);
         return NULL;
     }
     t->base_momentum = nb_optimizer_momentum(t->opt);
     return t;
+}
+
+/* One step of processes together: each feeds its share of the global
+ * batch (any number of rows, 0 too); the shares are laid end to end in
+ * rank order, each weighted by its rows in the sum of the gradients, as
+ * fit does. Every process reaches every sum, whatever failed on it. */
+static nb_status dist_step(nb_trainer *t, const nb_data *batch, bool bad, double *loss) {
+    const nb_fit_dist *d = t->dist;
+    const int P = d->size;
+    double *v = t->shares;
+    const bool planned = nb__grad_sync_refresh(t->grads); /* a layer may have been (un)frozen */
+    const uint64_t plan = planned ? nb__grad_sync_plan_hash(t->grads) : 0;
+    memset(v, 0, (3 * (size_t)P + 1) * sizeof *v);
+    const int n = bad ? 0 : batch->n;
+    v[3 * d->rank] = n, v[3 * d->rank + 1] = (double)(plan >> 32), v[3 * d->rank + 2] = (double)(plan & 0xffffffffu);
+    v[3 * P] = bad || !planned ? flag_of(d) : 0;
+    if (!dist_sum(d, v, 3 * P + 1)) return NB_ERROR;
+    if (bad || !planned) return NB_ERROR; /* its own error stands */
+    const long step = t->steps + 1;
+    if (v[3 * P] > 0) {
+        nb__set_last_error("train step: process %d failed at step %ld; this one stops with it",
+                           lowest_flagged(v[3 * P]), step);
+        return NB_ERROR;
+    }
+    double total = 0, before = 0;
+    for (int r = 0; r < P; r++) {
+        if (v[3 * r + 1] != v[1] || v[3 * r + 2] != v[2]) {
+            nb__set_last_error("train step: the trainable tensors differ between the processes: rank %d's are not "
+                               "rank 0's", r);
+            return NB_ERROR;
+        }
+        if (r < d->rank) before += v[3 * r];
+        total += v[3 * r];
+        if (d->sync_batchnorm && v[3 * r] == 0) {
+            nb__set_last_error("train step: synchronized batch norm needs rows on every process; process %d has "
+                               "none at step %ld", r, step);
+            return NB_ERROR;
+        }
+    }
+    if (total < 1) {
+        nb__set_last_error("train step: no process fed a row at step %ld", step);
+        return NB_ERROR;
+    }
+    if (t->s.g->sync) t->s.sync.share = n / total;
+    nb_graph_set_row_offset(t->s.g, (uint64_t)before); /* dropout as one process draws it */
+    nb__grad_sync_begin(t->grads, (float)(n / total));
+    if (n > 0) {
+        session_feed(&t->s, batch, NULL, 0, n);
+        nb_forward(t->s.g, NB_TRAINING);
+        nb_backward(t->s.g, t->s.loss);
+    }
+    if (!nb__grad_sync_end(t->grads)) return NB_ERROR;
+    const bool failed = nb_graph_status(t->s.g) != NB_OK;
+    double end[2] = {failed ? flag_of(d) : 0, n > 0 && !failed ? (double)nb_node_value(t->s.loss)[0] * n : 0};
+    if (!dist_sum(d, end, 2)) return NB_ERROR;
+    if (failed) return session_error(&t->s, "train step");
+    if (end[0] > 0) {
+        nb__set_last_error("train step: process %d failed at step %ld; this one stops with it", lowest_flagged(end[0]),
+                           step);
+        return NB_ERROR;
+    }
+    *loss = end[1] / total;
+    return NB_OK;
 }
 
 nb_status nb_train_step(nb_trainer *t, const nb_data *batch, double *loss) {
@@ -1098,28 +1209,33 @@ nb_status nb_train_step(nb_trainer *t, const nb_data *batch, double *loss) {
         return NB_ERROR;
     }
     bool same = batch->n_inputs == t->n_inputs && batch->n_targets == t->n_targets;
+    const int least = t->dist ? 0 : 1; /* a process may have no rows of a global batch */
     for (int i = 0; same && i < t->n_inputs; i++) same = batch->inputs[i].dim == t->dims[i] && batch->inputs[i].data;
     for (int i = 0; same && i < t->n_targets; i++)
         same = batch->targets[i].dim == t->dims[NB_MODEL_MAX_IO + i] && batch->targets[i].data;
-    if (!same) {
+    bool bad = !same || batch->n < least || batch->n > t->s.batch;
+    if (!same)
         nb__set_last_error("train step: the batch's arrays are not laid out as the trainer's (their number, order "
                            "and sizes), or one is NULL");
-        return NB_ERROR;
-    }
-    if (batch->n < 1 || batch->n > t->s.batch) {
-        nb__set_last_error("train step: a batch of %d examples; the trainer takes 1 to %d", batch->n, t->s.batch);
-        return NB_ERROR;
-    }
+    else if (bad)
+        nb__set_last_error("train step: a batch of %d examples; the trainer takes %d to %d", batch->n, least,
+                           t->s.batch);
+    if (bad && !t->dist) return NB_ERROR;
     if (t->sched) {
         nb_optimizer_set_lr(t->opt, nb_schedule_lr(t->sched, (double)t->steps));
         if (nb_optimizer_has_momentum(t->opt))
             nb_optimizer_set_momentum(t->opt, nb_schedule_momentum(t->sched, (double)t->steps, t->base_momentum));
     }
-    session_feed(&t->s, batch, NULL, 0, batch->n);
-    nb_forward(t->s.g, NB_TRAINING);
-    nb_backward(t->s.g, t->s.loss);
-    if (nb_graph_status(t->s.g) != NB_OK) return session_error(&t->s, "train step");
-    const float l = nb_node_value(t->s.loss)[0];
+    double l;
+    if (t->dist) {
+        if (dist_step(t, batch, bad, &l) != NB_OK) return NB_ERROR;
+    } else {
+        session_feed(&t->s, batch, NULL, 0, batch->n);
+        nb_forward(t->s.g, NB_TRAINING);
+        nb_backward(t->s.g, t->s.loss);
+        if (nb_graph_status(t->s.g) != NB_OK) return session_error(&t->s, "train step");
+        l = nb_node_value(t->s.loss)[0];
+    }
     if (loss) *loss = l;
     if (!isfinite(l) && !t->allow_nonfinite) {
         nb__set_error(NB_ERR_NONFINITE, "train step: the loss is %g at step %ld; the weights were not updated (allow_nonfinite "
@@ -1128,6 +1244,7 @@ nb_status nb_train_step(nb_trainer *t, const nb_data *batch, double *loss) {
     }
     nb_optimizer_step(t->opt);
     nb_model_constrain(t->m);
+    if (t->dist && !dist_moving_stats(t->dist, t->m)) return NB_ERROR;
     t->steps++;
     return NB_OK;
 }
@@ -1137,6 +1254,8 @@ long nb_trainer_steps(const nb_trainer *t) { return t ? t->steps : 0; }
 
 void nb_trainer_free(nb_trainer *t) {
     if (!t) return;
+    nb__grad_sync_free(t->grads);
+    free(t->shares);
     session_close(&t->s);
     nb_optimizer_free(t->opt);
     nb_schedule_free(t->sched);

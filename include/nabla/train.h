@@ -323,6 +323,18 @@ nb_status nb_predict_mc(nb_model *m, const nb_dataset *d, int batch_size, int sa
  *   nb_trainer *t = nb_trainer_new(m, &batch, &opts);
  *   for (...) { fill batch; nb_train_step(t, &batch, &loss); }
  *   nb_trainer_free(t);
+ *
+ * With opts->dist (processes, as nb_fit takes them: nb_dist_fit), every
+ * process builds its trainer and steps together, each feeding its share
+ * of the global batch (0 to batch_size rows). The shares are laid end to
+ * end in rank order and the gradients summed weighted by rows, so every
+ * process takes the step one process takes on the whole batch; *loss is
+ * the global batch's. Dropout and RReLU draw for each row what one process
+ * draws for it; batch norm uses each share's statistics and rank 0's
+ * moving ones, or with sync_batchnorm the global batch's (every process
+ * then needs rows). Building and stepping are decisions of all: a failure
+ * on one process (or models that differ at the start) fails every one,
+ * naming it, and none waits.
  */
 typedef struct nb_trainer nb_trainer; /* opaque */
 
@@ -331,7 +343,8 @@ typedef struct nb_trainer nb_trainer; /* opaque */
  * trainer. The caller frees it with nb_trainer_free. NULL with
  * nb_last_error(): as nb_fit_data's for the model, losses and arrays. */
 nb_trainer *nb_trainer_new(nb_model *m, const nb_data *layout, const nb_fit_opts *opts);
-/* One step on batch (1 to batch_size examples, laid out as the layout):
+/* One step on batch (1 to batch_size examples, laid out as the layout; 0
+ * to batch_size with processes):
  * forward, backward, the optimizer's update and the max-norm constraints;
  * *loss (may be NULL) gets the batch's loss with the penalty. Errors: a
  * batch of another layout or size, a graph error, a non-finite loss
