@@ -1,5 +1,6 @@
 /* Data-parallel training over MPI (built when meson finds MPI): two
- * processes under mpirun end with one process's weights, nabla train
+ * processes under mpirun end with one process's weights (through fit and
+ * through a custom loop of nb_train_step), nabla train
  * under mpirun writes its files from rank 0 alone (and eval and summary
  * print once), and a process killed
  * mid-epoch ends the job with a message naming it. CI runs as root, hence
@@ -32,6 +33,13 @@ Test(dist_mpi, two_processes_end_an_epoch_with_one_process_s_weights, .timeout =
     int rc = run("/tmp", MPIRUN NABLA_DIST_CHECK " equal", out, sizeof out);
     cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
     cr_assert(strstr(out, "2 processes against one: largest weight difference"), "%s", out);
+}
+
+Test(dist_mpi, two_processes_stepping_a_custom_loop_end_with_one_process_s_weights, .timeout = 150) {
+    static char out[1 << 15];
+    int rc = run("/tmp", MPIRUN NABLA_DIST_CHECK " steps", out, sizeof out);
+    cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
+    cr_assert(strstr(out, "custom loop: 2 processes against one: largest weight difference"), "%s", out);
 }
 
 Test(dist_mpi, nabla_train_under_mpirun_prints_and_writes_from_rank_0_only, .timeout = 150) {
