@@ -472,6 +472,8 @@ static nb_fit_opts step_opts(void) {
     return o;
 }
 
+static int freeze_at; /* > 0: rank 0 alone freezes the first layer before this step */
+
 /* This rank's part of each batch of 32 of d (in order): 7 steps. */
 static void *run_steps(void *arg) {
     step_job *j = arg;
@@ -489,6 +491,7 @@ static void *run_steps(void *arg) {
         memcpy(x, j->d->x + (size_t)lo * 6, sizeof(float) * 6 * (size_t)n);
         memcpy(y, j->d->y + lo, sizeof(float) * (size_t)n);
         batch.n = n + (j->ctx.rank == 1 && j->steps + 1 == j->bad_at ? 33 - n : 0);
+        if (j->ctx.rank == 0 && j->steps + 1 == freeze_at) nb_layer_set_trainable(nb_model_layer(j->m, 0), false);
         if ((j->st = nb_train_step(t, &batch, &j->loss[j->steps])) != NB_OK) break;
         j->steps++;
     }
@@ -585,9 +588,9 @@ Test(dist_core, trainers_with_synchronized_batch_norm_end_with_one_process_s_wei
 }
 
 /* Rank 1 feeds a batch too large at step 3: both stop there, rank 1 with
- * its own message, rank 0 naming it; models that differ are refused when
- * the trainers are built. */
-Test(dist_core, a_trainer_failing_on_one_process_stops_both_naming_it) {
+ * its own message, rank 0 naming it; a layer frozen on one process only
+ * stops both; models that differ are refused when the trainers are built. */
+Test(dist_core, a_trainer_failing_on_one_process_stops_both_naming_it, .timeout = 60) {
     nb_dataset d = blobs();
     step_job j[RANKS];
     run_step_ranks(j, net, &d, 16, 3, false);
@@ -595,6 +598,17 @@ Test(dist_core, a_trainer_failing_on_one_process_stops_both_naming_it) {
     cr_assert(strstr(j[1].error, "a batch of 33 examples; the trainer takes 0 to 32"), "%s", j[1].error);
     cr_assert(strstr(j[0].error, "process 1 failed at step 3"), "%s", j[0].error);
     for (int r = 0; r < RANKS; r++) nb_model_free(j[r].m);
+
+    /* a layer frozen on rank 0 alone before step 4: both stop there */
+    freeze_at = 4;
+    run_step_ranks(j, net, &d, 16, 0, false);
+    freeze_at = 0;
+    for (int r = 0; r < RANKS; r++) {
+        cr_assert_eq(j[r].steps, 3, "rank %d took %d steps", r, j[r].steps);
+        cr_assert(strstr(j[r].error, "the trainable tensors differ between the processes: rank 1's are not rank 0's"),
+                  "rank %d: %s", r, j[r].error);
+        nb_model_free(j[r].m);
+    }
 
     static comm c;
     pthread_barrier_init(&c.barrier, NULL, RANKS);

@@ -1051,7 +1051,18 @@ struct nb_trainer {
     const nb_fit_dist *dist;
     nb__grad_sync *grads;
     double *shares; /* per process: its rows, its plan's hash (two halves); then the failure flags */
+    uint64_t trainable; /* the tensors' trainable flags the sums were planned for */
 };
+
+/* A hash of which of m's tensors are trainable: the sums' plan changes
+ * only with it. */
+static uint64_t trainable_flags(nb_model *m) {
+    nb_tensor *const *t;
+    int n = nb_model_tensors(m, &t);
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (int i = 0; i < n; i++) h = fnv(h, &t[i]->trainable, sizeof t[i]->trainable);
+    return h;
+}
 
 /* A trainer's setup is one decision of all its processes: any that failed
  * (ok false, its error set) makes every one fail, and the models must be
@@ -1127,6 +1138,7 @@ nb_trainer *nb_trainer_new(nb_model *m, const nb_data *layout, const nb_fit_opts
             nb_graph_set_sync(t->s.g, &t->s.sync);
         }
         ok = (t->grads = nb__grad_sync_new(t->dist, t->s.g, t->s.loss)) != NULL;
+        t->trainable = trainable_flags(m);
         if (ok && !(t->shares = calloc(3 * (size_t)t->dist->size + 1, sizeof *t->shares))) {
             nb__set_error(NB_ERR_OUT_OF_MEMORY, "trainer: out of memory");
             ok = false;
@@ -1148,7 +1160,10 @@ static nb_status dist_step(nb_trainer *t, const nb_data *batch, bool bad, double
     const nb_fit_dist *d = t->dist;
     const int P = d->size;
     double *v = t->shares;
-    const bool planned = nb__grad_sync_refresh(t->grads); /* a layer may have been (un)frozen */
+    /* plan again only when a layer was frozen or unfrozen since, not at every step */
+    const uint64_t flags = trainable_flags(t->m);
+    const bool planned = flags == t->trainable || nb__grad_sync_refresh(t->grads);
+    if (planned) t->trainable = flags;
     const uint64_t plan = planned ? nb__grad_sync_plan_hash(t->grads) : 0;
     memset(v, 0, (3 * (size_t)P + 1) * sizeof *v);
     const int n = bad ? 0 : batch->n;
